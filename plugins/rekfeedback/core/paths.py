@@ -1,0 +1,41 @@
+"""S3 URIs and the turn's layout (docs/data-formats.md)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class S3Uri:
+    bucket: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def join(self, *parts: str) -> "S3Uri":
+        key = "/".join(p.strip("/") for p in (self.key, *parts) if p and p.strip("/"))
+        return S3Uri(self.bucket, key)
+
+
+def parse_s3_uri(uri: str, what: str = "S3 URI") -> S3Uri:
+    """Parse s3://bucket/key; raise ValueError naming `what` and the expected shape otherwise."""
+    m = re.fullmatch(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?", (uri or "").strip())
+    if not m:
+        raise ValueError(f"{what} must look like s3://bucket/prefix, got {uri!r}")
+    return S3Uri(m.group(1), m.group(2) or "")
+
+
+def run_key(run_id: str) -> str:
+    """A DAG run id made safe for S3 keys and Ground Truth job names (letters, digits, '-')."""
+    key = re.sub(r"[^A-Za-z0-9]+", "-", run_id).strip("-")
+    return key or "run"
+
+
+def turn_prefix(output: str, dag_id: str, run_id: str) -> S3Uri:
+    return parse_s3_uri(output, "output prefix").join(dag_id, run_key(run_id))
+
+
+def shard_part_name(shard_index: int, shard_count: int) -> str:
+    return f"part-{shard_index:05d}-of-{shard_count:05d}"
