@@ -1,0 +1,25 @@
+"""Public links of the provider: `from rekfeedback.links import ...`.
+
+Imported lazily so that importing one class does not pull in every service's dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_MODULES = {
+    "RekognitionProjectVersionLink": "rekognition",
+    "LabelingJobLink": "ground_truth",
+    "LabelingJobOutputLink": "ground_truth",
+    "S3OutputLink": "s3",
+    "LabelStudioProjectLink": "label_studio",
+    "TurnReportLink": "s3",
+}
+
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
