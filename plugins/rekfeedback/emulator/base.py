@@ -1,0 +1,66 @@
+"""What every emulated service gets from the server: knobs, a clock, S3 and the account identity.
+
+A service module exposes `handlers(env: EmulatorEnv) -> dict[str, Callable[[dict], dict]]`, mapping an
+operation name (e.g. "CreateLabelingJob") to a function from the request parameters to the response.
+Raise `ApiError` for AWS errors. Requests are validated against botocore's model before the handler runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+
+ACCOUNT_ID = "123456789012"
+
+
+@dataclass
+class EmulatorConfig:
+    """Fault and load knobs (command-line flags, REKFEEDBACK_EMULATOR_* environment, POST /_rekfeedback/config)."""
+
+    latency: float = 0.0  # seconds added to every DetectCustomLabels call
+    capacity_per_unit: float = 5.0  # DetectCustomLabels transactions per second per inference unit
+    throttle_rate: float = 0.0  # share of DetectCustomLabels calls throttled at random
+    training_seconds: float = 1.0
+    start_seconds: float = 0.5
+    stop_seconds: float = 0.5
+    labeling_seconds: float = 1.0  # time the simulated workforce takes for a whole job
+    workforce_policy: str = "oracle"  # oracle | accept-all | reject-all
+    error_rate: float = 0.0  # oracle's share of wrong answers
+    workers_per_object: int | None = None  # overrides NumberOfHumanWorkersPerDataObject when set
+    fail_labeling_jobs: bool = False  # every new labeling job fails with a FailureReason
+    unlabelled_share: float = 0.0  # share of objects the workforce leaves unlabelled
+    fail_training: bool = False  # every new project version fails training
+    seed: int = 7
+
+    def update(self, values: dict[str, Any]) -> None:
+        known = {f.name: f for f in fields(self)}
+        for key, value in values.items():
+            if key not in known:
+                raise KeyError(f"unknown emulator knob {key!r}; known: {sorted(known)}")
+            setattr(self, key, value)
+
+
+@dataclass
+class EmulatorEnv:
+    config: EmulatorConfig
+    endpoint_url: str
+    region: str = "us-east-1"
+    account_id: str = ACCOUNT_ID
+    calls: Counter = field(default_factory=Counter)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    s3_factory: Callable[[], Any] | None = None
+    _local: threading.local = field(default_factory=threading.local)
+
+    def clock(self) -> float:
+        return time.time()
+
+    def s3(self):
+        """A boto3 S3 client talking to this same endpoint (one per thread: clients are not thread-safe to create)."""
+        client = getattr(self._local, "s3", None)
+        if client is None:
+            client = self.s3_factory()
+            self._local.s3 = client
+        return client
