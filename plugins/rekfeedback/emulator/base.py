@@ -33,6 +33,7 @@ class EmulatorConfig:
     fail_labeling_jobs: bool = False  # every new labeling job fails with a FailureReason
     unlabelled_share: float = 0.0  # share of objects the workforce leaves unlabelled
     fail_training: bool = False  # every new project version fails training
+    dataset_seconds: float = 0.2  # CreateDataset / UpdateDatasetEntries stay *_IN_PROGRESS this long
     seed: int = 7
 
     def update(self, values: dict[str, Any]) -> None:
@@ -40,7 +41,30 @@ class EmulatorConfig:
         for key, value in values.items():
             if key not in known:
                 raise KeyError(f"unknown emulator knob {key!r}; known: {sorted(known)}")
-            setattr(self, key, value)
+            setattr(self, key, _coerce(key, value, getattr(self, key), known[key]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _coerce(name: str, value: Any, current: Any, spec) -> Any:
+    """Knobs arrive as strings from flags, environment variables and JSON; cast them to the knob's type."""
+    if value is None:
+        return None
+    kind = type(spec.default) if spec.default is not None else int  # only workers_per_object defaults to None
+    if kind is bool:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"emulator knob {name!r} expects true/false, got {value!r}")
+        return bool(value)
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"emulator knob {name!r} expects {kind.__name__}, got {value!r}") from exc
 
 
 @dataclass
@@ -49,7 +73,8 @@ class EmulatorEnv:
     endpoint_url: str
     region: str = "us-east-1"
     account_id: str = ACCOUNT_ID
-    calls: Counter = field(default_factory=Counter)
+    calls: Counter = field(default_factory=Counter)  # "Service.Operation" -> count
+    errors: Counter = field(default_factory=Counter)  # "Service.Operation.ErrorCode" -> count
     lock: threading.RLock = field(default_factory=threading.RLock)
     s3_factory: Callable[[], Any] | None = None
     _local: threading.local = field(default_factory=threading.local)

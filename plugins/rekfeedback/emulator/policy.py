@@ -1,0 +1,159 @@
+"""Simulated human annotators: what a worker answers, given the truth and the model's predictions.
+
+Pure (no boto3, no I/O), shared by the Ground Truth workforce and the Label Studio simulated annotator.
+
+Every answer has one shape, pixels throughout:
+
+    {"labels": ["circle", ...],                       # image-level labels, distinct, sorted
+     "boxes": [{"label": "circle", "left": 10, "top": 20, "width": 50, "height": 40}, ...]}
+
+Policies:
+- ``oracle``: answers the truth; each truth label/box is answered wrongly with probability ``error_rate``
+  (dropped, given another label of the label set, or for a box moved off its object), and with the same
+  probability a wrong label is added. Without truth (an image not made by the synthetic generator) the
+  oracle cannot know better than the model and accepts the predictions as they are.
+- ``accept-all``: accepts the predictions as they are.
+- ``reject-all``: rejects every prediction and adds nothing.
+
+Helpers turn an answer into the two worker-response shapes the emulator writes:
+``verification_answer`` (the custom verification task of docs/team-contract.md) and
+``bounding_box_answer`` (the output of the ``crowd-bounding-box`` element used by the built-in box tasks).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Iterable, Sequence
+
+POLICIES = ("oracle", "accept-all", "reject-all")
+BOX_KEYS = ("left", "top", "width", "height")
+
+
+def normalize(answer: dict | None) -> dict:
+    """An answer (or truth, or prediction) in canonical form: distinct sorted labels, integer pixel boxes.
+
+    Labels of boxes are image-level labels too, so they are folded into ``labels``.
+    """
+    answer = answer or {}
+    boxes = [_box(b) for b in answer.get("boxes") or []]
+    labels = set(answer.get("labels") or []) | {b["label"] for b in boxes}
+    return {"labels": sorted(labels), "boxes": boxes}
+
+
+def worker_answer(
+    truth: dict | None,
+    predicted: dict | None,
+    policy: str,
+    rng: random.Random,
+    error_rate: float = 0.0,
+    label_set: Sequence[str] = (),
+    image_size: tuple[int, int] | None = None,
+) -> dict:
+    """The final answer of one worker for one image.
+
+    truth / predicted: ``{"labels": [...], "boxes": [...]}`` in pixels (either key may be missing).
+    label_set: the task's labels, used by the oracle to pick a wrong label.
+    image_size: (width, height), keeps a wrong box inside the image.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown workforce policy {policy!r}; use one of {', '.join(POLICIES)}")
+    if not 0.0 <= error_rate <= 1.0:
+        raise ValueError(f"error_rate must be between 0 and 1, got {error_rate!r}")
+    predicted = normalize(predicted)
+    if policy == "reject-all":
+        return {"labels": [], "boxes": []}
+    if policy == "accept-all" or truth is None:
+        return predicted
+    return _oracle(normalize(truth), rng, error_rate, label_set, image_size)
+
+
+def _oracle(truth: dict, rng: random.Random, error_rate: float, label_set: Sequence[str],
+            image_size: tuple[int, int] | None) -> dict:
+    others = lambda name: [x for x in label_set if x != name]  # noqa: E731
+    boxes = []
+    for box in truth["boxes"]:
+        if rng.random() >= error_rate:
+            boxes.append(dict(box))
+            continue
+        mistake = rng.choice(("drop", "relabel", "misplace"))
+        if mistake == "relabel" and others(box["label"]):
+            boxes.append({**box, "label": rng.choice(others(box["label"]))})
+        elif mistake == "misplace":
+            boxes.append(_misplaced(box, image_size))
+        # "drop" (or a relabel with no other label to choose): the worker misses the object.
+    box_labels = {b["label"] for b in truth["boxes"]}
+    labels = set()
+    for name in truth["labels"]:
+        if name in box_labels:
+            continue  # follows its boxes
+        if rng.random() >= error_rate:
+            labels.add(name)
+        elif others(name) and rng.random() < 0.5:
+            labels.add(rng.choice(others(name)))
+    labels |= {b["label"] for b in boxes}
+    spare = [x for x in label_set if x not in labels]
+    if spare and rng.random() < error_rate:
+        extra = rng.choice(spare)
+        labels.add(extra)
+        if truth["boxes"]:
+            # In a box task a wrongly seen object comes with a box.
+            boxes.append({**_misplaced(rng.choice(truth["boxes"]), image_size), "label": extra})
+    return {"labels": sorted(labels), "boxes": boxes}
+
+
+def _misplaced(box: dict, image_size: tuple[int, int] | None) -> dict:
+    """The same box moved by its own size so that it no longer overlaps its object, inside the image if known."""
+    width, height = image_size or (box["left"] + 2 * box["width"], box["top"] + 2 * box["height"])
+    moves = (
+        {"left": box["left"] + box["width"]} if box["left"] + 2 * box["width"] <= width else None,
+        {"left": box["left"] - box["width"]} if box["left"] - box["width"] >= 0 else None,
+        {"top": box["top"] + box["height"]} if box["top"] + 2 * box["height"] <= height else None,
+        {"top": box["top"] - box["height"]} if box["top"] - box["height"] >= 0 else None,
+    )
+    for move in moves:
+        if move:
+            return {**box, **move}
+    # A box as large as the image cannot miss its object: shrink it to a corner instead.
+    return {**box, "width": max(1, box["width"] // 4), "height": max(1, box["height"] // 4)}
+
+
+def verification_answer(source_ref: str, predicted_names: Iterable[str], answer: dict) -> dict:
+    """One image of the custom verification answer (docs/team-contract.md):
+    ``{"source-ref", "verdicts": [{"name", "present"}], "added": [...]}``, one verdict per distinct predicted name.
+    """
+    final = set(normalize(answer)["labels"])
+    names = list(dict.fromkeys(predicted_names))
+    return {
+        "source-ref": source_ref,
+        "verdicts": [{"name": n, "present": n in final} for n in names],
+        "added": sorted(final - set(names)),
+    }
+
+
+def bounding_box_answer(answer: dict, width: int, height: int, initial: Sequence[dict] | None = None) -> dict:
+    """The ``crowd-bounding-box`` element's output for this answer:
+    ``{"boundingBoxes": [{label, left, top, width, height}], "inputImageProperties": {"height", "width"}}``,
+    plus ``initialValueModified`` when the task was pre-filled (``initial`` given, adjustment tasks).
+    """
+    boxes = [_box(b) for b in normalize(answer)["boxes"]]
+    out = {
+        "boundingBoxes": [{"height": b["height"], "label": b["label"], "left": b["left"], "top": b["top"],
+                           "width": b["width"]} for b in boxes],
+        "inputImageProperties": {"height": int(height), "width": int(width)},
+    }
+    if initial is not None:
+        out["initialValueModified"] = not same_boxes(boxes, initial)
+    return out
+
+
+def same_boxes(a: Iterable[dict], b: Iterable[dict]) -> bool:
+    """True when both lists hold the same labelled boxes, in any order."""
+    key = lambda box: (box["label"], *(int(round(box[k])) for k in BOX_KEYS))  # noqa: E731
+    return sorted(map(key, a)) == sorted(map(key, b))
+
+
+def _box(box: dict) -> dict:
+    missing = [k for k in ("label", *BOX_KEYS) if k not in box]
+    if missing:
+        raise ValueError(f"box {box!r} lacks {', '.join(missing)} (pixel boxes need label, left, top, width, height)")
+    return {"label": str(box["label"]), **{k: int(round(float(box[k]))) for k in BOX_KEYS}}

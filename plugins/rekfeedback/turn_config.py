@@ -1,0 +1,180 @@
+"""The settings of one turn of the loop: the DAG's params, with defaults from Variables or environment.
+
+One table (`SETTINGS`) describes every setting once: the DAG builds its Trigger form from it, the
+`resolve` step fills blanks from the Airflow Variable `rekfeedback_<name>` or the environment
+variable `REKFEEDBACK_<NAME>`, and preflight and the `rekfeedback preflight --config` command read the
+same resolved dict. No Airflow import here: Variable lookup is injected, so parsing the DAG file does
+no I/O and this module is testable on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+PROJECT_VERSION_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:rekognition:[a-z0-9-]+:\d{12}:project/[a-zA-Z0-9_.\-]{1,255}/version/"
+    r"[a-zA-Z0-9_.\-]{1,255}/\d{13}$"
+)
+ARN_EXAMPLE = "arn:aws:rekognition:us-east-1:123456789012:project/my-project/version/my-project.2026-01-01T00.00.00/1700000000000"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: str | list[str]
+    default: Any
+    section: str
+    description: str
+    enum: list | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # Model
+    Setting("project_version_arn", "string", "", "Model",
+            f"ARN of the Rekognition Custom Labels model version to run, e.g. `{ARN_EXAMPLE}`. "
+            "Blank: the Variable `rekfeedback_project_version_arn` or env `REKFEEDBACK_PROJECT_VERSION_ARN`."),
+    Setting("start_model", "boolean", True, "Model",
+            "Start the model version if it is not running, and stop it after inference when this run started it."),
+    Setting("min_inference_units", "integer", 1, "Model", "Inference units to start the model with.", minimum=1, maximum=100),
+    Setting("max_inference_units", "integer", 1, "Model", "Upper bound for auto-scaling inference units.", minimum=1, maximum=100),
+    # Inference
+    Setting("input_uri", "string", "", "Inference",
+            "S3 prefix of the new images (jpg, jpeg, png), or an S3 manifest listing them, e.g. `s3://my-bucket/new-images/`."),
+    Setting("output_uri", "string", "", "Inference",
+            "S3 prefix for this loop's outputs; each run writes under `<output_uri>/<dag_id>/<run>/` and the cumulative "
+            "manifest lives at `<output_uri>/<dag_id>/dataset/cumulative.manifest`."),
+    Setting("min_confidence", "number", 50.0, "Inference", "DetectCustomLabels MinConfidence (0-100).", minimum=0, maximum=100),
+    Setting("max_results", ["null", "integer"], None, "Inference", "DetectCustomLabels MaxResults; blank for all labels.", minimum=1),
+    Setting("shard_count", "integer", 2, "Inference",
+            "Inference shards, run as mapped tasks (spread over workers).", minimum=1, maximum=64),
+    Setting("max_failed_share", "number", 0.2, "Inference",
+            "Fail inference when more than this share of images could not be predicted.", minimum=0, maximum=1),
+    # Review
+    Setting("review_backend", "string", "ground-truth", "Human review",
+            "Where humans verify the predictions.", enum=["ground-truth", "label-studio"]),
+    Setting("auto_accept_confidence", ["null", "number"], None, "Human review",
+            "Predictions at or above this confidence skip humans (blank: off).", minimum=0, maximum=100),
+    Setting("audit_rate", "number", 0.1, "Human review",
+            "Share of auto-accepted images still sent to humans.", minimum=0, maximum=1),
+    Setting("label_unpredicted", "boolean", True, "Human review",
+            "Send images with no prediction to a labelling task (otherwise they are listed as unlabelled)."),
+    Setting("review_timeout_hours", "number", 72, "Human review", "Give up waiting for the humans after this long.", minimum=0.001),
+    Setting("workteam_arn", "string", "", "Ground Truth", "Ground Truth work team ARN (private or vendor)."),
+    Setting("role_arn", "string", "", "Ground Truth", "IAM role Ground Truth assumes (infra output `GroundTruthRoleArn`)."),
+    Setting("pre_annotation_lambda_arn", "string", "", "Ground Truth",
+            "Pre-annotation Lambda of the verification task (infra output `PreAnnotationLambdaArn`)."),
+    Setting("consolidation_lambda_arn", "string", "", "Ground Truth",
+            "Annotation-consolidation Lambda (infra output `AnnotationConsolidationLambdaArn`)."),
+    Setting("box_task", "string", "adjustment", "Ground Truth",
+            "Task for bounding boxes.", enum=["adjustment", "verification"]),
+    Setting("images_per_task", "integer", 5, "Ground Truth", "Images per verification task.", minimum=1, maximum=50),
+    Setting("workers_per_object", "integer", 1, "Ground Truth", "Workers who answer each task.", minimum=1, maximum=9),
+    Setting("labelstudio_conn_id", "string", "labelstudio_default", "Label Studio", "Airflow connection of the Label Studio server."),
+    Setting("labelstudio_min_share", "number", 1.0, "Label Studio",
+            "Finish when this share of tasks is annotated and `labelstudio_deadline_hours` has passed.", minimum=0, maximum=1),
+    Setting("labelstudio_deadline_hours", ["null", "number"], None, "Label Studio",
+            "Deadline after which `labelstudio_min_share` is enough (blank: wait for every task)."),
+    # Training
+    Setting("train", "boolean", True, "Training", "Train the next model version on the merged dataset and compare it."),
+    Setting("test_share", "number", 0.0, "Training",
+            "Share of new images routed to the TEST dataset instead of TRAIN.", minimum=0, maximum=0.5),
+    Setting("improvement_margin", "number", 0.0, "Training",
+            "The new version must beat the old F1 by this much to count as better.", minimum=0, maximum=1),
+    # Connections
+    Setting("aws_conn_id", "string", "aws_default", "Connections", "Airflow AWS connection."),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class TurnConfigError(ValueError):
+    """Every problem with the settings, one per line."""
+
+
+def _env_name(name: str) -> str:
+    return f"REKFEEDBACK_{name.upper()}"
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    """Values from Variables and environment are strings; give them the setting's type."""
+    if not isinstance(value, str):
+        return value
+    types = setting.type if isinstance(setting.type, list) else [setting.type]
+    if value.strip() == "" and "null" in types:
+        return None
+    if "boolean" in types:
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if "integer" in types:
+        return int(value)
+    if "number" in types:
+        return float(value)
+    return value
+
+
+def resolve(
+    params: dict[str, Any],
+    variable_get: Callable[[str], str | None] = lambda _key: None,
+    environ: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Blank params take the Variable `rekfeedback_<name>`, then env `REKFEEDBACK_<NAME>`, then the default."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for s in SETTINGS:
+        value = params.get(s.name)
+        if value in (None, ""):
+            fallback = variable_get(f"rekfeedback_{s.name}")
+            if fallback in (None, ""):
+                fallback = environ.get(_env_name(s.name))
+            if fallback not in (None, ""):
+                value = _coerce(s, fallback)
+        if value in (None, "") and s.default not in (None, ""):
+            value = s.default
+        out[s.name] = value
+    return out
+
+
+def check_project_version_arn(arn: str | None) -> str | None:
+    """The problem with the ARN, or None."""
+    if not arn:
+        return ("project_version_arn is required: give it in the Trigger form, or set the Variable "
+                f"`rekfeedback_project_version_arn`. It looks like {ARN_EXAMPLE}")
+    if not PROJECT_VERSION_ARN_RE.match(arn):
+        return (f"project_version_arn {arn!r} is not a Rekognition project-version ARN. It looks like "
+                f"{ARN_EXAMPLE} (copy it from the model's page in the Rekognition console)")
+    return None
+
+
+def validate(config: dict[str, Any]) -> dict[str, Any]:
+    """Check what can be checked without calling AWS; raise TurnConfigError listing every problem."""
+    problems = []
+    arn_problem = check_project_version_arn(config.get("project_version_arn"))
+    if arn_problem:
+        problems.append(arn_problem)
+    for name in ("input_uri", "output_uri"):
+        value = config.get(name) or ""
+        if not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", value):
+            problems.append(f"{name} must be an S3 URI like s3://my-bucket/prefix/, got {value!r} "
+                            f"(set it in the form, the Variable `rekfeedback_{name}` or env `{_env_name(name)}`)")
+    if config.get("min_inference_units", 1) > config.get("max_inference_units", 1):
+        problems.append("min_inference_units must not exceed max_inference_units")
+    if config.get("review_backend") == "ground-truth":
+        for name in ("workteam_arn", "role_arn", "pre_annotation_lambda_arn", "consolidation_lambda_arn"):
+            if not config.get(name):
+                problems.append(f"{name} is required for the ground-truth review backend "
+                                f"(form, Variable `rekfeedback_{name}` or env `{_env_name(name)}`; infra/ outputs it)")
+    if problems:
+        raise TurnConfigError("\n".join(f"- {p}" for p in problems))
+    return config
+
+
+def project_arn_of(version_arn: str) -> str:
+    return version_arn.split("/version/")[0]
+
+
+def cumulative_manifest_uri(config: dict[str, Any], dag_id: str) -> str:
+    return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/cumulative.manifest"
