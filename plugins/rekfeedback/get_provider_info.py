@@ -24,5 +24,8 @@ def get_provider_info() -> dict:
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": []}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": []}],
         "extra-links": [],
-        "connection-types": [],
+        "connection-types": [
+            {"connection-type": "labelstudio", "hook-class-name": "rekfeedback.hooks.label_studio.LabelStudioHook",
+             "hook-name": "Label Studio"},
+        ],
     }

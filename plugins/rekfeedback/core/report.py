@@ -11,12 +11,14 @@ by IoU, image-level labels by name.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import defaultdict
 from typing import Iterable, Mapping, Sequence
 
 from rekfeedback.core.boxes import iou, ratio_to_pixels
+from rekfeedback.core.manifest import parse_record
 
 FIGURES_SCHEMA = "rekfeedback.report.figures/1"
 
@@ -50,6 +52,7 @@ def compute_figures(
     target_error: float = 0.05,
     min_support: int = 20,
     match_iou: float = 0.1,
+    inputs: Mapping | None = None,
 ) -> dict:
     """The figures of a turn.
 
@@ -63,6 +66,7 @@ def compute_figures(
     - `dataset_per_label`: images per label in the cumulative dataset when the caller knows it
       (e.g. counted from the manifest); otherwise the previous turn's figure plus this turn's answers.
     - `history`: previous turns' figures (or their `turn` records), oldest first.
+    - `inputs`: where the artifacts came from (URIs, missing files), kept as is for the reader.
     """
     _check_params(target_error=target_error, min_support=min_support, match_iou=match_iou,
                   inference_unit_hours=inference_unit_hours, training_hours=training_hours)
@@ -178,12 +182,30 @@ def compute_figures(
         "dataset": dataset,
         "turn": turn,
         "history": {"turns": [*previous, turn]},
+        "inputs": dict(inputs) if inputs else {},
     }
 
 
 def summary(figures: Mapping) -> dict:
     """The small part of the figures worth an XCom: the headline and where the report lives."""
     return {"run": figures.get("run"), **figures["headline"]}
+
+
+def dataset_per_label(manifest_lines: Iterable[str]) -> dict[str, int]:
+    """Images per label in a Rekognition manifest (image-level labels and box labels alike)."""
+    counts: dict[str, int] = defaultdict(int)
+    for n, line in enumerate(manifest_lines, 1):
+        try:
+            entry, _ = parse_record(json.loads(line))
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"manifest line {n} cannot be read ({err}); the merge's rejects file explains "
+                             "invalid lines") from err
+        names = {lab.name for lab in entry.labels}
+        if entry.detection:
+            names |= {b["label"] for b in entry.detection.boxes}
+        for name in names:
+            counts[name] += 1
+    return dict(sorted(counts.items()))
 
 
 # --- one image ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ class EmulatorConfig:
     workers_per_object: int | None = None  # overrides NumberOfHumanWorkersPerDataObject when set
     fail_labeling_jobs: bool = False  # every new labeling job fails with a FailureReason
     unlabelled_share: float = 0.0  # share of objects the workforce leaves unlabelled
+    max_active_labeling_jobs: int = 50  # CreateLabelingJob answers ResourceLimitExceeded beyond this
     fail_training: bool = False  # every new project version fails training
     dataset_seconds: float = 0.2  # CreateDataset / UpdateDatasetEntries stay *_IN_PROGRESS this long
     seed: int = 7

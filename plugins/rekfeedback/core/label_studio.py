@@ -1,0 +1,229 @@
+"""Label Studio formats: labelling config, tasks with predictions, exported annotations -> normalized answers.
+
+Pure (no Airflow, no HTTP). Label Studio's rectangle values are percentages of the image; the
+conversions go through `core.boxes`. Several annotations of one task are consolidated with the
+same majority vote as Ground Truth (`core.answers.vote`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Iterable
+from xml.sax.saxutils import quoteattr
+
+from rekfeedback.core import answers as answerlib
+from rekfeedback.core import boxes as boxlib
+
+BACKEND = "label-studio"
+IMAGE = "image"        # the <Image> object tag
+CHOICES = "labels"     # the <Choices> control (image-level labels)
+RECTANGLES = "boxes"   # the <RectangleLabels> control
+SOURCE_KEY = "source_ref"  # task data key holding the image's s3:// URI: the dedupe key of a retried import
+TITLE_MAX = 50  # Label Studio refuses project titles longer than 50 characters
+
+
+def project_title(dag_id: str, run_key: str) -> str:
+    """A deterministic project title for a turn (the reuse key of a retried operator), at most 50 characters.
+
+    Long ids keep their start and end and get a short hash, so two turns never share a title.
+    """
+    title = f"rekfeedback {dag_id} {run_key}"
+    if len(title) <= TITLE_MAX:
+        return title
+    digest = hashlib.sha1(title.encode()).hexdigest()[:8]
+    head = TITLE_MAX - len(digest) - 2
+    return f"{title[:head - 12]}~{title[-12:]}~{digest}"[:TITLE_MAX]
+
+
+def labeling_config(label_set: Iterable[str], kind: str) -> str:
+    """The project's XML: the image with RectangleLabels (boxes) or multiple Choices (classification).
+
+    Choices lets an annotator untick every label: "no label applies" is a valid verified answer.
+    """
+    labels = list(dict.fromkeys(label_set))
+    if not labels:
+        raise ValueError("the label set is empty: pass `labels` or predictions with at least one label")
+    bad = [n for n in labels if not isinstance(n, str) or not n.strip()]
+    if bad:
+        raise ValueError(f"label names must be non-empty strings, got {bad!r}")
+    if kind == "boxes":
+        control = (f'  <RectangleLabels name="{RECTANGLES}" toName="{IMAGE}" strokeWidth="3">\n'
+                   + "".join(f"    <Label value={quoteattr(n)}/>\n" for n in labels)
+                   + "  </RectangleLabels>\n")
+        hint = "Check each box: fix its label or position, delete wrong boxes, draw missing ones."
+    elif kind == "classification":
+        control = (f'  <Choices name="{CHOICES}" toName="{IMAGE}" choice="multiple" showInline="true">\n'
+                   + "".join(f"    <Choice value={quoteattr(n)}/>\n" for n in labels)
+                   + "  </Choices>\n")
+        hint = "Keep the labels that apply to the image, untick the wrong ones, tick missing ones."
+    else:
+        raise ValueError(f"kind must be 'classification' or 'boxes', got {kind!r}")
+    return (f"<View>\n  <Header value={quoteattr(hint)}/>\n"
+            f'  <Image name="{IMAGE}" value="${IMAGE}" zoom="true"/>\n{control}</View>\n')
+
+
+def _score(confidence) -> float:
+    return round(float(confidence) / 100.0, 4)
+
+
+def prediction_result(item: dict) -> list[dict]:
+    """The model's labels/boxes of a review item as a Label Studio result list."""
+    width, height = item.get("width"), item.get("height")
+    result = []
+    if item["kind"] == "boxes":
+        for n, lab in enumerate(item["predicted"]):
+            if not lab.get("box"):
+                continue
+            px = boxlib.ratio_to_pixels(lab["box"], width, height)
+            value = boxlib.pixels_to_percent(px, width, height)
+            result.append({
+                "id": f"p{n}", "from_name": RECTANGLES, "to_name": IMAGE, "type": "rectanglelabels",
+                "original_width": width, "original_height": height, "image_rotation": 0,
+                "value": {**{k: round(v, 4) for k, v in value.items()}, "rotation": 0,
+                          "rectanglelabels": [lab["name"]]},
+                "score": _score(lab["confidence"]),
+            })
+    else:
+        names = list(dict.fromkeys(lab["name"] for lab in item["predicted"]))
+        if names:
+            result.append({"id": "p0", "from_name": CHOICES, "to_name": IMAGE, "type": "choices",
+                           "value": {"choices": names},
+                           "score": _score(min(lab["confidence"] for lab in item["predicted"]))})
+    return result
+
+
+def task_for_item(item: dict, image_url: str) -> dict:
+    """One Label Studio import task: the image URL, the source-ref (dedupe key), and the model's prediction."""
+    data = {
+        IMAGE: image_url,
+        SOURCE_KEY: item["source-ref"],
+        "width": item.get("width"), "height": item.get("height"),
+        "kind": item["kind"], "route": item["route"],
+        "predicted": [{"name": lab["name"], "confidence": lab["confidence"], "box": lab.get("box")}
+                      for lab in item["predicted"]],
+    }
+    task = {"data": data}
+    result = prediction_result(item)
+    if result or item["predicted"]:
+        confidences = [lab["confidence"] for lab in item["predicted"]]
+        task["predictions"] = [{
+            "model_version": model_version(item.get("model")),
+            "score": _score(min(confidences)) if confidences else 0.0,
+            "result": result,
+        }]
+    return task
+
+
+def model_version(model: str | None) -> str:
+    """A short model version for Label Studio's UI: the version name of a project-version ARN."""
+    if not model:
+        return "unknown"
+    m = re.search(r":project/[^/]+/version/([^/]+)/", model)
+    return m.group(1) if m else model[-100:]
+
+
+def item_from_task(task: dict) -> dict:
+    """Rebuild the review item a task was made from (its data carries everything needed)."""
+    data = task.get("data") or {}
+    ref = data.get(SOURCE_KEY)
+    if not isinstance(ref, str) or not ref.startswith("s3://"):
+        raise ValueError(f"Label Studio task {task.get('id')}: data.{SOURCE_KEY} is missing; "
+                         "it was not created by LabelStudioReviewOperator")
+    return {"source-ref": ref, "width": data.get("width"), "height": data.get("height"),
+            "kind": data.get("kind") or "classification", "route": data.get("route"),
+            "predicted": data.get("predicted") or []}
+
+
+def worker_answer(result: list[dict], width: int | None, height: int | None) -> dict:
+    """One annotation's result list as `{"labels", "boxes"}` in pixels (the policy/vote shape)."""
+    labels, boxes = set(), []
+    for r in result or []:
+        value = r.get("value") or {}
+        if r.get("type") == "rectanglelabels":
+            w = r.get("original_width") or width
+            h = r.get("original_height") or height
+            if not w or not h:
+                raise ValueError("a rectangle annotation needs the image size (original_width/height)")
+            px = boxlib.percent_to_pixels(value, w, h)
+            for name in value.get("rectanglelabels") or []:
+                boxes.append({"label": name, **px})
+                labels.add(name)
+        elif r.get("type") == "choices":
+            labels.update(value.get("choices") or [])
+    return {"labels": sorted(labels), "boxes": boxes}
+
+
+def answer_result(answer: dict, width: int, height: int, kind: str) -> list[dict]:
+    """A `{"labels", "boxes"}` answer (pixels) as a Label Studio result list (the simulated annotator posts it).
+
+    A boxes project has only the rectangle control, so there labels come only with boxes.
+    """
+    result = []
+    for n, box in enumerate(answer.get("boxes") or []):
+        value = boxlib.pixels_to_percent(box, width, height)
+        result.append({"id": f"a{n}", "from_name": RECTANGLES, "to_name": IMAGE, "type": "rectanglelabels",
+                       "original_width": width, "original_height": height, "image_rotation": 0,
+                       "value": {**value, "rotation": 0, "rectanglelabels": [box["label"]]}})
+    box_labels = {b["label"] for b in answer.get("boxes") or []}
+    image_labels = [n for n in answer.get("labels") or [] if n not in box_labels]
+    if image_labels and kind != "boxes":
+        result.append({"id": "a-labels", "from_name": CHOICES, "to_name": IMAGE, "type": "choices",
+                       "value": {"choices": image_labels}})
+    return result
+
+
+def valid_annotations(task: dict) -> list[dict]:
+    """A task's submitted annotations: skipped ("cancelled") ones and drafts are not answers."""
+    return [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+
+
+def normalized_answer(task: dict, source: str, iou_threshold: float = 0.5) -> dict | None:
+    """The normalized answer of one exported task, or None when nobody answered it yet."""
+    annotations = valid_annotations(task)
+    if not annotations:
+        return None
+    item = item_from_task(task)
+    width, height = item["width"], item["height"]
+    workers = [worker_answer(a.get("result") or [], width, height) for a in annotations]
+    predicted_names = [p["name"] for p in item["predicted"]]
+    voted = answerlib.vote(workers, predicted_names, kind=item["kind"], iou_threshold=iou_threshold)
+    if item["kind"] == "boxes":
+        diff = answerlib.diff_boxes(answerlib.predicted_pixel_boxes(item), voted["boxes"], iou_threshold)
+        labels, boxes = diff["labels"], diff["boxes"]
+    else:
+        diff = answerlib.diff_labels(predicted_names, voted["labels"])
+        labels, boxes = voted["labels"], []
+    answered_at = max(answerlib.iso_utc(a.get("updated_at") or a.get("created_at")) for a in annotations)
+    return answerlib.make_answer(
+        source_ref=item["source-ref"], width=width, height=height, kind=item["kind"],
+        labels=labels, boxes=boxes, confirmed=diff["confirmed"], rejected=diff["rejected"],
+        added=diff["added"], adjusted=diff["adjusted"], workers=voted["workers"],
+        agreement=voted["agreement"], human=True, backend=BACKEND, source=source, answered_at=answered_at)
+
+
+def normalized_answers(tasks: Iterable[dict], source: str, iou_threshold: float = 0.5) -> tuple[list[dict], list[str]]:
+    """(answers, source-refs of tasks nobody answered yet). A source-ref imported twice counts once."""
+    answers: dict[str, dict] = {}
+    unanswered: list[str] = []
+    for task in tasks:
+        answer = normalized_answer(task, source, iou_threshold)
+        ref = item_from_task(task)["source-ref"]
+        if answer is None:
+            unanswered.append(ref)
+        elif ref not in answers:
+            answers[ref] = answer
+    unanswered = sorted(set(unanswered) - set(answers))
+    return [answers[k] for k in sorted(answers)], unanswered
+
+
+def progress(tasks_total: int, tasks_annotated: int, min_share: float | None, deadline_passed: bool) -> tuple[bool, str]:
+    """Whether the review is done, and why: every task annotated, or `min_share` of them once the deadline passed."""
+    if tasks_total <= 0:
+        return True, "the project has no tasks"
+    share = tasks_annotated / tasks_total
+    if tasks_annotated >= tasks_total:
+        return True, f"all {tasks_total} tasks annotated"
+    if min_share is not None and deadline_passed and share >= min_share:
+        return True, f"deadline passed with {tasks_annotated}/{tasks_total} tasks annotated (>= {min_share:.0%})"
+    return False, f"{tasks_annotated}/{tasks_total} tasks annotated ({share:.0%})"

@@ -1,0 +1,518 @@
+"""Merge a turn's normalized answers into the cumulative Rekognition manifest, streaming.
+
+Inputs are line iterables, outputs are callables taking one line (with its newline), so the same
+code runs on local files, S3 streams or lists in tests.
+
+Rules (docs/data-formats.md, issue 6):
+- one answer per image wins: a human answer beats an auto-accepted one; among equals the newest
+  ``answered_at`` wins, then the larger ``answer_id`` (then the line text), so any order and any
+  repetition of the inputs gives the same result;
+- against the previous manifest: a human answer replaces the image's line unless that line holds a
+  newer human annotation; an auto-accepted answer never replaces a human-annotated line; an answer
+  that cannot be written leaves the previous line in place (nothing verified earlier is lost);
+- unlabelled images are counted and never written as labelled;
+- output is sorted by source-ref and every written line passes ``core.validation``; invalid lines
+  go to the rejects with their reason.
+
+Memory: the winning answers (one per distinct new image) and the set of unlabelled images are held
+in memory; the previous manifest is streamed. If it is not already sorted (ours always is), it is
+sorted externally in runs of ``chunk_lines`` spilled to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import os
+import tempfile
+from collections import Counter
+from typing import Callable, Iterable, Iterator
+
+from rekfeedback.core.manifest import (
+    Detection,
+    ImageEntry,
+    ImageLabel,
+    Provenance,
+    build_record,
+    dumps,
+    manifest_date,
+    parse_record,
+)
+from rekfeedback.core.validation import (
+    ERROR_INVALID_JSON_LINE,
+    ERROR_MISSING_SOURCE_REF,
+    ERROR_INVALID_SOURCE_REF_FORMAT,
+    MAX_LINE_CHARS,
+    TERMINAL_DUPLICATE_SOURCE_REF,
+    TERMINAL_LINE_TOO_LONG,
+    bucket_of,
+    fast_check,
+    validate_line,
+    validate_record,
+)
+
+DEFAULT_MAX_REJECT_RATIO = 0.2  # Rekognition refuses a manifest with more than 20% invalid lines
+DEFAULT_CHUNK_LINES = 200_000
+INVALID_ANSWER = "INVALID_ANSWER"
+MAX_MANIFEST_LINES = 250_000  # manifest-based training limit; datasets via UpdateDatasetEntries have none
+MAX_LABELS = 250
+
+LineSource = tuple[str, Iterable[str]]  # (name used in messages, e.g. the S3 URI; its lines)
+Writer = Callable[[str], object]
+_FAST_PREFIX = '{"source-ref":"'
+
+
+class RejectThresholdExceeded(ValueError):
+    """More rejected lines than Rekognition would accept; the summary says which and why."""
+
+
+def source_ref_of(line: str) -> str | None:
+    """The line's source-ref, cheaply for our own canonical lines (which start with it)."""
+    if line.startswith(_FAST_PREFIX):
+        end = line.find('"', 15)
+        if end > 15 and line.find("\\", 15, end) < 0:
+            return line[15:end]
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    ref = record.get("source-ref") if isinstance(record, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+def _sort_key(line: str):
+    return (source_ref_of(line) or "", line)
+
+
+class _Merge:
+    def __init__(self, write_manifest: Writer, write_reject: Writer, images_bucket: str | None):
+        self.write_manifest = write_manifest
+        self.write_reject = write_reject
+        self.bucket = images_bucket
+        self.winners: dict[str, tuple[tuple, str, str, int]] = {}  # ref -> (rank, text, file, line no)
+        self.unlabelled: set[str] = set()
+        self.c: Counter = Counter()
+        self.reject_codes: Counter = Counter()
+        self.labels: dict[str, Counter] = {}
+
+    # -- rejects -------------------------------------------------------------------------------
+    def reject(self, stage: str, code: str, reason: str, *, file=None, line_no=None, source_ref=None,
+               text=None, issues=None) -> None:
+        self.c["rejects"] += 1
+        self.reject_codes[code] += 1
+        row = {"stage": stage, "code": code, "reason": reason, "source-ref": source_ref}
+        if file is not None:
+            row.update(file=file, line=line_no)
+        if issues:
+            row["issues"] = [i.as_dict() for i in issues]
+        if text is not None:
+            row["text"] = text[:2000]
+        self.write_reject(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+
+    # -- inputs --------------------------------------------------------------------------------
+    def read_answers(self, sources: Iterable[LineSource]) -> None:
+        for name, lines in sources:
+            for n, raw in enumerate(lines, 1):
+                text = raw.strip()
+                if text:
+                    self._read_answer(name, n, text)
+
+    def _read_answer(self, name: str, n: int, text: str) -> None:
+        self.c["answers_read"] += 1
+        where = {"file": name, "line_no": n, "text": text}
+        try:
+            answer = json.loads(text)
+        except ValueError as exc:
+            return self.reject("answers", ERROR_INVALID_JSON_LINE, f"answer is not JSON: {exc}", **where)
+        if not isinstance(answer, dict):
+            return self.reject("answers", ERROR_INVALID_JSON_LINE, "answer is not a JSON object", **where)
+        ref = answer.get("source-ref")
+        if not isinstance(ref, str) or not ref:
+            return self.reject("answers", ERROR_MISSING_SOURCE_REF, "answer has no source-ref", **where)
+        if bucket_of(ref) is None:
+            return self.reject("answers", ERROR_INVALID_SOURCE_REF_FORMAT,
+                               f"source-ref {ref!r} is not s3://bucket/key", source_ref=ref, **where)
+        try:
+            date = manifest_date(answer["answered_at"])
+        except (KeyError, TypeError, ValueError):
+            return self.reject("answers", INVALID_ANSWER,
+                               f"answered_at {answer.get('answered_at')!r} is not an ISO-8601 date; the merge never invents one",
+                               source_ref=ref, **where)
+        rank = (answer.get("human") is True, date, str(answer.get("answer_id") or ""), text)
+        held = self.winners.get(ref)
+        if held is None:
+            self.winners[ref] = (rank, text, name, n)
+        elif held[0] == rank:
+            self.c["answers_repeated"] += 1
+        else:
+            self.c["answers_superseded"] += 1
+            if rank > held[0]:
+                self.winners[ref] = (rank, text, name, n)
+
+    def read_unlabelled(self, sources: Iterable[LineSource]) -> None:
+        for name, lines in sources:
+            for n, raw in enumerate(lines, 1):
+                text = raw.strip()
+                if not text:
+                    continue
+                try:
+                    ref = json.loads(text).get("source-ref")
+                except (ValueError, AttributeError):
+                    ref = None
+                if isinstance(ref, str) and ref:
+                    self.unlabelled.add(ref)
+                else:
+                    self.reject("unlabelled", ERROR_MISSING_SOURCE_REF, "unlabelled item has no source-ref",
+                                file=name, line_no=n, text=text)
+
+    # -- writing -------------------------------------------------------------------------------
+    def _written(self, ref: str, labels: set[str]) -> None:
+        self.c["manifest_lines"] += 1
+        self.unlabelled.discard(ref)
+        if not labels:
+            self.c["verified_empty"] += 1
+        for name in labels:
+            counts = self.labels.get(name)
+            if counts is None:
+                counts = self.labels[name] = Counter()
+            counts["images"] += 1
+
+    def emit_answer(self, ref: str) -> bool:
+        rank, text, file, n = self.winners[ref]
+        answer = json.loads(text)
+        try:
+            entry = answer_entry(answer)
+            record = build_record(entry)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.reject("answers", INVALID_ANSWER, f"answer cannot become a manifest line: {exc}",
+                        file=file, line_no=n, source_ref=ref, text=text)
+            return False
+        line = dumps(record)
+        labels = fast_check(line, self.bucket)
+        if labels is None:
+            check = validate_record(record, self.bucket, len(line))
+            if not check.ok:
+                first = check.errors[0]
+                self.reject("output", first.code, first.message, file=file, line_no=n, source_ref=ref,
+                            text=text, issues=check.issues)
+                return False
+            labels = check.labels
+        self.write_manifest(line + "\n")
+        self._written(ref, labels)
+        self.c["answers_applied"] += 1
+        self.c["answers_applied_human" if entry.human else "answers_applied_auto"] += 1
+        for field in ("confirmed", "rejected", "added", "adjusted"):
+            for name in answer.get(field) or ():
+                counts = self.labels.get(name)
+                if counts is None:
+                    counts = self.labels[name] = Counter()
+                counts[field] += 1
+        return True
+
+    def emit_previous(self, ref: str | None, lines: list[str], answer_pending: bool) -> None:
+        if not answer_pending and len(lines) == 1:
+            labels = fast_check(lines[0], self.bucket)
+            if labels is not None:
+                self.write_manifest(lines[0] + "\n")
+                self._written(ref, labels)
+                self.c["previous_lines"] += 1
+                self.c["previous_kept"] += 1
+                return
+        parsed = []
+        for line in lines:
+            if len(line) > MAX_LINE_CHARS:
+                self.reject("previous", TERMINAL_LINE_TOO_LONG, f"line has {len(line)} characters (max {MAX_LINE_CHARS})",
+                            source_ref=ref, text=line)
+                continue
+            try:
+                parsed.append((line, json.loads(line)))
+            except ValueError as exc:
+                self.reject("previous", ERROR_INVALID_JSON_LINE, f"not valid JSON: {exc}", text=line)
+        if ref is None:
+            for line, record in parsed:  # valid JSON but no usable source-ref
+                check = validate_record(record, self.bucket, len(line))
+                code, message = (check.errors[0].code, check.errors[0].message) if check.errors else (ERROR_MISSING_SOURCE_REF, "no source-ref")
+                self.reject("previous", code, message, text=line)
+            return
+        if not parsed:
+            if answer_pending:
+                self._apply_answer(ref, replaces=False)
+            return
+        if len(parsed) > 1:
+            parsed.sort(key=lambda item: _previous_rank(item[1]) + (item[0],), reverse=True)
+            for line, _ in parsed[1:]:
+                self.reject("previous", TERMINAL_DUPLICATE_SOURCE_REF,
+                            "image appears more than once in the previous manifest; kept the newest human-annotated line",
+                            source_ref=ref, text=line)
+        line, record = parsed[0]
+        if answer_pending:
+            human, date = _previous_rank(record)
+            new_human, new_date = self.winners[ref][0][:2]
+            new_wins = new_human if human != new_human else new_date >= date
+            if new_wins:
+                if self._apply_answer(ref, replaces=True):
+                    return
+            else:
+                self.c["answers_older_than_manifest"] += 1
+        self.c["previous_lines"] += 1
+        check = validate_record(record, self.bucket, len(line))
+        if check.ok:
+            self.write_manifest(line + "\n")
+            self._written(ref, check.labels)
+            self.c["previous_kept"] += 1
+            return
+        rebuilt = _canonical(record)
+        if rebuilt is not None:
+            again = validate_line(rebuilt, self.bucket)
+            if again.ok:
+                self.write_manifest(rebuilt + "\n")
+                self._written(ref, again.labels)
+                self.c["previous_rewritten"] += 1
+                return
+        first = check.errors[0]
+        self.reject("previous", first.code, first.message, source_ref=ref, text=line, issues=check.issues)
+
+    def _apply_answer(self, ref: str, replaces: bool) -> bool:
+        ok = self.emit_answer(ref)
+        if ok:
+            self.c["images_updated" if replaces else "images_added"] += 1
+        return ok
+
+    def join(self, previous: Iterator[str]) -> None:
+        new_refs = sorted(self.winners)
+        i, n = 0, len(new_refs)
+        last = None
+        for ref, group in itertools.groupby(previous, key=source_ref_of):
+            if ref is not None and ref == last:
+                # Same image again after an unreadable line split its group: already written once.
+                for line in group:
+                    self.reject("previous", TERMINAL_DUPLICATE_SOURCE_REF,
+                                "image appears more than once in the previous manifest; kept the first",
+                                source_ref=ref, text=line)
+                continue
+            if ref is not None:
+                last = ref
+                while i < n and new_refs[i] < ref:
+                    self._apply_answer(new_refs[i], replaces=False)
+                    i += 1
+                pending = i < n and new_refs[i] == ref
+                if pending:
+                    i += 1
+            else:
+                pending = False
+            self.emit_previous(ref, list(group), pending)
+        for ref in new_refs[i:]:
+            self._apply_answer(ref, replaces=False)
+
+
+def _previous_rank(record) -> tuple[bool, str]:
+    try:
+        entry, _ = parse_record(record)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return (False, "")
+    return (entry.human, entry.newest_date)
+
+
+def _canonical(record) -> str | None:
+    """The line rebuilt in our form, leaving out attributes Rekognition does not train on."""
+    try:
+        entry, _ = parse_record(record)
+        return dumps(build_record(entry))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def answer_entry(answer: dict) -> ImageEntry:
+    """A normalized answer line as a manifest entry, with the answer's own date and job name."""
+    agreement = answer.get("agreement")
+    if not isinstance(agreement, (int, float)) or isinstance(agreement, bool) or not 0 <= agreement <= 1:
+        agreement = 0.0  # Ground Truth's own value when it has no agreement figure
+    prov = Provenance(
+        human=answer.get("human") is True,
+        job_name=str(answer.get("source") or answer.get("backend") or ""),
+        creation_date=manifest_date(answer["answered_at"]),
+        confidence=float(agreement),
+    )
+    entry = ImageEntry(source_ref=answer["source-ref"])
+    kind = answer.get("kind")
+    if kind == "boxes":
+        width, height = answer.get("width"), answer.get("height")
+        if not isinstance(width, int) or not isinstance(height, int):
+            raise ValueError("a boxes answer needs integer width and height")
+        entry.width, entry.height = width, height
+        boxes = []
+        for box in answer.get("boxes") or ():
+            if not isinstance(box.get("label"), str):
+                raise ValueError(f"box without a label: {box!r}")
+            boxes.append({"label": box["label"], **{k: int(round(box[k])) for k in ("left", "top", "width", "height")}})
+        entry.detection = Detection(tuple(boxes), prov)
+    elif kind == "classification":
+        labels = answer.get("labels") or []
+        if not all(isinstance(name, str) for name in labels):
+            raise ValueError(f"labels must be strings: {labels!r}")
+        entry.labels = [ImageLabel(name, prov) for name in sorted(set(labels))]
+        if isinstance(answer.get("width"), int) and isinstance(answer.get("height"), int):
+            entry.width, entry.height = answer["width"], answer["height"]
+    else:
+        raise ValueError(f"kind must be 'classification' or 'boxes', got {kind!r}")
+    return entry
+
+
+def _scan_sorted(lines: Iterable[str], buckets: Counter) -> bool:
+    last = ""
+    in_order = True
+    for raw in lines:
+        ref = source_ref_of(raw.rstrip("\r\n"))
+        if ref is None:
+            continue
+        if ref < last:
+            in_order = False
+        last = ref
+        buckets[ref[5:ref.find("/", 5)]] += 1
+    return in_order
+
+
+def _clean(lines: Iterable[str], counter: Counter) -> Iterator[str]:
+    for raw in lines:
+        line = raw.rstrip("\r\n")
+        if line.strip():
+            yield line
+        else:
+            counter["previous_blank_lines"] += 1  # Rekognition counts a blank line as invalid; no data lost
+
+
+def _external_sort(lines: Iterable[str], buckets: Counter, tmpdir: str, chunk_lines: int) -> Iterator[str]:
+    runs: list[str] = []
+    chunk: list[str] = []
+
+    def spill():
+        chunk.sort(key=_sort_key)
+        path = os.path.join(tmpdir, f"run-{len(runs):05d}.jsonl")
+        with open(path, "w", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in chunk)
+        runs.append(path)
+        chunk.clear()
+
+    for line in lines:
+        ref = source_ref_of(line)
+        if ref is not None:
+            buckets[ref[5:ref.find("/", 5)]] += 1
+        chunk.append(line)
+        if len(chunk) >= chunk_lines:
+            spill()
+    if not runs:
+        chunk.sort(key=_sort_key)
+        return iter(chunk)
+    if chunk:
+        spill()
+    files = [open(path, encoding="utf-8") for path in runs]
+    streams = [(line.rstrip("\n") for line in f) for f in files]
+
+    def merged():
+        try:
+            yield from heapq.merge(*streams, key=_sort_key)
+        finally:
+            for f in files:
+                f.close()
+
+    return merged()
+
+
+def merge_manifest(
+    *,
+    answers: Iterable[LineSource],
+    write_manifest: Writer,
+    write_reject: Writer,
+    unlabelled: Iterable[LineSource] = (),
+    previous: Callable[[], Iterable[str]] | Iterable[str] | None = None,
+    images_bucket: str | None = None,
+    max_reject_ratio: float = DEFAULT_MAX_REJECT_RATIO,
+    spill_dir: str | None = None,
+    chunk_lines: int = DEFAULT_CHUNK_LINES,
+) -> dict:
+    """Merge and write; return the summary (see ``summarize``).
+
+    ``previous`` may be a zero-argument callable that re-opens the previous manifest: then a sorted
+    previous manifest is read twice (a cheap scan, then the merge) instead of being sorted on disk.
+    ``images_bucket`` is the one bucket every image must be in; by default the most common one.
+    Does not raise on too many rejects: call ``check_reject_threshold`` after storing the rejects.
+    """
+    if not 0 <= max_reject_ratio <= 1:
+        raise ValueError(f"max_reject_ratio must be between 0 and 1, got {max_reject_ratio!r}")
+    state = _Merge(write_manifest, write_reject, images_bucket)
+    state.read_answers(answers)
+    state.read_unlabelled(unlabelled)
+    buckets: Counter = Counter()
+    with tempfile.TemporaryDirectory(prefix="rekfeedback-merge-", dir=spill_dir) as tmpdir:
+        if previous is None:
+            stream: Iterator[str] = iter(())
+        elif callable(previous) and _scan_sorted(previous(), buckets):
+            stream = _clean(previous(), state.c)
+        else:
+            buckets.clear()
+            source = previous() if callable(previous) else previous
+            stream = _external_sort(_clean(source, state.c), buckets, tmpdir, chunk_lines)
+        if state.bucket is None:
+            for ref in state.winners:
+                buckets[ref[5:ref.find("/", 5)]] += 1
+            if buckets:
+                state.bucket = min(buckets.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        state.join(stream)
+    return summarize(state, max_reject_ratio)
+
+
+def summarize(state: _Merge, max_reject_ratio: float) -> dict:
+    c = state.c
+    fields = ("confirmed", "rejected", "added", "adjusted", "images")
+    labels = {name: {f: counts.get(f, 0) for f in fields} for name, counts in sorted(state.labels.items())}
+    totals = {f: sum(v[f] for v in labels.values()) for f in fields if f != "images"}
+    lines = c["manifest_lines"]
+    ratio = c["rejects"] / (lines + c["rejects"]) if lines + c["rejects"] else 0.0
+    warnings = []
+    if lines > MAX_MANIFEST_LINES:
+        warnings.append(f"{lines} lines: over the {MAX_MANIFEST_LINES} lines Rekognition accepts in a manifest file "
+                        "(ERROR_MANIFEST_ROWS_EXCEEDS_MAXIMUM); add them to a dataset with UpdateDatasetEntries instead")
+    if len(labels) > MAX_LABELS:
+        warnings.append(f"{len(labels)} labels: over Rekognition's {MAX_LABELS} (ERROR_MANIFEST_TOO_MANY_LABELS)")
+    return {
+        "manifest_lines": lines,
+        "images_bucket": state.bucket,
+        "images": {
+            "added": c["images_added"],
+            "updated": c["images_updated"],
+            "kept_from_previous": c["previous_kept"] + c["previous_rewritten"],
+            "rewritten_from_previous": c["previous_rewritten"],
+            "verified_empty": c["verified_empty"],
+            "unlabelled": len(state.unlabelled),
+        },
+        "answers": {
+            "read": c["answers_read"],
+            "distinct_images": len(state.winners),
+            "repeated": c["answers_repeated"],
+            "superseded": c["answers_superseded"],
+            "older_than_manifest": c["answers_older_than_manifest"],
+            "applied": c["answers_applied"],
+            "applied_human": c["answers_applied_human"],
+            "applied_auto_accepted": c["answers_applied_auto"],
+        },
+        "previous": {"lines": c["previous_lines"], "blank_lines": c["previous_blank_lines"]},
+        "rejects": c["rejects"],
+        "rejects_by_code": dict(sorted(state.reject_codes.items())),
+        "reject_ratio": round(ratio, 6),
+        "max_reject_ratio": max_reject_ratio,
+        "threshold_exceeded": ratio > max_reject_ratio,
+        "labels": labels,
+        "totals": totals,
+        "warnings": warnings,
+    }
+
+
+def check_reject_threshold(summary: dict) -> None:
+    if summary["threshold_exceeded"]:
+        raise RejectThresholdExceeded(
+            f"{summary['rejects']} rejected lines ({summary['reject_ratio']:.1%}) exceed max_reject_ratio "
+            f"{summary['max_reject_ratio']:.0%} (Rekognition refuses a manifest with more than 20% invalid lines); "
+            f"by code: {summary['rejects_by_code']}. Read the rejects file, fix the answers or the previous "
+            "manifest, then clear the task."
+        )

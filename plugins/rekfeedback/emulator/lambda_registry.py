@@ -1,0 +1,78 @@
+"""Which Python callable answers for a Lambda ARN of a labeling job (pre-annotation, annotation consolidation).
+
+The emulator runs Lambda code in its own process. By default any ARN whose function name is
+``rekfeedback-pre-annotation`` or ``rekfeedback-annotation-consolidation`` (any region, account or
+qualifier) runs the project's handlers; tests and users register others by full ARN or function name.
+Targets are callables or dotted paths ("package.module.function"), imported on first use so the emulator
+starts even when a handler module is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+from rekfeedback.emulator.gt_builtin import function_name
+
+Handler = Callable[[dict, Any], Any]
+Target = Union[Handler, str]
+
+DEFAULTS: dict[str, str] = {
+    "rekfeedback-pre-annotation": "rekfeedback.lambdas.pre_annotation.handler",
+    "rekfeedback-annotation-consolidation": "rekfeedback.lambdas.consolidation.handler",
+}
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers commonly read."""
+
+    function_name: str
+    invoked_function_arn: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 128
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+class LambdaRegistry:
+    def __init__(self, defaults: dict[str, Target] | None = None):
+        self._lock = threading.Lock()
+        self._targets: dict[str, Target] = dict(DEFAULTS if defaults is None else defaults)
+
+    def register(self, arn_or_name: str, target: Target) -> None:
+        """Route a full ARN, or every ARN with this function name, to ``target``."""
+        with self._lock:
+            self._targets[arn_or_name] = target
+
+    def unregister(self, arn_or_name: str) -> None:
+        with self._lock:
+            self._targets.pop(arn_or_name, None)
+
+    def resolve(self, arn: str) -> Handler:
+        name = function_name(arn)
+        with self._lock:
+            target = self._targets.get(arn, self._targets.get(name))
+        if target is None:
+            raise LookupError(
+                f"no handler registered for Lambda {arn}; register one with "
+                f"rekfeedback.emulator.lambda_registry.REGISTRY.register({name!r}, callable)")
+        if isinstance(target, str):
+            module, _, attr = target.rpartition(".")
+            try:
+                target = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as err:
+                raise LookupError(f"handler {target} for Lambda {arn} cannot be imported: {err}") from err
+        return target
+
+    def invoke(self, arn: str, event: dict) -> Any:
+        return self.resolve(arn)(event, LambdaContext(function_name(arn), arn))
+
+
+# The registry the emulator's server uses; tests register their own handlers here.
+REGISTRY = LambdaRegistry()

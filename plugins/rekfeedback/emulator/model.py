@@ -1,0 +1,284 @@
+"""The small, real model behind the emulated Custom Labels versions.
+
+Synthetic images are plain backgrounds with a few shapes. We find the foreground's connected
+components, describe each with a handful of features and classify it by the nearest label centroid.
+Shape features (fill ratio, compactness, aspect, centroid offset) carry the label; colour and size are
+deliberately included too: they vary at random in the synthetic data, so a model fitted on a few
+seed examples is misled by chance colour differences between its centroids, while a model fitted on
+many examples averages them out. That makes more and better labels measurably better, as the
+feedback loop expects. Pure Python plus Pillow (no numpy in the pinned set), so images are analysed
+at a reduced size and the results are cached by the caller.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageChops, UnidentifiedImageError
+
+from rekfeedback.core.boxes import iou as _iou
+
+from . import manifests
+
+_WORK_SIZE = 128  # longest side analysed; enough for plain shapes, cheap on two cores
+_FOREGROUND_DELTA = 40  # per-channel difference from the background that counts as foreground
+_MIN_AREA_SHARE = 0.003  # components smaller than this share of the image are specks, not objects
+_IOU_MATCH = 0.5
+
+
+class InvalidImage(Exception):
+    """Not a PNG or JPEG image Rekognition could decode."""
+
+
+@dataclass
+class Component:
+    box: dict  # pixels of the original image: left, top, width, height
+    features: tuple[float, ...]
+
+
+@dataclass
+class ImageInfo:
+    width: int
+    height: int
+    format: str  # "PNG" | "JPEG"
+    components: list[Component]
+
+
+def analyse_image(data: bytes) -> ImageInfo:
+    try:
+        img = Image.open(io.BytesIO(data))
+        fmt = img.format
+        if fmt not in ("PNG", "JPEG"):
+            raise InvalidImage(f"unsupported image format {fmt}")
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage(str(exc)) from exc
+    width, height = img.size
+    return ImageInfo(width, height, fmt, _components(img.convert("RGB")))
+
+
+def _components(img: Image.Image) -> list[Component]:
+    width, height = img.size
+    scale = min(1.0, _WORK_SIZE / max(width, height))
+    sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
+    small = img.resize((sw, sh), Image.Resampling.BOX) if scale < 1.0 else img
+    pixels = list(small.getdata())
+    background = _border_median(pixels, sw, sh)
+    diff = ImageChops.difference(small, Image.new("RGB", (sw, sh), background))
+    r, g, b = diff.split()
+    strongest = ImageChops.lighter(ImageChops.lighter(r, g), b)
+    mask = bytearray(strongest.point(lambda v: 1 if v > _FOREGROUND_DELTA else 0).tobytes())
+    min_area = max(6, int(_MIN_AREA_SHARE * sw * sh))
+    found = []
+    for start in range(sw * sh):
+        if mask[start] != 1:
+            continue
+        members = _flood(mask, start, sw, sh)
+        if len(members) >= min_area:
+            found.append(_describe(members, pixels, sw, sh, width, height))
+    return found
+
+
+def _border_median(pixels: list, w: int, h: int) -> tuple[int, int, int]:
+    border = pixels[:w] + pixels[-w:] + [pixels[y * w] for y in range(h)] + [pixels[y * w + w - 1] for y in range(h)]
+    return tuple(sorted(p[c] for p in border)[len(border) // 2] for c in range(3))
+
+
+def _flood(mask: bytearray, start: int, w: int, h: int) -> list[int]:
+    mask[start] = 2  # 2 = visited, so each pixel joins one component
+    queue = deque([start])
+    members = []
+    while queue:
+        i = queue.popleft()
+        members.append(i)
+        x, y = i % w, i // w
+        for j, ok in ((i - 1, x > 0), (i + 1, x < w - 1), (i - w, y > 0), (i + w, y < h - 1)):
+            if ok and mask[j] == 1:
+                mask[j] = 2
+                queue.append(j)
+    return members
+
+
+def _describe(members: list[int], pixels: list, w: int, h: int, width: int, height: int) -> Component:
+    inside = set(members)
+    xs = [i % w for i in members]
+    ys = [i // w for i in members]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    bw, bh = x1 - x0 + 1, y1 - y0 + 1
+    area = len(members)
+    perimeter = sum(1 for i in members if any(j not in inside for j in (i - 1, i + 1, i - w, i + w)))
+    cx, cy = sum(xs) / area, sum(ys) / area
+    offset = math.hypot((cx - (x0 + x1) / 2) / bw, (cy - (y0 + y1) / 2) / bh)
+    colour = [sum(pixels[i][c] for i in members) / area / 255.0 for c in range(3)]
+    features = (
+        area / (bw * bh),  # fill: square ~1, circle ~0.79, triangle ~0.5, star ~0.4
+        4 * math.pi * area / max(perimeter, 1) ** 2,  # compactness
+        min(bw, bh) / max(bw, bh),  # aspect
+        offset,  # triangles' mass sits off the box centre
+        *colour,  # label-independent in the synthetic data: noise a small training set overfits
+        math.sqrt(area / (w * h)),  # relative size, also label-independent
+    )
+    sx, sy = width / w, height / h
+    box = {"left": round(x0 * sx), "top": round(y0 * sy), "width": round(bw * sx), "height": round(bh * sy)}
+    return Component(box, features)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CentroidModel:
+    use_case: str
+    labels: list[str]
+    centroids: dict[str, list[float]]
+    scale: list[float]
+    thresholds: dict[str, float] = field(default_factory=dict)  # label -> confidence 0..100
+
+    def confidences(self, features: tuple[float, ...]) -> dict[str, float]:
+        """Confidence per label, 0..100: a softmax over negative squared standardised distances."""
+        d2 = {
+            label: sum(((f - c) / s) ** 2 for f, c, s in zip(features, centroid, self.scale))
+            for label, centroid in self.centroids.items()
+        }
+        if len(d2) == 1:
+            (label, dist), = d2.items()
+            return {label: 100.0 * math.exp(-dist / (2 * len(self.scale)))}
+        best = min(d2.values())
+        weights = {label: math.exp(-(dist - best) / 2) for label, dist in d2.items()}
+        total = sum(weights.values())
+        return {label: 100.0 * wt / total for label, wt in weights.items()}
+
+    def predict(self, info: ImageInfo) -> list[dict]:
+        """All candidate labels, highest confidence first: {"name", "confidence", "box" (pixels) or None}."""
+        out = []
+        if self.use_case == manifests.OBJECT_LOCALIZATION:
+            for comp in info.components:
+                conf = self.confidences(comp.features)
+                name = max(conf, key=conf.get)
+                out.append({"name": name, "confidence": conf[name], "box": comp.box})
+        else:
+            best: dict[str, float] = {}
+            for comp in info.components:
+                for name, value in self.confidences(comp.features).items():
+                    best[name] = max(best.get(name, 0.0), value)
+            out = [{"name": n, "confidence": c, "box": None} for n, c in best.items()]
+        out.sort(key=lambda p: -p["confidence"])
+        return out
+
+
+def fit(use_case: str, examples: list[tuple[tuple[float, ...], str]]) -> CentroidModel:
+    if not examples:
+        raise ValueError("no usable training examples")
+    dims = len(examples[0][0])
+    by_label: dict[str, list[tuple[float, ...]]] = {}
+    for features, label in examples:
+        by_label.setdefault(label, []).append(features)
+    centroids = {label: [sum(f[d] for f in rows) / len(rows) for d in range(dims)] for label, rows in by_label.items()}
+    mean = [sum(f[d] for f, _ in examples) / len(examples) for d in range(dims)]
+    # Pooled spread per feature; the floor keeps a constant feature (one example) from dividing by zero.
+    scale = [max(1e-3, math.sqrt(sum((f[d] - mean[d]) ** 2 for f, _ in examples) / len(examples))) for d in range(dims)]
+    return CentroidModel(use_case, sorted(by_label), centroids, scale)
+
+
+def training_examples(use_case: str, items: list[tuple[manifests.Entry, ImageInfo]]) -> list[tuple[tuple[float, ...], str]]:
+    """Label components from the manifest: by box overlap for detection, by the image's single label otherwise."""
+    examples = []
+    for entry, info in items:
+        if use_case == manifests.OBJECT_LOCALIZATION:
+            for truth in entry.boxes:
+                match = max(info.components, key=lambda c: _iou(c.box, truth), default=None)
+                if match is not None and _iou(match.box, truth) >= 0.3:
+                    examples.append((match.features, truth["label"]))
+        elif len(entry.labels) == 1:
+            # With one image-level label every foreground object is that label; multi-label images
+            # don't say which object is which, so they are not used to place centroids.
+            examples.extend((c.features, entry.labels[0]) for c in info.components)
+    return examples
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Evaluation:
+    f1: float
+    precision: float
+    recall: float
+    per_label: dict[str, dict]  # label -> {"F1Score", "Precision", "Recall", "Threshold", "NumberOfTestingImages"}
+    confusion: list[dict]
+    testing_images: int
+
+
+def evaluate(model: CentroidModel, items: list[tuple[manifests.Entry, ImageInfo]]) -> Evaluation:
+    """Score the model on held-out entries and set its per-label assumed thresholds (best F1 on test data)."""
+    scored: dict[str, list[tuple[float, bool]]] = {label: [] for label in model.labels}
+    positives: dict[str, int] = {label: 0 for label in model.labels}
+    images_with: dict[str, int] = {label: 0 for label in model.labels}
+    pairs: dict[tuple[str, str], int] = {}
+    for entry, info in items:
+        predictions = model.predict(info)
+        for label in entry.labels:
+            positives.setdefault(label, 0)
+            images_with[label] = images_with.get(label, 0) + 1
+            scored.setdefault(label, [])
+        if model.use_case == manifests.OBJECT_LOCALIZATION:
+            for label in {b["label"] for b in entry.boxes}:
+                positives[label] += sum(1 for b in entry.boxes if b["label"] == label)
+            used: set[int] = set()
+            for pred in predictions:
+                hit = None
+                for k, truth in enumerate(entry.boxes):
+                    if k not in used and truth["label"] == pred["name"] and _iou(pred["box"], truth) >= _IOU_MATCH:
+                        hit = k
+                        break
+                if hit is not None:
+                    used.add(hit)
+                scored.setdefault(pred["name"], []).append((pred["confidence"], hit is not None))
+        else:
+            for label in entry.labels:
+                positives[label] += 1
+            for pred in predictions:
+                scored.setdefault(pred["name"], []).append((pred["confidence"], pred["name"] in entry.labels))
+        if len(entry.labels) == 1 and predictions:
+            key = (entry.labels[0], predictions[0]["name"])
+            pairs[key] = pairs.get(key, 0) + 1
+    per_label = {}
+    for label in sorted(set(scored) | set(positives)):
+        f1, precision, recall, threshold = _best_threshold(scored.get(label, []), positives.get(label, 0))
+        model.thresholds[label] = threshold
+        if positives.get(label, 0) == 0:
+            continue  # a label absent from the test set has no metrics, as in the AWS summary
+        per_label[label] = {
+            "F1Score": round(f1, 4), "Precision": round(precision, 4), "Recall": round(recall, 4),
+            "Threshold": round(threshold / 100.0, 4), "NumberOfTestingImages": images_with.get(label, 0),
+        }
+    n = len(per_label) or 1
+    totals = {label: sum(v for (t, _), v in pairs.items() if t == label) for label in {t for t, _ in pairs}}
+    confusion = [
+        {"GroundTruthLabel": t, "PredictedLabel": p, "Value": round(v / totals[t], 4)}
+        for (t, p), v in sorted(pairs.items())
+    ]
+    return Evaluation(
+        f1=round(sum(m["F1Score"] for m in per_label.values()) / n, 4),
+        precision=round(sum(m["Precision"] for m in per_label.values()) / n, 4),
+        recall=round(sum(m["Recall"] for m in per_label.values()) / n, 4),
+        per_label=per_label, confusion=confusion, testing_images=len(items),
+    )
+
+
+def _best_threshold(scored: list[tuple[float, bool]], positives: int) -> tuple[float, float, float, float]:
+    """Sweep the confidence threshold; return (f1, precision, recall, threshold) at the best F1."""
+    best = (0.0, 0.0, 0.0, 50.0)
+    tp = fp = 0
+    for confidence, correct in sorted(scored, key=lambda s: -s[0]):
+        tp += correct
+        fp += not correct
+        precision = tp / (tp + fp)
+        recall = tp / positives if positives else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        if f1 > best[0]:
+            best = (f1, precision, recall, confidence)
+    return best

@@ -1,0 +1,131 @@
+"""A simulated Label Studio annotator: answers a project's tasks through the REST API.
+
+Uses the same worker policies as the Ground Truth emulator (`rekfeedback.emulator.policy`:
+oracle with an error rate, accept-all, reject-all). The oracle's truth comes from the image's S3
+user metadata `truth` (written by `rekfeedback.synthetic`) or from a mapping given by the caller.
+
+    python -m rekfeedback.labelstudio_annotator --url http://127.0.0.1:8080 --token TOKEN --project 3 \
+        --policy oracle --error-rate 0.1 --annotators 3 [--endpoint-url http://127.0.0.1:4566]
+
+Idempotent: a task that already has `annotators` submitted annotations is left alone, so a re-run
+only fills what is missing. Each answer's randomness is seeded by (seed, source-ref, annotator index).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import xml.etree.ElementTree as ET
+from typing import Callable, Mapping
+
+from rekfeedback.core import answers as answerlib
+from rekfeedback.core import label_studio as lsfmt
+from rekfeedback.core.paths import parse_s3_uri
+from rekfeedback.emulator import policy as policylib
+
+log = logging.getLogger(__name__)
+
+
+def label_set_of(label_config: str) -> list[str]:
+    root = ET.fromstring(label_config)
+    return list(dict.fromkeys(el.get("value") for el in root.iter() if el.tag in ("Label", "Choice") and el.get("value")))
+
+
+def s3_truth_reader(s3_client) -> Callable[[str], dict | None]:
+    """Truth from the object's user metadata `truth` (JSON, pixels), None when absent."""
+    def read(source_ref: str) -> dict | None:
+        uri = parse_s3_uri(source_ref, "source-ref")
+        meta = s3_client.head_object(Bucket=uri.bucket, Key=uri.key).get("Metadata") or {}
+        raw = meta.get("truth")
+        return json.loads(raw) if raw else None
+    return read
+
+
+def _for_kind(answer: dict | None, kind: str) -> dict | None:
+    """A classification project has no boxes: their labels become image-level labels."""
+    if answer is None or kind == "boxes":
+        return answer
+    norm = policylib.normalize(answer)
+    return {"labels": norm["labels"], "boxes": []}
+
+
+def annotate_project(hook, project_id: int, *, policy: str = "oracle", error_rate: float = 0.0, seed: int = 0,
+                     annotators: int = 1, truth: Mapping[str, dict] | Callable[[str], dict | None] | None = None,
+                     limit: int | None = None) -> dict:
+    """Answer every task of the project up to `annotators` annotations each; returns counts."""
+    if policy not in policylib.POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; use one of {', '.join(policylib.POLICIES)}")
+    if annotators < 1:
+        raise ValueError(f"annotators must be at least 1, got {annotators}")
+    truth_of = truth if callable(truth) else (lambda ref, t=truth or {}: t.get(ref))
+    project = hook.get_project(project_id)
+    label_set = label_set_of(project["label_config"])
+    counts = {"tasks": 0, "created": 0, "skipped": 0}
+    for task in hook.list_tasks(project_id):
+        counts["tasks"] += 1
+        have = len(lsfmt.valid_annotations(task))
+        if have >= annotators:
+            counts["skipped"] += 1
+            continue
+        item = lsfmt.item_from_task(task)
+        w, h, kind = item["width"], item["height"], item["kind"]
+        predicted = {"labels": [p["name"] for p in item["predicted"]],
+                     "boxes": answerlib.predicted_pixel_boxes(item) if kind == "boxes" else []}
+        image_truth = _for_kind(truth_of(item["source-ref"]) if policy == "oracle" else None, kind)
+        for k in range(have, annotators):
+            if limit is not None and counts["created"] >= limit:
+                return counts
+            rng = random.Random(f"{seed}\x00{item['source-ref']}\x00{k}")
+            answer = policylib.worker_answer(image_truth, predicted, policy, rng, error_rate=error_rate,
+                                             label_set=label_set, image_size=(w, h) if w and h else None)
+            hook.create_annotation(task["id"], lsfmt.answer_result(_for_kind(answer, kind), w, h, kind))
+            counts["created"] += 1
+    log.info("simulated annotator on project %s: %s", project_id, counts)
+    return counts
+
+
+class _DirectHook:
+    """LabelStudioHook's calls without an Airflow connection (the CLI takes a URL and a token)."""
+
+    def __init__(self, url: str, token: str):
+        from types import SimpleNamespace
+
+        from rekfeedback.hooks.label_studio import LabelStudioHook
+
+        self._hook = LabelStudioHook.__new__(LabelStudioHook)
+        self._hook.label_studio_conn_id = "(command line)"
+        self._hook._access_token = None
+        self._hook.__dict__["connection"] = SimpleNamespace(
+            conn_id="(command line)", host=url, port=None, schema=None, password=token, extra_dejson={})
+
+    def __getattr__(self, name):
+        return getattr(self._hook, name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="rekfeedback-labelstudio-annotator", description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", required=True, help="Label Studio URL, e.g. http://127.0.0.1:8080")
+    p.add_argument("--token", required=True, help="API token (legacy token or personal access token)")
+    p.add_argument("--project", type=int, required=True, help="project id")
+    p.add_argument("--policy", default="oracle", choices=policylib.POLICIES)
+    p.add_argument("--error-rate", type=float, default=0.0)
+    p.add_argument("--annotators", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--endpoint-url", default=None, help="S3 endpoint (the emulator) to read the images' truth from")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    truth = None
+    if args.policy == "oracle":
+        import boto3
+
+        truth = s3_truth_reader(boto3.client("s3", endpoint_url=args.endpoint_url))
+    counts = annotate_project(_DirectHook(args.url, args.token), args.project, policy=args.policy,
+                              error_rate=args.error_rate, seed=args.seed, annotators=args.annotators, truth=truth)
+    print(json.dumps(counts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,329 @@
+"""Sends a turn's predictions to Ground Truth: verification, adjustment and labelling jobs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk.exceptions import AirflowFailException
+
+from rekfeedback.core import answers as ans
+from rekfeedback.core import ground_truth as gt
+from rekfeedback.core import review
+from rekfeedback.core.paths import S3Uri, parse_s3_uri
+from rekfeedback.hooks.ground_truth import GroundTruthHook
+from rekfeedback.links.ground_truth import LabelingJobLink, LabelingJobOutputLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+BACKEND = "ground-truth"
+
+
+class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
+    """Create the Ground Truth labeling jobs that let humans check a turn's predictions.
+
+    Reads the predictions (docs/data-formats.md), routes every image (humans, audit, auto-accept,
+    labelling, unlabelled), writes under `<output_prefix>/review/ground-truth/` the input manifests,
+    label-category files and UI templates, and creates one job per kind of work:
+
+    - image-level labels: a custom verification task (`batch_size` images per task; our Lambdas);
+    - boxes: the built-in bounding-box adjustment task, or verification (`box_task`), at most
+      `max_box_labels` labels per job;
+    - images without prediction: a labelling task of the same kind when `label_unpredicted`,
+      otherwise listed in `review/unlabelled.jsonl`.
+
+    Job names come from dag_id, run_id, kind and part, so a retried task finds and reuses the jobs
+    it created (never two jobs for the same work). Parameters are checked before anything is
+    written or created. The operator does not wait: `GroundTruthLabelingJobSensor` waits for the
+    jobs and collects their answers into `answers_uri`.
+
+    Returns `{"backend": "ground-truth", "jobs": [{"name", "kind", "arn", "status", "created",
+    "label_attribute", "images", "objects", "input_manifest_uri", "output_uri"}], "answers_uri",
+    "auto_accepted_uri", "unlabelled_uri", "counts": {"human", "audit", "auto_accept", "to_label",
+    "unlabelled"}, "counts_by_kind": {kind: images}}`.
+
+    :param predictions_uris: S3 URIs of prediction files, or one S3 prefix holding them (`*.jsonl`,
+        checkpoints excluded).
+    :param output_prefix: the turn prefix (`s3://bucket/prefix/<dag_id>/<run-key>`).
+    :param workteam_arn: the private (or vendor/public) workteam.
+    :param role_arn: Ground Truth execution role (infra output `GroundTruthRoleArn`).
+    :param pre_annotation_lambda_arn: infra output `PreAnnotationLambdaArn` (image-level verification).
+    :param annotation_consolidation_lambda_arn: infra output `AnnotationConsolidationLambdaArn`.
+    :param labels: the label set workers may add from; default: the labels the model predicted.
+    :param kind: `classification`, `boxes` or None to detect from the predictions.
+    :param batch_size: images per verification task (1 for one image per task).
+    :param box_task: `adjustment` (pre-filled boxes to fix) or `verification` (correct / incorrect).
+    :param max_box_labels: labels per bounding-box job (the label-category file limit, 10).
+    :param label_unpredicted: send images with no prediction to a labelling task.
+    :param auto_accept_threshold: confidence (0..100) above which predictions skip humans; None = off.
+    :param audit_rate: share (0..1) of auto-acceptable images still sent to humans.
+    :param routing_seed: seed of the deterministic audit sampling.
+    :param task_title, task_description, task_keywords: what workers see in their task list.
+    :param task_time_limit_seconds: time a worker has for one task (30..28800).
+    :param task_availability_lifetime_seconds: time a task waits for a worker.
+    :param workers_per_object: workers per task (1..9); several are consolidated by majority vote.
+    :param max_concurrent_tasks: tasks in flight (1..5000).
+    :param kms_key_id: KMS key for the output.
+    :param tags: extra tags for the jobs.
+    :param content_classifiers: Ground Truth content classifiers (needed for Mechanical Turk).
+    """
+
+    aws_hook_class = GroundTruthHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "predictions_uris", "output_prefix", "workteam_arn", "role_arn", "pre_annotation_lambda_arn",
+        "annotation_consolidation_lambda_arn", "labels", "task_title", "task_description", "kms_key_id", "tags",
+    )
+    template_fields_renderers = {"tags": "json", "labels": "json"}
+    operator_extra_links = (LabelingJobLink(), LabelingJobOutputLink())
+    ui_color = "#e8d5f5"
+
+    def __init__(
+        self,
+        *,
+        predictions_uris: str | list[str],
+        output_prefix: str,
+        workteam_arn: str,
+        role_arn: str,
+        pre_annotation_lambda_arn: str | None = None,
+        annotation_consolidation_lambda_arn: str | None = None,
+        labels: list[str] | None = None,
+        kind: str | None = None,
+        batch_size: int = 5,
+        box_task: str = "adjustment",
+        max_box_labels: int = gt.MAX_BOX_LABELS,
+        label_unpredicted: bool = False,
+        auto_accept_threshold: float | None = None,
+        audit_rate: float = 0.0,
+        routing_seed: int = 0,
+        task_title: str = "Check the labels a model gave these images",
+        task_description: str = "Confirm or reject each label the model proposed, and add any that are missing.",
+        task_keywords: list[str] | None = None,
+        task_time_limit_seconds: int = 600,
+        task_availability_lifetime_seconds: int = 864000,
+        workers_per_object: int = 1,
+        max_concurrent_tasks: int | None = None,
+        kms_key_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        content_classifiers: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.predictions_uris = predictions_uris
+        self.output_prefix = output_prefix
+        self.workteam_arn = workteam_arn
+        self.role_arn = role_arn
+        self.pre_annotation_lambda_arn = pre_annotation_lambda_arn
+        self.annotation_consolidation_lambda_arn = annotation_consolidation_lambda_arn
+        self.labels = labels
+        self.kind = kind
+        self.batch_size = batch_size
+        self.box_task = box_task
+        self.max_box_labels = max_box_labels
+        self.label_unpredicted = label_unpredicted
+        self.auto_accept_threshold = auto_accept_threshold
+        self.audit_rate = audit_rate
+        self.routing_seed = routing_seed
+        self.task_title = task_title
+        self.task_description = task_description
+        self.task_keywords = task_keywords
+        self.task_time_limit_seconds = task_time_limit_seconds
+        self.task_availability_lifetime_seconds = task_availability_lifetime_seconds
+        self.workers_per_object = workers_per_object
+        self.max_concurrent_tasks = max_concurrent_tasks
+        self.kms_key_id = kms_key_id
+        self.tags = tags
+        self.content_classifiers = content_classifiers
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _params(self) -> dict:
+        return {name: getattr(self, name) for name in (
+            "workteam_arn", "role_arn", "pre_annotation_lambda_arn", "annotation_consolidation_lambda_arn", "labels",
+            "task_title", "task_description", "task_keywords", "task_time_limit_seconds",
+            "task_availability_lifetime_seconds", "workers_per_object", "max_concurrent_tasks", "kms_key_id", "tags",
+            "batch_size", "box_task", "max_box_labels", "kind", "label_unpredicted", "content_classifiers")}
+
+    def _validate(self) -> tuple[S3Uri, list[S3Uri] | S3Uri, review.RoutingPolicy]:
+        """Every parameter, before anything is read, written or created (bad input is not retried)."""
+        try:
+            gt.validate_parameters(self._params())
+            turn = parse_s3_uri(self.output_prefix, "output_prefix")
+            if not turn.key:
+                raise ValueError(f"output_prefix must include a key prefix (the turn prefix), got {self.output_prefix!r}")
+            if isinstance(self.predictions_uris, str):
+                sources = parse_s3_uri(self.predictions_uris, "predictions_uris")
+            elif isinstance(self.predictions_uris, (list, tuple)):
+                sources = [parse_s3_uri(u, f"predictions_uris[{i}]") for i, u in enumerate(self.predictions_uris)]
+            else:
+                raise ValueError(f"predictions_uris must be a list of S3 URIs or one S3 prefix, got {self.predictions_uris!r}")
+            policy = review.RoutingPolicy(self.auto_accept_threshold, self.audit_rate, self.routing_seed,
+                                          self.label_unpredicted)
+        except ValueError as err:
+            raise AirflowFailException(f"{self.task_id}: {err}") from err
+        return turn, sources, policy
+
+    def _s3(self) -> S3Hook:
+        return S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
+                      config=self.botocore_config)
+
+    def _prediction_keys(self, s3: S3Hook, sources) -> list[S3Uri]:
+        if isinstance(sources, list):
+            return sources
+        if sources.key.endswith(".jsonl"):
+            return [sources]
+        keys = s3.list_keys(bucket_name=sources.bucket, prefix=sources.key.rstrip("/") + "/") or []
+        return [S3Uri(sources.bucket, k) for k in sorted(keys)
+                if k.endswith(".jsonl") and not k.endswith(".checkpoint.jsonl")]
+
+    def _read_predictions(self, s3: S3Hook, uris: list[S3Uri]) -> list[dict]:
+        lines = []
+        for uri in uris:
+            if not s3.check_for_key(uri.key, uri.bucket):
+                raise AirflowFailException(f"predictions file {uri} does not exist; check predictions_uris")
+            text = s3.read_key(uri.key, uri.bucket)
+            try:
+                lines.extend(review.parse_prediction_lines(text, str(uri)))
+            except ValueError as err:
+                raise AirflowFailException(str(err)) from err
+        return lines
+
+    @staticmethod
+    def _put(s3: S3Hook, uri: S3Uri, text: str) -> None:
+        s3.load_string(text, key=uri.key, bucket_name=uri.bucket, replace=True)
+
+    @staticmethod
+    def _template(name: str) -> str:
+        return resources.files("rekfeedback").joinpath("templates", name).read_text(encoding="utf-8")
+
+    def _request(self, job: dict, name: str, manifest: S3Uri, categories: S3Uri, template: S3Uri,
+                 output: S3Uri, region: str, partition: str, context: Context) -> dict:
+        kind = job["kind"]
+        if kind in gt.CUSTOM_KINDS:
+            pre, acs = self.pre_annotation_lambda_arn, self.annotation_consolidation_lambda_arn
+        else:
+            pre = gt.builtin_lambda_arn(region, "PRE", kind, partition)
+            acs = gt.builtin_lambda_arn(region, "ACS", kind, partition)
+        task = {
+            "WorkteamArn": self.workteam_arn,
+            "UiConfig": {"UiTemplateS3Uri": str(template)},
+            "PreHumanTaskLambdaArn": pre,
+            "TaskTitle": self.task_title.strip(),
+            "TaskDescription": self.task_description.strip(),
+            "NumberOfHumanWorkersPerDataObject": self.workers_per_object,
+            "TaskTimeLimitInSeconds": self.task_time_limit_seconds,
+            "TaskAvailabilityLifetimeInSeconds": self.task_availability_lifetime_seconds,
+            "AnnotationConsolidationConfig": {"AnnotationConsolidationLambdaArn": acs},
+        }
+        if self.task_keywords:
+            task["TaskKeywords"] = list(self.task_keywords)
+        if self.max_concurrent_tasks:
+            task["MaxConcurrentTaskCount"] = self.max_concurrent_tasks
+        output_config = {"S3OutputPath": str(output) + "/"}
+        if self.kms_key_id:
+            output_config["KmsKeyId"] = self.kms_key_id
+        input_config: dict = {"DataSource": {"S3DataSource": {"ManifestS3Uri": str(manifest)}}}
+        if self.content_classifiers:
+            input_config["DataAttributes"] = {"ContentClassifiers": list(self.content_classifiers)}
+        tags = {"rekfeedback:dag-id": self.dag_id, "rekfeedback:run-id": context["run_id"],
+                "rekfeedback:task-id": self.task_id, "rekfeedback:kind": kind, **(self.tags or {})}
+        return {
+            "LabelingJobName": name,
+            "LabelAttributeName": gt.LABEL_ATTRIBUTE[kind],
+            "InputConfig": input_config,
+            "OutputConfig": output_config,
+            "RoleArn": self.role_arn,
+            "LabelCategoryConfigS3Uri": str(categories),
+            "HumanTaskConfig": task,
+            "Tags": [{"Key": k, "Value": str(v)} for k, v in tags.items()],
+        }
+
+    # --- execute ------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict:
+        turn, sources, policy = self._validate()
+        s3 = self._s3()
+        base = turn.join("review", "ground-truth")
+        result = {
+            "backend": BACKEND,
+            "jobs": [],
+            "answers_uri": str(turn.join("answers", f"{BACKEND}.jsonl")),
+            "auto_accepted_uri": str(turn.join("review", "auto-accepted.jsonl")),
+            "unlabelled_uri": str(turn.join("review", "unlabelled.jsonl")),
+        }
+        lines = self._read_predictions(s3, self._prediction_keys(s3, sources))
+        review_set = review.build_review_set(lines, policy, self.kind)
+        if review_set.duplicates:
+            self.log.warning("%d prediction lines repeat an image already seen; the first line of each is used",
+                             review_set.duplicates)
+        try:
+            plans, leftovers = gt.plan_jobs(review_set, labels=self.labels, batch_size=self.batch_size,
+                                            box_task=self.box_task, max_box_labels=self.max_box_labels)
+            if any(p["kind"] in gt.CUSTOM_KINDS for p in plans):
+                gt.require_custom_lambdas(self._params())
+            region, partition = self.hook.conn_region_name, self.hook.conn_partition
+            if any(p["kind"] not in gt.CUSTOM_KINDS for p in plans):
+                gt.builtin_lambda_arn(region, "PRE", gt.ADJUST_BOXES)  # fails early in a region without them
+        except ValueError as err:
+            raise AirflowFailException(f"{self.task_id}: {err}") from err
+
+        # Items no job can take are listed, never dropped: they join the unlabelled list.
+        leftover_refs = {i["source-ref"]: i for i in leftovers}
+        auto = [ans.auto_accepted_answer(i, i.get("model") or f"{BACKEND}-auto-accept",
+                                         context.get("logical_date") or context["dag_run"].run_after)
+                for i in review_set.by_route("auto-accept")]
+        unlabelled = [review.unlabelled_line(i) for i in review_set.by_route("unlabelled")]
+        unlabelled += [review.unlabelled_line(i) for i in leftover_refs.values()]
+        unlabelled.sort(key=lambda x: x["source-ref"])
+
+        dag_run_id = context["run_id"]
+        for plan in plans:
+            name = gt.job_name(self.dag_id, dag_run_id, plan["kind"], plan["part"])
+            folder = base.join("jobs", name)
+            manifest, categories = folder.join("input.manifest"), folder.join("label-categories.json")
+            template = base.join("templates", gt.TEMPLATE[plan["kind"]])
+            output = base.join("output")
+            existing = self.hook.describe_labeling_job(name)
+            if existing is None:
+                self._put(s3, manifest, gt.manifest_text(plan["lines"], name))
+                self._put(s3, categories, json.dumps(gt.label_category_config(plan["labels"]), indent=2) + "\n")
+                self._put(s3, template, self._template(gt.TEMPLATE[plan["kind"]]))
+                request = self._request(plan, name, manifest, categories, template, output, region, partition,
+                                        context)
+                description, created = self.hook.create_or_reuse_labeling_job(request)
+            else:
+                description, created = existing, False
+            status = description.get("LabelingJobStatus")
+            self.log.info("%s labeling job %s (%s, %d images in %d tasks): %s", "created" if created else "reusing",
+                          name, plan["kind"], len(plan["items"]), len(plan["lines"]), status)
+            result["jobs"].append({
+                "name": name, "kind": plan["kind"], "arn": description.get("LabelingJobArn"), "status": status,
+                "created": created, "label_attribute": gt.LABEL_ATTRIBUTE[plan["kind"]],
+                "images": len(plan["items"]), "objects": len(plan["lines"]),
+                "input_manifest_uri": str(manifest),
+                "output_uri": str(output.join(name, "manifests", "output", "output.manifest")),
+            })
+
+        self._put(s3, parse_s3_uri(result["auto_accepted_uri"]), ans.dumps_jsonl(auto))
+        self._put(s3, parse_s3_uri(result["unlabelled_uri"]),
+                  "".join(json.dumps(u, sort_keys=True, separators=(",", ":")) + "\n" for u in unlabelled))
+
+        counts = review_set.counts()
+        counts["unlabelled"] += len(leftovers)
+        for key in ("human", "audit", "to_label"):
+            counts[key] -= sum(1 for i in leftovers if i["route"].replace("-", "_") == key)
+        result["counts"] = counts
+        result["counts_by_kind"] = {j["kind"]: j["images"] for j in result["jobs"]}
+        if result["jobs"]:
+            LabelingJobLink.persist(context=context, operator=self, region_name=region, aws_partition=partition,
+                                    job_name=result["jobs"][0]["name"])
+            out = base.join("output")
+            LabelingJobOutputLink.persist(context=context, operator=self, region_name=region,
+                                          aws_partition=partition, bucket=out.bucket, prefix=out.key)
+        self.log.info("review routing: %s; jobs: %s", counts, [j["name"] for j in result["jobs"]] or "none")
+        return result

@@ -1,0 +1,296 @@
+"""Start and stop a Rekognition Custom Labels model (billed per inference-unit hour while running)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk.exceptions import AirflowException
+
+from rekfeedback.hooks.rekognition import STARTABLE, RekognitionCustomLabelsHook, parse_project_version_arn
+from rekfeedback.links.rekognition import RekognitionProjectVersionLink
+from rekfeedback.triggers.project_version import ProjectVersionRunningTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_NOT_STARTABLE = {
+    "TRAINING_IN_PROGRESS": "is still training; wait for training to complete "
+                            "(RekognitionTrainProjectVersionOperator / ProjectVersionTrainedTrigger) before starting it",
+    "TRAINING_FAILED": "failed training and can never run; fix the training data and train a new version",
+    "DEPRECATED": "is deprecated and can no longer be started; train a new version",
+    "EXPIRED": "has expired and can no longer be started; train a new version",
+    "DELETING": "is being deleted",
+    "COPYING_IN_PROGRESS": "is still being copied; retry when the copy completed",
+    "COPYING_FAILED": "failed to copy and can never run",
+}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _as_bool(value: Any, what: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", "none"):
+        return False
+    raise ValueError(f"{what} must be a boolean (or a template rendering to True/False), got {value!r}")
+
+
+class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLabelsHook]):
+    """Start a model (project version) unless it is already running, and wait until it is RUNNING.
+
+    Already RUNNING is success; STARTING is waited for; STOPPING is waited out, then started.
+    Returns ``{"project_version_arn", "started_by_this_run", "status", "start_requested_at",
+    "running_at"}`` (times in UTC ISO format, `start_requested_at` None when this run did not start it);
+    the stop operator reads it to stop only what this run started.
+
+    :param project_version_arn: the model's ARN. (templated)
+    :param min_inference_units: inference units to start with (>= 1). (templated)
+    :param max_inference_units: turns on auto-scaling up to this many units. (templated)
+    :param wait_for_completion: wait until RUNNING (always true when deferrable).
+    :param waiter_delay: seconds between status checks.
+    :param waiter_max_attempts: number of status checks before giving up.
+    :param deferrable: wait in the triggerer (default True).
+    """
+
+    aws_hook_class = RekognitionCustomLabelsHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "project_version_arn", "min_inference_units", "max_inference_units"
+    )
+    operator_extra_links = (RekognitionProjectVersionLink(),)
+    ui_color = "#ffd8a8"
+
+    def __init__(
+        self,
+        *,
+        project_version_arn: str,
+        min_inference_units: int | str = 1,
+        max_inference_units: int | str | None = None,
+        wait_for_completion: bool = True,
+        waiter_delay: int = 30,
+        waiter_max_attempts: int = 60,
+        deferrable: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.project_version_arn = project_version_arn
+        self.min_inference_units = min_inference_units
+        self.max_inference_units = max_inference_units
+        self.wait_for_completion = wait_for_completion
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+        self.deferrable = deferrable
+
+    def _units(self) -> tuple[int, int | None]:
+        try:
+            low = int(self.min_inference_units)
+            high = None if self.max_inference_units in (None, "", "None") else int(self.max_inference_units)
+        except (TypeError, ValueError):
+            raise ValueError(f"min_inference_units/max_inference_units must be integers, got "
+                             f"{self.min_inference_units!r}/{self.max_inference_units!r}") from None
+        if low < 1 or (high is not None and high < low):
+            raise ValueError(f"need 1 <= min_inference_units <= max_inference_units; got {low} and {high}")
+        return low, high
+
+    def _result(self, status: str, started: bool, requested_at: str | None) -> dict:
+        return {"project_version_arn": self.project_version_arn, "started_by_this_run": started,
+                "status": status, "start_requested_at": requested_at,
+                "running_at": _now() if status == "RUNNING" else None}
+
+    def execute(self, context: Context) -> dict:
+        arn = self.project_version_arn
+        parse_project_version_arn(arn)  # a clear message for a malformed ARN before any call
+        low, high = self._units()
+        RekognitionProjectVersionLink.persist_for_arn(context, self, arn, self.hook.conn_region_name,
+                                                      self.hook.conn_partition)
+        status = self.hook.get_project_version_status(arn)
+        self.log.info("Model %s is %s", arn, status)
+        if status == "RUNNING":
+            self.log.info("Already running: nothing to start, and this run will not stop it.")
+            return self._result(status, False, None)
+        if status in _NOT_STARTABLE:
+            raise AirflowException(f"Model {arn} {_NOT_STARTABLE[status]} (status {status}).")
+
+        started, requested_at = False, None
+        if status == "STOPPING":
+            status = self.hook.wait_for_status(arn, {"STOPPED"}, self.waiter_delay, self.waiter_max_attempts)
+        if status in STARTABLE:
+            requested_at = _now()
+            status = self.hook.start_project_version(arn, low, high)
+            started = True
+            self.log.info("Started model %s with %d inference unit(s)%s; status %s", arn, low,
+                          f" (auto-scaling to {high})" if high else "", status)
+        elif status != "STARTING":
+            raise AirflowException(f"Model {arn} is {status}; cannot start it from that status.")
+        else:
+            self.log.info("Another process is starting it; waiting. This run will not stop it.")
+
+        if self.deferrable:
+            ref = parse_project_version_arn(arn)
+            self.defer(
+                trigger=ProjectVersionRunningTrigger(
+                    project_arn=self.hook.get_project_arn(ref.project_name), version_name=ref.version_name,
+                    project_version_arn=arn, waiter_delay=self.waiter_delay,
+                    waiter_max_attempts=self.waiter_max_attempts, aws_conn_id=self.aws_conn_id,
+                    region_name=self.region_name, verify=self.verify, botocore_config=self.botocore_config,
+                ),
+                method_name="execute_complete",
+                kwargs={"started_by_this_run": started, "start_requested_at": requested_at},
+                timeout=timedelta(seconds=self.waiter_delay * self.waiter_max_attempts + 60),
+            )
+        if self.wait_for_completion:
+            self.hook.wait_for_project_version(arn, "project_version_running", self.waiter_delay,
+                                               self.waiter_max_attempts)
+            status = "RUNNING"
+        return self._result(status, started, requested_at)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None,
+                         started_by_this_run: bool = False, start_requested_at: str | None = None) -> dict:
+        event = validate_execute_complete_event(event)
+        if event["status"] != "success":
+            raise AirflowException(f"Model {self.project_version_arn} did not reach RUNNING: "
+                                   f"{event.get('message', event)}")
+        status = self.hook.get_project_version_status(self.project_version_arn)
+        self.log.info("Model %s is %s", self.project_version_arn, status)
+        return self._result(status, started_by_this_run, start_requested_at)
+
+
+class RekognitionStopProjectVersionOperator(AwsBaseOperator[RekognitionCustomLabelsHook]):
+    """Stop a model, by default only if this DAG run started it. Safe as a teardown task.
+
+    Who started it is read, in this order, from: ``force=True`` (always stop);
+    ``started_by_this_run`` (a bool or a template such as
+    ``"{{ ti.xcom_pull('start_model')['started_by_this_run'] }}"``); the XCom of ``start_task_id``;
+    and when none is given, the XCom of the DAG's RekognitionStartProjectVersionOperator task(s) for
+    the same model. Without any of these it does not stop the model (never stop a model that
+    something else relies on) and says so in the log.
+
+    Already STOPPED / STOPPING / never started is success. Returns
+    ``{"project_version_arn", "stopped": bool, "status", "reason", "running_seconds"}`` where
+    `running_seconds` is how long the model ran for this DAG run (from the start task's XCom), or None.
+
+    :param project_version_arn: the model's ARN. (templated)
+    :param started_by_this_run: override of who started it. (templated)
+    :param start_task_id: task id of the start task whose XCom says whether it started the model. (templated)
+    :param force: stop even if this run did not start it.
+    :param wait_for_completion: wait until STOPPED.
+    :param waiter_delay: seconds between status checks.
+    :param waiter_max_attempts: number of status checks.
+    """
+
+    aws_hook_class = RekognitionCustomLabelsHook
+    template_fields: Sequence[str] = aws_template_fields("project_version_arn", "started_by_this_run", "start_task_id")
+    operator_extra_links = (RekognitionProjectVersionLink(),)
+    ui_color = "#ffd8a8"
+
+    def __init__(
+        self,
+        *,
+        project_version_arn: str,
+        started_by_this_run: bool | str | None = None,
+        start_task_id: str | None = None,
+        force: bool = False,
+        wait_for_completion: bool = True,
+        waiter_delay: int = 10,
+        waiter_max_attempts: int = 60,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.project_version_arn = project_version_arn
+        self.started_by_this_run = started_by_this_run
+        self.start_task_id = start_task_id
+        self.force = force
+        self.wait_for_completion = wait_for_completion
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+
+    def _start_task_ids(self) -> list[str]:
+        if self.start_task_id:
+            return [self.start_task_id]
+        try:
+            dag = self.dag
+        except Exception:  # noqa: BLE001 - an operator outside a DAG (e.g. called directly)
+            return []
+        if dag is None:
+            return []
+        # Every start task of the DAG; _start_records keeps those whose XCom names this model.
+        return [t.task_id for t in dag.tasks
+                if isinstance(t, RekognitionStartProjectVersionOperator) and t.task_id != self.task_id]
+
+    def _start_records(self, context: Context) -> list[dict]:
+        ti = context.get("ti") if hasattr(context, "get") else None
+        if ti is None:
+            return []
+        records = []
+        for task_id in self._start_task_ids():
+            value = ti.xcom_pull(task_ids=task_id)
+            values = value if isinstance(value, list) else [value]
+            records.extend(v for v in values if isinstance(v, dict) and "started_by_this_run" in v
+                           and v.get("project_version_arn") in (None, self.project_version_arn))
+        return records
+
+    def _decide(self, context: Context) -> tuple[bool, str, list[dict]]:
+        if self.force:
+            return True, "force=True", []
+        explicit = _as_bool(self.started_by_this_run, "started_by_this_run")
+        if explicit is not None:
+            return explicit, f"started_by_this_run={explicit}", []
+        records = self._start_records(context)
+        if records:
+            started = any(r["started_by_this_run"] for r in records)
+            return started, f"start task XCom: started_by_this_run={started}", records
+        return False, ("no record that this DAG run started the model (no start task XCom; set start_task_id, "
+                       "started_by_this_run or force=True to stop it)"), []
+
+    def execute(self, context: Context) -> dict:
+        arn = self.project_version_arn
+        parse_project_version_arn(arn)
+        RekognitionProjectVersionLink.persist_for_arn(context, self, arn, self.hook.conn_region_name,
+                                                      self.hook.conn_partition)
+        should_stop, reason, records = self._decide(context)
+        status = self.hook.get_project_version_status(arn)
+        result = {"project_version_arn": arn, "stopped": False, "status": status, "reason": reason,
+                  "running_seconds": None}
+        if not should_stop:
+            self.log.info("Not stopping model %s (%s): %s", arn, status, reason)
+            return result
+        if status == "STARTING":
+            # StopProjectVersion is refused while starting; wait for it to settle first.
+            status = self.hook.wait_for_status(arn, {"RUNNING", "FAILED", "STOPPED"}, self.waiter_delay,
+                                               self.waiter_max_attempts)
+        if status == "RUNNING":
+            status = self.hook.stop_project_version(arn)
+            result["stopped"] = True
+            self.log.info("Stopping model %s (%s); status %s", arn, reason, status)
+        else:
+            self.log.info("Model %s is %s: nothing to stop.", arn, status)
+        if self.wait_for_completion and status == "STOPPING":
+            status = self.hook.wait_for_status(arn, {"STOPPED"}, self.waiter_delay, self.waiter_max_attempts)
+        result["status"] = status
+        result["running_seconds"] = self._running_seconds(records) if result["stopped"] else None
+        return result
+
+    @staticmethod
+    def _running_seconds(records: list[dict]) -> float | None:
+        """Time the model ran for this DAG run: from RUNNING (or the start request) to now."""
+        times = []
+        for r in records:
+            if not r.get("started_by_this_run"):
+                continue
+            stamp = r.get("start_requested_at") or r.get("running_at")
+            if stamp:
+                times.append(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc))
+        if not times:
+            return None
+        return round((datetime.now(timezone.utc) - min(times)).total_seconds(), 1)

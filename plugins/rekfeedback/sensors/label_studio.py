@@ -1,0 +1,157 @@
+"""Wait for Label Studio reviewers, then write the turn's normalized answers to S3."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk import PokeReturnValue
+from airflow.sdk.exceptions import AirflowException
+
+from rekfeedback.core import answers as answerlib
+from rekfeedback.core import label_studio as lsfmt
+from rekfeedback.core.paths import parse_s3_uri
+from rekfeedback.hooks.label_studio import LabelStudioConnectionError, LabelStudioHook
+from rekfeedback.triggers.label_studio import LabelStudioReviewTrigger, parse_deadline
+
+
+class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
+    """Done when every task of the turn's project is annotated, or when `min_annotated_share` of them
+    is and `deadline` has passed. Then exports the annotations and writes the normalized answers
+    (several annotators per task: majority vote with agreement) to `answers_uri`, overwriting it,
+    so a retried sensor writes the same file once.
+
+    :param review: the XCom of LabelStudioReviewOperator (gives `project_id` and `answers_uri`), or
+    :param project_id: / :param answers_uri: given directly.
+    :param min_annotated_share: 0..1; with `deadline` (ISO-8601 or datetime) allows finishing early.
+    :param deferrable: wait in the triggerer (default). Label Studio being down while waiting is
+        retried until the sensor's `timeout`; a refused token fails at once.
+    Returns `{"answers_uri", "counts": {"answered", "unanswered", "tasks", "annotations"}}`.
+    """
+
+    aws_hook_class = S3Hook
+    template_fields = aws_template_fields("review", "project_id", "answers_uri", "min_annotated_share", "deadline",
+                                          "label_studio_conn_id")
+    ui_color = "#ffcc80"
+
+    def __init__(self, *, review: dict | None = None, project_id: int | None = None, answers_uri: str | None = None,
+                 label_studio_conn_id: str = LabelStudioHook.default_conn_name,
+                 min_annotated_share: float | None = None, deadline: str | datetime | None = None,
+                 poll_interval: float = 30.0, iou_threshold: float = 0.5, deferrable: bool = True, **kwargs):
+        kwargs.setdefault("poke_interval", poll_interval)
+        super().__init__(**kwargs)
+        self.review = review
+        self.project_id = project_id
+        self.answers_uri = answers_uri
+        self.label_studio_conn_id = label_studio_conn_id
+        self.min_annotated_share = min_annotated_share
+        self.deadline = deadline
+        self.poll_interval = poll_interval
+        self.iou_threshold = iou_threshold
+        self.deferrable = deferrable
+
+    # --- inputs -------------------------------------------------------------------------------
+
+    def _target(self) -> tuple[int | None, str]:
+        review = self.review or {}
+        if review and not isinstance(review, dict):
+            raise ValueError(f"review must be the dict returned by LabelStudioReviewOperator, got {type(review).__name__}")
+        project_id = self.project_id if self.project_id not in (None, "") else review.get("project_id")
+        answers_uri = self.answers_uri or review.get("answers_uri")
+        if not answers_uri:
+            raise ValueError("answers_uri is missing: pass answers_uri or review=<LabelStudioReviewOperator output>")
+        parse_s3_uri(answers_uri, "answers_uri")
+        share = self.min_annotated_share
+        if share not in (None, "") and not 0 <= float(share) <= 1:
+            raise ValueError(f"min_annotated_share must be between 0 and 1, got {share!r}")
+        return (int(project_id) if project_id not in (None, "") else None), answers_uri
+
+    def _min_share(self) -> float | None:
+        return None if self.min_annotated_share in (None, "") else float(self.min_annotated_share)
+
+    def _deadline_iso(self) -> str | None:
+        dt = parse_deadline(self.deadline)
+        return dt.isoformat() if dt else None
+
+    @property
+    def ls_hook(self) -> LabelStudioHook:
+        if not hasattr(self, "_ls_hook"):
+            self._ls_hook = LabelStudioHook(label_studio_conn_id=self.label_studio_conn_id)
+        return self._ls_hook
+
+    # --- waiting ------------------------------------------------------------------------------
+
+    def _done(self, project_id: int) -> bool:
+        counts = self.ls_hook.progress(project_id)
+        dl = parse_deadline(self.deadline)
+        passed = dl is not None and datetime.now(timezone.utc) >= dl
+        done, why = lsfmt.progress(counts["tasks"], counts["annotated"], self._min_share(), passed)
+        self.log.info("Label Studio project %s: %s", project_id, why)
+        return done
+
+    def _try_done(self, project_id: int) -> bool:
+        """One poll; Label Studio unreachable counts as not done (a refused token still fails)."""
+        try:
+            return self._done(project_id)
+        except LabelStudioConnectionError as exc:
+            if "refused" in str(exc):
+                raise
+            self.log.warning("Label Studio unreachable, will keep waiting: %s", exc)
+            return False
+
+    def execute(self, context) -> Any:
+        project_id, answers_uri = self._target()
+        if project_id is None:
+            self.log.info("no Label Studio project this turn (nothing sent to humans); writing an empty answers file")
+            return self._write(answers_uri, [], [], tasks=0, annotations=0)
+        if not self.deferrable:
+            return super().execute(context)
+        self._deadline_iso()  # a bad deadline fails here, not in the triggerer
+        if self._try_done(project_id):
+            return self._collect(project_id, answers_uri)
+        self.defer(
+            trigger=LabelStudioReviewTrigger(project_id=project_id, label_studio_conn_id=self.label_studio_conn_id,
+                                             poll_interval=self.poll_interval, min_share=self._min_share(),
+                                             deadline=self._deadline_iso()),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout)),
+        )
+
+    def poke(self, context) -> PokeReturnValue | bool:
+        project_id, answers_uri = self._target()
+        if self._try_done(project_id):
+            return PokeReturnValue(is_done=True, xcom_value=self._collect(project_id, answers_uri))
+        return False
+
+    def execute_complete(self, context, event: dict[str, Any] | None = None) -> dict:
+        if not event:
+            raise AirflowException("LabelStudioReviewSensor resumed without a trigger event")
+        if event.get("status") != "success":
+            raise AirflowException(f"waiting for Label Studio failed: {event.get('message', event)}")
+        project_id, answers_uri = self._target()
+        self.log.info("Label Studio review done: %s", event.get("reason"))
+        return self._collect(project_id, answers_uri)
+
+    # --- collecting ---------------------------------------------------------------------------
+
+    def _collect(self, project_id: int, answers_uri: str) -> dict:
+        project = self.ls_hook.get_project(project_id)
+        tasks = self.ls_hook.export_tasks(project_id)
+        answers, unanswered = lsfmt.normalized_answers(tasks, source=project["title"], iou_threshold=self.iou_threshold)
+        if unanswered:
+            self.log.warning("%d images have no answer yet and are left for a later turn, e.g. %s",
+                             len(unanswered), ", ".join(unanswered[:5]))
+        annotations = sum(len(lsfmt.valid_annotations(t)) for t in tasks)
+        return self._write(answers_uri, answers, unanswered, tasks=len(tasks), annotations=annotations)
+
+    def _write(self, answers_uri: str, answers: list[dict], unanswered: list[str], *, tasks: int,
+               annotations: int) -> dict:
+        uri = parse_s3_uri(answers_uri, "answers_uri")
+        # Same annotations -> same bytes (sorted lines and keys); replace=True: a retry rewrites, never appends.
+        self.hook.load_string(answerlib.dumps_jsonl(answers), key=uri.key, bucket_name=uri.bucket, replace=True)
+        counts = {"answered": len(answers), "unanswered": len(unanswered), "tasks": tasks, "annotations": annotations}
+        self.log.info("wrote %d normalized answers to %s (%s)", len(answers), answers_uri, counts)
+        return {"answers_uri": answers_uri, "counts": counts}
