@@ -17,6 +17,7 @@ cumulative manifest written by another tool may contain.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -84,12 +85,15 @@ class ImageEntry:
             yield self.detection.provenance
 
 
+@functools.lru_cache(maxsize=65536)  # answers of one job share few distinct timestamps
 def manifest_date(value: str) -> str:
     """An ISO-8601 date/time (any zone, 'Z' allowed; naive means UTC) in the manifest's form.
 
     Raises ValueError on anything else: the merge never makes a date up.
     """
-    text = str(value).strip()
+    if not isinstance(value, str):
+        raise ValueError(f"not a date string: {value!r}")
+    text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)

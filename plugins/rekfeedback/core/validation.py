@@ -322,7 +322,8 @@ _CANONICAL_RE = re.compile(
     rf'\{{"source-ref":"s3://([a-z0-9][a-z0-9.\-]{{1,61}}[a-z0-9])/{_STR}+"'
     rf"((?:,{_CLASS_ATTR})*)(?:,{_DET_ATTR})?\}}"
 )
-_CLASS_PAIR_RE = re.compile(rf'"({_STR}+)":0,"\1-metadata":\{{"class-name":"({_STR}+)"')
+_CLASS_ATTR_RE = re.compile(rf',"({_STR}+)":0,"')
+_CLASS_NAME_RE = re.compile(rf'"class-name":"({_STR}+)"')
 _ANN_RE = re.compile(r'\{"class_id":(\d+),"left":(\d+),"top":(\d+),"width":(\d+),"height":(\d+)\}')
 _CM_RE = re.compile(rf'"(\d+)":"({_STR}+)"')
 
@@ -341,13 +342,14 @@ def fast_check(line: str, expected_bucket: str | None = None) -> set[str] | None
     name = line[15:ref_end].rsplit("/", 1)[-1].lower()
     if "." in name and not name.endswith(IMAGE_EXTENSIONS):
         return None
-    labels: set[str] = set()
     class_part = m.group(2)
     if class_part:
-        pairs = _CLASS_PAIR_RE.findall(class_part)
-        if len({attr for attr, _ in pairs}) != len(pairs):
+        attrs = _CLASS_ATTR_RE.findall(class_part)
+        if len(set(attrs)) != len(attrs):
             return None  # a repeated key: JSON would keep only the last one
-        labels.update(label for _, label in pairs)
+        labels = set(_CLASS_NAME_RE.findall(class_part))
+    else:
+        labels = set()
     width_s = m.group(4)
     if width_s is not None:
         width, height = int(width_s), int(m.group(5))
