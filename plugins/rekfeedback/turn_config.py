@@ -116,6 +116,16 @@ def _coerce(setting: Setting, value: Any) -> Any:
     return value
 
 
+def parse_setting(name: str, text: Any) -> Any:
+    """A setting given as text (a command-line `name=value`) with the setting's type; unknown names raise."""
+    if name not in BY_NAME:
+        raise TurnConfigError(f"unknown setting {name!r}; known settings: {', '.join(sorted(BY_NAME))}")
+    try:
+        return _coerce(BY_NAME[name], text)
+    except ValueError as exc:
+        raise TurnConfigError(f"setting {name}: {exc}") from exc
+
+
 def resolve(
     params: dict[str, Any],
     variable_get: Callable[[str], str | None] = lambda _key: None,

@@ -65,7 +65,9 @@ def _components(img: Image.Image) -> list[Component]:
     scale = min(1.0, _WORK_SIZE / max(width, height))
     sw, sh = max(1, round(width * scale)), max(1, round(height * scale))
     small = img.resize((sw, sh), Image.Resampling.BOX) if scale < 1.0 else img
-    pixels = list(small.getdata())
+    # get_flattened_data replaces getdata from Pillow 12 on; both yield (r, g, b) tuples.
+    flat = getattr(small, "get_flattened_data", None)
+    pixels = list(flat() if flat else small.getdata())
     background = _border_median(pixels, sw, sh)
     diff = ImageChops.difference(small, Image.new("RGB", (sw, sh), background))
     r, g, b = diff.split()

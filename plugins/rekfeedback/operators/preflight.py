@@ -1,0 +1,133 @@
+"""The DAG's first task: check every resource the turn will touch, before the model is started and billed."""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from rekfeedback import turn_config
+from rekfeedback.preflight_checks import LabelStudioTarget, run_checks
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def variable_get(key: str) -> str | None:
+    """Airflow Variable or None; a Variable backend that cannot be reached counts as "not set"."""
+    from airflow.sdk import Variable
+
+    try:
+        return Variable.get(key, default=None)
+    except Exception:  # noqa: BLE001 - a missing/unreachable Variable must not hide the real check results
+        return None
+
+
+def labelstudio_target(conn_id: str) -> LabelStudioTarget:
+    """URL and token of a Label Studio connection, or why they cannot be read (reported, not raised)."""
+    from rekfeedback.hooks.label_studio import LabelStudioHook
+
+    try:
+        hook = LabelStudioHook(label_studio_conn_id=conn_id)
+        extra = hook.connection.extra_dejson or {}
+        return LabelStudioTarget(url=hook.base_url, token=hook.token, auth=extra.get("auth"), conn_id=conn_id,
+                                 timeout=float(extra.get("timeout", 10)))
+    except Exception as exc:  # noqa: BLE001 - unknown conn id, no host, no token: all become one finding
+        return LabelStudioTarget(conn_id=conn_id, error=f"cannot use Airflow connection {conn_id!r}: {exc}")
+
+
+def _as_params(value: Any) -> dict:
+    """The run's params as a plain dict, whether rendered natively, as a ParamsDict or as text."""
+    if value is None:
+        return {}
+    if hasattr(value, "dump"):  # ParamsDict
+        value = value.dump()
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            try:
+                value = ast.literal_eval(text)  # "{{ params }}" rendered as a Python repr
+            except (ValueError, SyntaxError) as exc:
+                raise AirflowFailException(f"params_to_check must be a dict of the turn settings, got text "
+                                           f"{text[:200]!r}") from exc
+    if not isinstance(value, Mapping):
+        raise AirflowFailException(f"params_to_check must be a dict of the turn settings, got "
+                                   f"{type(value).__name__}")
+    return dict(value)
+
+
+class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
+    """Check the model, S3 input/output, CORS, work team, role, Lambdas, Label Studio, templates and labels.
+
+    Runs every check, logs one report, and fails once (no retry: a configuration error does not fix
+    itself) listing every problem with the resource and what to do. Warnings never fail. When there
+    is nothing new to label, the task is skipped so the rest of the DAG is skipped and the model is
+    never started. Nothing is created except a marker object written to and removed from the output
+    prefix.
+
+    Returns ``{"config": <resolved turn settings>, "candidates": n, "new_images": n, "warnings": [...],
+    "facts": {...}}``; downstream tasks read ``config`` (blanks filled from Variables/environment).
+
+    :param params_to_check: the turn settings, usually ``"{{ params }}"``; defaults to the run's params. (templated)
+    :param skip_when_nothing_new: skip (instead of succeed) when no candidate image is new.
+    :param aws_conn_id: the AWS connection; its region is the turn's region. (templated)
+    """
+
+    aws_hook_class = AwsBaseHook
+    template_fields: Sequence[str] = aws_template_fields("params_to_check")
+    ui_color = "#d6eaf8"
+
+    def __init__(self, *, params_to_check: Any = None, skip_when_nothing_new: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.params_to_check = params_to_check
+        self.skip_when_nothing_new = skip_when_nothing_new
+
+    def _client_factory(self):
+        cache: dict[str, Any] = {}
+
+        def make(service: str):
+            if service not in cache:
+                cache[service] = AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+                                             verify=self.verify, botocore_config=self.botocore_config,
+                                             client_type=service).get_conn()
+            return cache[service]
+        return make
+
+    def execute(self, context: Context) -> dict:
+        raw = self.params_to_check if self.params_to_check not in (None, "") else context.get("params")
+        config = turn_config.resolve(_as_params(raw), variable_get=variable_get)
+        if self.aws_conn_id:
+            config["aws_conn_id"] = self.aws_conn_id
+        region = self.hook.conn_region_name
+        dag_id = context["dag"].dag_id if context.get("dag") is not None else context["ti"].dag_id
+        labelstudio = None
+        if config.get("review_backend") == "label-studio":
+            labelstudio = labelstudio_target(config.get("labelstudio_conn_id") or "label_studio_default")
+        report = run_checks(config, clients=self._client_factory(), region=region, dag_id=dag_id,
+                            labelstudio=labelstudio)
+        text = report.format(title=f"Preflight of {dag_id}")
+        if report.failed:
+            self.log.error("%s", text)
+            raise AirflowFailException(text)
+        self.log.info("%s", text)
+        new_images = int(report.facts.get("new_images") or 0)
+        if new_images == 0 and self.skip_when_nothing_new:
+            raise AirflowSkipException(
+                f"nothing new to label under {config.get('input_uri')} "
+                f"({report.facts.get('candidates', 0)} candidates, all already labelled or none found); "
+                "skipping the turn without starting the model")
+        return {
+            "config": config,
+            "candidates": int(report.facts.get("candidates") or 0),
+            "new_images": new_images,
+            "warnings": [f.as_dict() for f in report.warnings],
+            "facts": report.facts,
+        }

@@ -1,0 +1,204 @@
+"""DetectCustomLabels: answers from the fitted model, its parameters, its errors, throttling and latency."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from botocore.exceptions import ClientError
+from PIL import Image
+
+from rekfeedback import synthetic
+
+from .helpers import FAST, client, project_with_datasets, train, unique
+
+
+@pytest.fixture(scope="module")
+def model(emulator):
+    """Object-detection and classification models trained on 40 labelled images, both RUNNING with 1 unit."""
+    s3 = client(emulator, "s3", retries=3)
+    rek = client(emulator, "rekognition")
+    bucket = unique("detect")
+    det = synthetic.generate(s3, bucket, "det", n=30, seed=31, n_seed=40, n_test=12)
+    cls = synthetic.generate(s3, bucket, "cls", n=0, seed=32, n_seed=40, n_test=12, kind="classification", bad_files=False)
+    out = {"bucket": bucket, "pool": det["image_keys"], "bad": det["bad_keys"]}
+    for name, summary in (("detection", det), ("classification", cls)):
+        project = project_with_datasets(rek, summary["seed_manifest_uri"], summary["test_manifest_uri"])
+        arn = train(rek, project, "v1", bucket)
+        rek.start_project_version(ProjectVersionArn=arn, MinInferenceUnits=1)
+        rek.get_waiter("project_version_running").wait(ProjectArn=project, VersionNames=["v1"], WaiterConfig=FAST)
+        out[name] = arn
+        out[f"{name}_project"] = project
+    return out
+
+
+@pytest.fixture
+def rek(emulator, emulator_knobs):
+    emulator_knobs(capacity_per_unit=1000.0)  # most tests here are about answers, not throughput
+    return client(emulator, "rekognition")
+
+
+def _truth(emulator, bucket: str, key: str) -> dict:
+    return json.loads(client(emulator, "s3").head_object(Bucket=bucket, Key=key)["Metadata"]["truth"])
+
+
+def test_detection_answers_beat_chance_on_held_out_images(emulator, rek, model):
+    hits = total = 0
+    for key in model["pool"]:
+        labels = rek.detect_custom_labels(ProjectVersionArn=model["detection"],
+                                          Image={"S3Object": {"Bucket": model["bucket"], "Name": key}})["CustomLabels"]
+        truth = _truth(emulator, model["bucket"], key)
+        for label in labels:
+            box = label["Geometry"]["BoundingBox"]
+            assert set(box) == {"Width", "Height", "Left", "Top"}
+            assert 0 <= box["Left"] <= 1 and 0 < box["Width"] <= 1
+            assert 0 <= label["Confidence"] <= 100
+        confidences = [label["Confidence"] for label in labels]
+        assert confidences == sorted(confidences, reverse=True)
+        predicted = sorted(label["Name"] for label in labels)
+        hits += predicted == truth["labels"] or sorted(set(predicted)) == truth["labels"]
+        total += 1
+    # Chance of guessing an image's label set exactly is far below 25% with 4 labels and 1-3 shapes.
+    assert hits / total > 0.6, f"{hits}/{total} images fully right"
+
+
+def test_boxes_match_the_truth(emulator, rek, model):
+    from rekfeedback.core.boxes import iou, ratio_to_pixels
+
+    key = model["pool"][0]
+    body = client(emulator, "s3").get_object(Bucket=model["bucket"], Key=key)["Body"].read()
+    width, height = Image.open(io.BytesIO(body)).size
+    truth = _truth(emulator, model["bucket"], key)
+    labels = rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image={"Bytes": body}, MinConfidence=0)["CustomLabels"]
+    assert len(labels) == len(truth["boxes"])
+    for label in labels:
+        box = ratio_to_pixels(label["Geometry"]["BoundingBox"], width, height)
+        assert max(iou(box, t) for t in truth["boxes"]) > 0.6
+
+
+def test_classification_model_returns_image_level_labels(emulator, rek, model):
+    key = model["pool"][1]
+    labels = rek.detect_custom_labels(ProjectVersionArn=model["classification"], MinConfidence=0,
+                                      Image={"S3Object": {"Bucket": model["bucket"], "Name": key}})["CustomLabels"]
+    assert labels and all("Geometry" not in label for label in labels)
+    assert len({label["Name"] for label in labels}) == len(labels)
+
+
+def test_min_confidence_and_max_results(emulator, rek, model):
+    image = {"S3Object": {"Bucket": model["bucket"], "Name": model["pool"][2]}}
+    everything = rek.detect_custom_labels(ProjectVersionArn=model["classification"], Image=image, MinConfidence=0)["CustomLabels"]
+    assert len(everything) == 4  # every label has some confidence when thresholds are ignored
+    default = rek.detect_custom_labels(ProjectVersionArn=model["classification"], Image=image)["CustomLabels"]
+    assert len(default) < len(everything)  # the assumed per-label thresholds apply
+    top = rek.detect_custom_labels(ProjectVersionArn=model["classification"], Image=image, MinConfidence=0, MaxResults=1)["CustomLabels"]
+    assert top == everything[:1]
+    cut = everything[1]["Confidence"]
+    above = rek.detect_custom_labels(ProjectVersionArn=model["classification"], Image=image, MinConfidence=cut)["CustomLabels"]
+    assert [label["Name"] for label in above] == [label["Name"] for label in everything[:2]]
+    with pytest.raises(ClientError) as err:
+        rek.detect_custom_labels(ProjectVersionArn=model["classification"], Image=image, MinConfidence=101)
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+
+
+@pytest.mark.parametrize("key_kind, code", [("bad", "InvalidImageFormatException"), ("missing", "InvalidS3ObjectException")])
+def test_bad_objects(emulator, rek, model, key_kind, code):
+    keys = model["bad"] if key_kind == "bad" else ["det/images/does-not-exist.jpg"]
+    for key in keys:
+        with pytest.raises(ClientError) as err:
+            rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image={"S3Object": {"Bucket": model["bucket"], "Name": key}})
+        assert err.value.response["Error"]["Code"] == code, key
+
+
+def test_image_too_large(emulator, rek, model):
+    big = b"\xff\xd8" + b"\0" * (15 * 1024 * 1024 + 10)
+    client(emulator, "s3").put_object(Bucket=model["bucket"], Key="det/big.jpg", Body=big)
+    with pytest.raises(ClientError) as err:
+        rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image={"S3Object": {"Bucket": model["bucket"], "Name": "det/big.jpg"}})
+    assert err.value.response["Error"]["Code"] == "ImageTooLargeException"
+    with pytest.raises(ClientError) as err:  # Bytes: the blob shape allows 5 MB, DetectCustomLabels only 4 MB
+        rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image={"Bytes": b"\xff\xd8" + b"\0" * (4 * 1024 * 1024 + 10)})
+    assert err.value.response["Error"]["Code"] == "ImageTooLargeException"
+    with pytest.raises(ClientError) as err:
+        rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image={"Bytes": b"not an image at all"})
+    assert err.value.response["Error"]["Code"] == "InvalidImageFormatException"
+
+
+def test_wrong_arguments(emulator, rek, model):
+    with pytest.raises(ClientError) as err:
+        rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image={})
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+    raw = client(emulator, "rekognition", validate=False)
+    with pytest.raises(ClientError) as err:
+        raw.detect_custom_labels(ProjectVersionArn=model["detection"], Image={"S3Object": {"Bucket": "b", "Name": ""}})
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError) as err:
+        raw.detect_custom_labels(ProjectVersionArn=model["detection"])
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    unknown = model["detection"].rsplit("/", 1)[0] + "/1"
+    with pytest.raises(ClientError) as err:
+        rek.detect_custom_labels(ProjectVersionArn=unknown, Image={"Bytes": b"x"})
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_not_running_is_resource_not_ready(emulator, rek, model):
+    arn = rek.create_project_version(ProjectArn=model["detection_project"], VersionName=unique("idle"),
+                                     OutputConfig={"S3Bucket": model["bucket"]})["ProjectVersionArn"]
+    image = {"S3Object": {"Bucket": model["bucket"], "Name": model["pool"][0]}}
+    with pytest.raises(ClientError) as err:
+        rek.detect_custom_labels(ProjectVersionArn=arn, Image=image)
+    assert err.value.response["Error"]["Code"] == "ResourceNotReadyException"
+    assert "TRAINING_IN_PROGRESS" in err.value.response["Error"]["Message"]
+
+
+def test_throttled_over_capacity(emulator, model, emulator_knobs):
+    emulator_knobs(capacity_per_unit=3.0, latency=0.0, throttle_rate=0.0)
+    rek = client(emulator, "rekognition")
+    image = {"S3Object": {"Bucket": model["bucket"], "Name": model["pool"][0]}}
+    time.sleep(1.05)  # empty the sliding window left by earlier tests
+
+    def call(_):
+        try:
+            rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image=image)
+            return "ok"
+        except ClientError as exc:
+            return exc.response["Error"]["Code"]
+
+    started = time.time()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(12)))
+    assert time.time() - started < 1.0, "the burst must land inside one second for this test to mean anything"
+    assert results.count("ok") == 3
+    assert results.count("ProvisionedThroughputExceededException") == 9
+    time.sleep(1.05)  # capacity comes back once the window has passed
+    assert call(0) == "ok"
+
+
+def test_random_throttling_knob(emulator, rek, model, emulator_knobs):
+    emulator_knobs(throttle_rate=1.0)
+    before = emulator.errors["Rekognition.DetectCustomLabels.ProvisionedThroughputExceededException"]
+    with pytest.raises(ClientError) as err:
+        rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image={"Bytes": b"x"})
+    assert err.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    assert emulator.errors["Rekognition.DetectCustomLabels.ProvisionedThroughputExceededException"] == before + 1
+
+
+def test_latency_does_not_serialise_calls(emulator, rek, model, emulator_knobs):
+    emulator_knobs(latency=0.4)
+    image = {"S3Object": {"Bucket": model["bucket"], "Name": model["pool"][0]}}
+    rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image=image)  # warm the feature cache
+    started = time.time()
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda _: rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image=image), range(10)))
+    elapsed = time.time() - started
+    assert len(results) == 10
+    assert 0.4 <= elapsed < 1.6, elapsed  # 10 x 0.4 s one after another would take 4 s
+
+
+def test_calls_are_counted(emulator, rek, model):
+    before = emulator.calls["Rekognition.DetectCustomLabels"]
+    rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image={"S3Object": {"Bucket": model["bucket"], "Name": model["pool"][0]}})
+    assert emulator.calls["Rekognition.DetectCustomLabels"] == before + 1
