@@ -59,6 +59,35 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# preflight: implemented in rekfeedback.preflight_cli (imported lazily to keep other subcommands quick).
+def _preflight_arguments(parser: argparse.ArgumentParser) -> None:
+    from rekfeedback.preflight_cli import add_arguments
+
+    add_arguments(parser)
+
+
+@subcommand("preflight", "check every resource a turn needs (model, S3, CORS, work team, role, Lambdas, "
+                         "Label Studio) and list every problem; exit 1 on problems", _preflight_arguments)
+def _preflight(args: argparse.Namespace) -> int:
+    from rekfeedback.preflight_cli import run
+
+    return run(args)
+
+
+def _annotate_arguments(parser: argparse.ArgumentParser) -> None:
+    from rekfeedback.labelstudio_annotator import add_arguments
+
+    add_arguments(parser)
+
+
+@subcommand("labelstudio-annotate", "answer a Label Studio project's tasks with a simulated annotator "
+                                    "(oracle/accept-all/reject-all)", _annotate_arguments)
+def _labelstudio_annotate(args: argparse.Namespace) -> int:
+    from rekfeedback.labelstudio_annotator import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rekfeedback", description="Rekognition Custom Labels feedback-loop tools.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -4,8 +4,9 @@ Uses the same worker policies as the Ground Truth emulator (`rekfeedback.emulato
 oracle with an error rate, accept-all, reject-all). The oracle's truth comes from the image's S3
 user metadata `truth` (written by `rekfeedback.synthetic`) or from a mapping given by the caller.
 
-    python -m rekfeedback.labelstudio_annotator --url http://127.0.0.1:8080 --token TOKEN --project 3 \
-        --policy oracle --error-rate 0.1 --annotators 3 [--endpoint-url http://127.0.0.1:4566]
+    rekfeedback labelstudio-annotate --project 3 --policy oracle --error-rate 0.1 --annotators 3 \
+        [--url http://127.0.0.1:8080 --token TOKEN] [--endpoint-url http://127.0.0.1:4566]
+    (URL and token default to .labelstudio/env, written by scripts/labelstudio.sh start)
 
 Idempotent: a task that already has `annotators` submitted annotations is left alone, so a re-run
 only fills what is missing. Each answer's randomness is seeded by (seed, source-ref, annotator index).
@@ -17,6 +18,7 @@ import argparse
 import json
 import logging
 import random
+import sys
 import xml.etree.ElementTree as ET
 from typing import Callable, Mapping
 
@@ -104,27 +106,57 @@ class _DirectHook:
         return getattr(self._hook, name)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="rekfeedback-labelstudio-annotator", description=__doc__.split("\n\n")[0])
-    p.add_argument("--url", required=True, help="Label Studio URL, e.g. http://127.0.0.1:8080")
-    p.add_argument("--token", required=True, help="API token (legacy token or personal access token)")
+def _env_file(path: str) -> dict:
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.strip().split("=", 1)
+                    out[k] = v
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=None, help="Label Studio URL (default: LABEL_STUDIO_URL from --env-file)")
+    p.add_argument("--token", default=None, help="API token, legacy or personal access token (default: from --env-file)")
+    p.add_argument("--env-file", default=".labelstudio/env", help="written by scripts/labelstudio.sh start")
     p.add_argument("--project", type=int, required=True, help="project id")
     p.add_argument("--policy", default="oracle", choices=policylib.POLICIES)
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--annotators", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--endpoint-url", default=None, help="S3 endpoint (the emulator) to read the images' truth from")
-    args = p.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    env = _env_file(args.env_file)
+    url, token = args.url or env.get("LABEL_STUDIO_URL"), args.token or env.get("LABEL_STUDIO_TOKEN")
+    if not url or not token:
+        print(f"give --url and --token, or start Label Studio so that {args.env_file} exists", file=sys.stderr)
+        return 2
     truth = None
     if args.policy == "oracle":
         import boto3
 
         truth = s3_truth_reader(boto3.client("s3", endpoint_url=args.endpoint_url))
-    counts = annotate_project(_DirectHook(args.url, args.token), args.project, policy=args.policy,
-                              error_rate=args.error_rate, seed=args.seed, annotators=args.annotators, truth=truth)
+    try:
+        counts = annotate_project(_DirectHook(url, token), args.project, policy=args.policy,
+                                  error_rate=args.error_rate, seed=args.seed, annotators=args.annotators, truth=truth)
+    except Exception as exc:  # a CLI: one line saying what went wrong
+        print(f"rekfeedback labelstudio-annotate: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(counts))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="rekfeedback labelstudio-annotate", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
 
 
 if __name__ == "__main__":

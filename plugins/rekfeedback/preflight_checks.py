@@ -439,8 +439,11 @@ def check_cors(checker: Checker) -> None:
         loc = parse_s3_uri(checker.config["input_uri"])
         if not loc.key.lower().endswith(MANIFEST_SUFFIXES):
             buckets = [loc.bucket]
-    advice = ("add the rule " + json.dumps(GT_CORS_RULE) + " (S3 console > bucket > Permissions > CORS, or "
-              "`aws s3api put-bucket-cors --bucket {b} --cors-configuration '{{\"CORSRules\": [...]}}'`)")
+    rule = json.dumps(GT_CORS_RULE)
+
+    def advice(bucket: str) -> str:
+        return (f"add the rule {rule} (S3 console > bucket > Permissions > CORS, or `aws s3api put-bucket-cors "
+                f"--bucket {bucket} --cors-configuration '{{\"CORSRules\": [{rule}]}}'`)")
     for bucket in buckets:
         resource = f"s3://{bucket}"
         try:
@@ -449,7 +452,7 @@ def check_cors(checker: Checker) -> None:
             if _code(exc) == "NoSuchCORSConfiguration":
                 checker.report.error("cors", resource, "the bucket has no CORS configuration, so Ground Truth's "
                                                        "worker UI cannot show its images and the tasks fail",
-                                     advice.format(b=bucket))
+                                     advice(bucket))
             elif _code(exc) == "NoSuchBucket":
                 continue  # the input check reports it
             else:
@@ -458,7 +461,7 @@ def check_cors(checker: Checker) -> None:
             continue
         problem = cors_problem(rules)
         if problem:
-            checker.report.add("cors", resource, problem[1], advice.format(b=bucket), problem[0])
+            checker.report.add("cors", resource, problem[1], advice(bucket), problem[0])
         else:
             checker.report.ok("cors", resource)
 
@@ -732,32 +735,37 @@ def check_labelstudio(checker: Checker) -> None:
                      f"put the token in the password of connection {conn_id!r} (Label Studio > Account & Settings)")
         return
     problem = _labelstudio_auth_problem(session, url, target)
-    if problem:
-        report.error("labelstudio", url, problem,
+    if problem and problem[1]:
+        report.error("labelstudio", url, problem[0],
                      f"put a valid token in the password of connection {conn_id!r} (Label Studio > Account & "
                      "Settings > Access Token; legacy tokens need LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true)")
+        return
+    if problem:
+        report.error("labelstudio", url, problem[0], f"check the host (and path) of connection {conn_id!r}: it must "
+                                                     "be the Label Studio base URL")
         return
     report.ok("labelstudio", url)
 
 
-def _labelstudio_auth_problem(session, url: str, target: LabelStudioTarget) -> str | None:
+def _labelstudio_auth_problem(session, url: str, target: LabelStudioTarget) -> tuple[str, bool] | None:
+    """(problem, whether the token is to blame) or None when the token is accepted."""
     token = target.token.strip()
     kind = target.auth or ("pat" if token.startswith("eyJ") and token.count(".") == 2 else "token")
     try:
         if kind == "pat":
             r = session.post(f"{url}/api/token/refresh", json={"refresh": token}, timeout=target.timeout)
             if r.status_code != 200:
-                return f"the personal access token was refused ({r.status_code} from /api/token/refresh)"
+                return f"the personal access token was refused ({r.status_code} from /api/token/refresh)", True
             header = {"Authorization": f"Bearer {r.json()['access']}"}
         else:
             header = {"Authorization": f"Token {token}"}
         r = session.get(f"{url}/api/current-user/whoami", headers=header, timeout=target.timeout)
     except (requests.RequestException, ValueError, KeyError) as exc:
-        return f"the token could not be checked ({exc})"
+        return f"the token could not be checked ({exc})", False
     if r.status_code in (401, 403):
-        return f"the API token was refused ({r.status_code}: {r.text[:160]})"
+        return f"the API token was refused ({r.status_code}: {r.text[:160]})", True
     if not r.ok:
-        return f"/api/current-user/whoami answered {r.status_code}"
+        return f"{url}/api/current-user/whoami answered {r.status_code}; this is not Label Studio's API", False
     return None
 
 

@@ -48,7 +48,7 @@ def _truth(emulator, bucket: str, key: str) -> dict:
 
 def test_detection_answers_beat_chance_on_held_out_images(emulator, rek, model):
     hits = total = 0
-    for key in model["pool"]:
+    for key in model["pool"]:  # the pool is not in the training or test manifests
         labels = rek.detect_custom_labels(ProjectVersionArn=model["detection"],
                                           Image={"S3Object": {"Bucket": model["bucket"], "Name": key}})["CustomLabels"]
         truth = _truth(emulator, model["bucket"], key)
@@ -59,12 +59,10 @@ def test_detection_answers_beat_chance_on_held_out_images(emulator, rek, model):
             assert 0 <= label["Confidence"] <= 100
         confidences = [label["Confidence"] for label in labels]
         assert confidences == sorted(confidences, reverse=True)
-        predicted = sorted(label["Name"] for label in labels)
-        hits += predicted == truth["labels"] or sorted(set(predicted)) == truth["labels"]
+        hits += bool(labels) and labels[0]["Name"] in truth["labels"]
         total += 1
-    # Chance of guessing an image's label set exactly is far below 25% with 4 labels and 1-3 shapes.
-    assert hits / total > 0.6, f"{hits}/{total} images fully right"
-
+    # A guess would name a present shape about a third of the time (4 labels, 1-3 shapes per image).
+    assert hits / total > 0.7, f"top label right on {hits}/{total} images"
 
 def test_boxes_match_the_truth(emulator, rek, model):
     from rekfeedback.core.boxes import iou, ratio_to_pixels

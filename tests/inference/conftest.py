@@ -81,3 +81,31 @@ def running(emulator, trained, emulator_knobs):
     start_model(emulator, trained)
     yield trained
     stop_model(emulator, trained)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_emulator_s3_client(emulator):
+    """Work around an emulator cost: EmulatorEnv.s3() makes one boto3 client per thread, and the threaded
+    server runs each request on a new thread, so every DetectCustomLabels built a client (~0.2 s).
+    boto3 clients are thread-safe; one shared client is what the emulator means."""
+    env = emulator.env
+    original = env.s3_factory
+    shared = original()
+    env.s3_factory = lambda: shared
+    env._local.__dict__.clear()
+    yield
+    env.s3_factory = original
+
+
+class FakeTI:
+    """The part of a task instance the operators use: XCom push/pull (enough for links and the stop task)."""
+
+    def __init__(self, xcoms: dict | None = None):
+        self.xcoms = dict(xcoms or {})
+        self.pushed: dict = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+    def xcom_pull(self, task_ids=None, key="return_value", **_):
+        return self.xcoms.get(task_ids)

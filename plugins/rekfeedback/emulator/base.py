@@ -84,9 +84,16 @@ class EmulatorEnv:
         return time.time()
 
     def s3(self):
-        """A boto3 S3 client talking to this same endpoint (one per thread: clients are not thread-safe to create)."""
-        client = getattr(self._local, "s3", None)
+        """A boto3 S3 client talking to this same endpoint, shared by all request threads.
+
+        botocore clients are thread-safe to use but slow and not thread-safe to create, and the server
+        runs every request on a fresh thread, so one client is created under the lock and reused.
+        """
+        client = getattr(self, "_s3_client", None)
         if client is None:
-            client = self.s3_factory()
-            self._local.s3 = client
+            with self.lock:
+                client = getattr(self, "_s3_client", None)
+                if client is None:
+                    client = self.s3_factory()
+                    self._s3_client = client
         return client

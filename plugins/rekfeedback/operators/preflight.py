@@ -106,12 +106,13 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
         config = turn_config.resolve(_as_params(raw), variable_get=variable_get)
         if self.aws_conn_id:
             config["aws_conn_id"] = self.aws_conn_id
-        region = self.hook.conn_region_name
+        clients = self._client_factory()
+        region = clients("s3").meta.region_name  # the connection's region (or boto3's default chain)
         dag_id = context["dag"].dag_id if context.get("dag") is not None else context["ti"].dag_id
         labelstudio = None
         if config.get("review_backend") == "label-studio":
             labelstudio = labelstudio_target(config.get("labelstudio_conn_id") or "label_studio_default")
-        report = run_checks(config, clients=self._client_factory(), region=region, dag_id=dag_id,
+        report = run_checks(config, clients=clients, region=region, dag_id=dag_id,
                             labelstudio=labelstudio)
         text = report.format(title=f"Preflight of {dag_id}")
         if report.failed:

@@ -57,6 +57,7 @@ class GroundTruthLabelingJobTrigger(AwsBaseWaiterTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Jobs run in parallel on AWS, so waiting for them one after the other costs no extra time.
         hook = self.hook()
+        event = None
         async with await hook.get_async_conn() as client:
             waiter = hook.get_waiter(self.waiter_name, deferrable=True, client=client,
                                      config_overrides=self.waiter_config_overrides)
@@ -66,9 +67,10 @@ class GroundTruthLabelingJobTrigger(AwsBaseWaiterTrigger):
                                      f"{self.failure_message} ({name})", f"{self.status_message} {name}",
                                      self.status_queries)
                 except Exception as error:  # the waiter raises AirflowException subclasses
-                    yield self._failure_event(name, error)
-                    return
-        yield TriggerEvent({"status": "success", "job_names": self.job_names})
+                    event = self._failure_event(name, error)
+                    break
+        # Yield outside the client's context: a triggerer that closes the generator then has nothing to clean up.
+        yield event or TriggerEvent({"status": "success", "job_names": self.job_names})
 
     def _failure_event(self, name: str, error: Exception) -> TriggerEvent:
         last = getattr(error, "last_response", None) or {}

@@ -1,0 +1,234 @@
+"""Merge a turn's normalized answers into the cumulative Rekognition manifest (issue 6).
+
+The work is `rekfeedback.core.merge`; this operator moves files between S3 and local temporary
+files (downloads and uploads are streamed and multipart, so memory stays bounded by the number of
+distinct new images, not by file sizes) and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk.exceptions import AirflowFailException
+from botocore.exceptions import ClientError
+
+from rekfeedback.core.merge import DEFAULT_MAX_REJECT_RATIO, merge_manifest
+from rekfeedback.core.paths import S3Uri, parse_s3_uri
+from rekfeedback.links.s3 import S3OutputLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+MANIFEST_KEY = "manifest/output.manifest"
+REJECTS_KEY = "manifest/rejects.jsonl"
+SUMMARY_KEY = "manifest/summary.json"
+
+
+def _uri_list(value, what: str) -> list[str]:
+    """A list parameter that may arrive as one URI, a list, a JSON list string or a lazy XCom sequence."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ValueError(f"{what} looks like a JSON list but is not valid JSON: {text[:200]!r}") from None
+        else:
+            return [text]
+    uris = []
+    for item in value:
+        if item is None or item == "":
+            continue  # e.g. the output of a skipped branch
+        if isinstance(item, (list, tuple)):
+            uris.extend(_uri_list(list(item), what))
+        else:
+            uris.append(str(item).strip())
+    return uris
+
+
+class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
+    """Merge normalized answers (any review backend) into the cumulative Rekognition manifest.
+
+    Writes under ``output_prefix`` (the turn prefix): ``manifest/output.manifest``,
+    ``manifest/rejects.jsonl`` and ``manifest/summary.json``. Then copies the manifest to
+    ``cumulative_manifest_uri``, the stable "latest cumulative manifest" that the next turn merges
+    into (and that inference can use to skip images already labelled). When
+    ``previous_manifest_uri`` is not given, the object at ``cumulative_manifest_uri`` (if it exists)
+    is the previous manifest, so a loop needs only the stable location. A retry after the copy
+    merges the same answers into its own output and writes the same bytes.
+
+    Fails (no retry) when more than ``max_reject_ratio`` of the lines are rejected; the rejects and
+    the summary are uploaded first and the cumulative manifest is left untouched.
+
+    Returns the merge summary (counts per label: confirmed, rejected, added, adjusted, images;
+    totals; rejects by code) plus ``manifest_uri``, ``rejects_uri``, ``summary_uri`` and
+    ``cumulative_manifest_uri``. Emits an asset event with ``extra`` counts for each outlet
+    (e.g. ``outlets=[Asset(uri=<cumulative manifest>, name=...)]``).
+
+    :param answers_uris: normalized answers files (a list, or one URI). (templated)
+    :param auto_accepted_uris: auto-accepted answers files, same format. (templated)
+    :param unlabelled_uris: unlabelled items from the review step; counted, never labelled. (templated)
+    :param previous_manifest_uri: the previous cumulative manifest, if not the one at
+        ``cumulative_manifest_uri``. (templated)
+    :param output_prefix: the turn prefix ``s3://bucket/prefix/<dag_id>/<run-key>/``. (templated)
+    :param cumulative_manifest_uri: stable location of the latest cumulative manifest, e.g.
+        ``s3://bucket/prefix/<dag_id>/cumulative/output.manifest``; None to skip the copy. (templated)
+    :param images_bucket: the one bucket all images must be in (default: the most common one).
+    :param max_reject_ratio: fail above this share of rejected lines (Rekognition refuses > 0.2).
+    """
+
+    aws_hook_class = S3Hook
+    template_fields: Sequence[str] = aws_template_fields(
+        "answers_uris", "auto_accepted_uris", "unlabelled_uris", "previous_manifest_uri", "output_prefix",
+        "cumulative_manifest_uri", "images_bucket", "max_reject_ratio",
+    )
+    operator_extra_links = (S3OutputLink(),)
+    ui_color = "#c3e6cb"
+
+    def __init__(
+        self,
+        *,
+        answers_uris: list[str] | str,
+        output_prefix: str,
+        auto_accepted_uris: list[str] | str | None = None,
+        unlabelled_uris: list[str] | str | None = None,
+        previous_manifest_uri: str | None = None,
+        cumulative_manifest_uri: str | None = None,
+        images_bucket: str | None = None,
+        max_reject_ratio: float | str = DEFAULT_MAX_REJECT_RATIO,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.answers_uris = answers_uris
+        self.auto_accepted_uris = auto_accepted_uris
+        self.unlabelled_uris = unlabelled_uris
+        self.previous_manifest_uri = previous_manifest_uri
+        self.output_prefix = output_prefix
+        self.cumulative_manifest_uri = cumulative_manifest_uri
+        self.images_bucket = images_bucket
+        self.max_reject_ratio = max_reject_ratio
+
+    # -- S3 helpers ----------------------------------------------------------------------------
+    def _exists(self, uri: S3Uri) -> bool:
+        try:
+            self.hook.conn.head_object(Bucket=uri.bucket, Key=uri.key)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def _download(self, uri: str, what: str, directory: str) -> str:
+        s3 = parse_s3_uri(uri, what)
+        if not s3.key or s3.key.endswith("/"):
+            raise ValueError(f"{what} must name an object, got the prefix {uri!r}")
+        if not self._exists(s3):
+            raise FileNotFoundError(f"{what} {uri} does not exist; check the upstream task's output "
+                                    "(or remove the URI from the list if that step produced nothing).")
+        path = os.path.join(directory, f"in-{len(os.listdir(directory)):04d}")
+        self.hook.conn.download_file(s3.bucket, s3.key, path)  # streamed to disk, multipart
+        return path
+
+    def _upload(self, path: str, uri: S3Uri, content_type: str) -> None:
+        self.hook.conn.upload_file(path, uri.bucket, uri.key, ExtraArgs={"ContentType": content_type})
+
+    # -- execute -------------------------------------------------------------------------------
+    def execute(self, context: Context) -> dict:
+        turn = parse_s3_uri(self.output_prefix, "output_prefix")
+        answers = _uri_list(self.answers_uris, "answers_uris") + _uri_list(self.auto_accepted_uris, "auto_accepted_uris")
+        unlabelled = _uri_list(self.unlabelled_uris, "unlabelled_uris")
+        try:
+            max_ratio = float(self.max_reject_ratio)
+        except (TypeError, ValueError):
+            raise ValueError(f"max_reject_ratio must be a number from 0 to 1, got {self.max_reject_ratio!r}") from None
+        cumulative = parse_s3_uri(self.cumulative_manifest_uri, "cumulative_manifest_uri") if self.cumulative_manifest_uri else None
+        previous_uri = self.previous_manifest_uri or None
+        if previous_uri is None and cumulative is not None and self._exists(cumulative):
+            previous_uri = str(cumulative)
+        manifest_uri, rejects_uri, summary_uri = (turn.join(k) for k in (MANIFEST_KEY, REJECTS_KEY, SUMMARY_KEY))
+        self.log.info("Merging %d answers file(s) and %d unlabelled file(s) into %s", len(answers), len(unlabelled),
+                      previous_uri or "an empty manifest")
+
+        with tempfile.TemporaryDirectory(prefix="rekfeedback-merge-") as tmp:
+            inputs = os.path.join(tmp, "in")
+            os.mkdir(inputs)
+            answer_paths = [(uri, self._download(uri, "answers_uris item", inputs)) for uri in answers]
+            unlabelled_paths = [(uri, self._download(uri, "unlabelled_uris item", inputs)) for uri in unlabelled]
+            previous_path = self._download(previous_uri, "previous_manifest_uri", inputs) if previous_uri else None
+            out_manifest, out_rejects = os.path.join(tmp, "output.manifest"), os.path.join(tmp, "rejects.jsonl")
+            with open(out_manifest, "w", encoding="utf-8", newline="\n") as manifest, \
+                    open(out_rejects, "w", encoding="utf-8", newline="\n") as rejects:
+                summary = merge_manifest(
+                    answers=[(uri, _lines(path)) for uri, path in answer_paths],
+                    unlabelled=[(uri, _lines(path)) for uri, path in unlabelled_paths],
+                    previous=(lambda: _lines(previous_path)) if previous_path else None,
+                    write_manifest=manifest.write,
+                    write_reject=rejects.write,
+                    images_bucket=self.images_bucket or None,
+                    max_reject_ratio=max_ratio,
+                    spill_dir=tmp,
+                )
+            summary.update(manifest_uri=str(manifest_uri), rejects_uri=str(rejects_uri), summary_uri=str(summary_uri),
+                           previous_manifest_uri=previous_uri,
+                           cumulative_manifest_uri=str(cumulative) if cumulative else None)
+            self._upload(out_rejects, rejects_uri, "application/x-ndjson")
+            summary_path = os.path.join(tmp, "summary.json")
+            with open(summary_path, "w", encoding="utf-8") as f:
+                json.dump(summary, f, indent=1, sort_keys=True)
+            self._upload(summary_path, summary_uri, "application/json")
+            if summary["threshold_exceeded"]:
+                S3OutputLink.persist_uri(context, self, str(rejects_uri), self.hook.conn_region_name, self.hook.conn_partition)
+                raise AirflowFailException(
+                    f"{summary['rejects']} of {summary['rejects'] + summary['manifest_lines']} lines rejected "
+                    f"({summary['reject_ratio']:.1%} > max_reject_ratio {max_ratio:.0%}; Rekognition refuses a manifest "
+                    f"with more than 20% invalid lines). By code: {summary['rejects_by_code']}. Reasons per line: "
+                    f"{rejects_uri}. The cumulative manifest was not changed."
+                )
+            self._upload(out_manifest, manifest_uri, "application/x-ndjson")
+            if cumulative is not None and cumulative != manifest_uri:
+                # A server-side copy: bytes identical to the turn's manifest, no second upload.
+                self.hook.conn.copy({"Bucket": manifest_uri.bucket, "Key": manifest_uri.key}, cumulative.bucket, cumulative.key)
+
+        S3OutputLink.persist_uri(context, self, str(manifest_uri), self.hook.conn_region_name, self.hook.conn_partition)
+        self._asset_events(context, summary)
+        self.log.info("Manifest %s: %d lines (%d added, %d updated, %d kept), %d rejects; per label: %s",
+                      manifest_uri, summary["manifest_lines"], summary["images"]["added"], summary["images"]["updated"],
+                      summary["images"]["kept_from_previous"], summary["rejects"], summary["labels"])
+        for warning in summary["warnings"]:
+            self.log.warning("%s", warning)
+        return summary
+
+    def _asset_events(self, context, summary: dict) -> None:
+        """Attach counts to the asset events of this task's outlets (registered on success)."""
+        outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
+        if outlet_events is None:
+            return
+        extra = {
+            "manifest_uri": summary["manifest_uri"],
+            "cumulative_manifest_uri": summary["cumulative_manifest_uri"],
+            "manifest_lines": summary["manifest_lines"],
+            "added": summary["images"]["added"],
+            "updated": summary["images"]["updated"],
+            "rejects": summary["rejects"],
+            "answers_applied": summary["answers"]["applied"],
+            "totals": summary["totals"],
+        }
+        for outlet in self.outlets or []:
+            try:
+                outlet_events[outlet].extra.update(extra)
+            except (KeyError, TypeError, AttributeError) as exc:  # an alias or a non-asset outlet
+                self.log.info("No asset event extra for outlet %r: %s", outlet, exc)
+
+
+def _lines(path: str):
+    with open(path, encoding="utf-8") as f:
+        yield from f

@@ -1,0 +1,64 @@
+"""Label Studio stops while the sensor waits in its trigger, then starts again: nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from rekfeedback.labelstudio_annotator import annotate_project
+from rekfeedback.sensors.label_studio import LabelStudioReviewSensor
+from tests.labelstudio.conftest import CONN_ID, context_for
+from tests.labelstudio.test_review_loop import read_s3, run_operator
+
+pytestmark = pytest.mark.labelstudio
+
+
+def test_label_studio_down_during_wait_loses_nothing(make_turn, ls_hook, label_studio, s3):
+    turn = make_turn(n=4)
+    run_id = f"manual__{uuid.uuid4().hex[:8]}"
+    out, _ = run_operator(turn, run_id)
+    sensor = LabelStudioReviewSensor(task_id="wait", review=out, label_studio_conn_id=CONN_ID, poll_interval=1)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context_for(run_id))
+    trigger = deferred.value.trigger
+    # The triggerer rebuilds the trigger from serialize(): do the same.
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "rekfeedback.triggers.label_studio.LabelStudioReviewTrigger"
+    trigger = type(trigger)(**kwargs)
+
+    events, errors = [], []
+
+    def wait():
+        async def first_event():
+            async for event in trigger.run():
+                return event
+        try:
+            events.append(asyncio.run(asyncio.wait_for(first_event(), timeout=400)))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    time.sleep(2)
+    label_studio.stop()
+    time.sleep(4)  # several failed polls while it is down
+    assert thread.is_alive() and not events and not errors, (events, errors)
+    t0 = time.monotonic()
+    label_studio.start()
+    restart_seconds = time.monotonic() - t0
+    assert not events, "the trigger must not finish before the tasks are annotated"
+    annotate_project(ls_hook, out["project_id"], policy="accept-all")
+    thread.join(timeout=60)
+    assert not errors and events, (errors, events)
+    payload = events[0].payload
+    assert payload["status"] == "success" and payload["progress"]["annotated"] == payload["progress"]["tasks"]
+    result = sensor.execute_complete(context_for(run_id), event=payload)
+    human = [line for line in turn["lines"] if line["labels"]]
+    assert result["counts"]["answered"] == len(human)
+    assert len(read_s3(s3, result["answers_uri"]).splitlines()) == len(human)
+    print(f"Label Studio restart took {restart_seconds:.1f}s")
