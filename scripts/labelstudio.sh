@@ -119,7 +119,7 @@ cmd_start() {
   DJANGO_DB=sqlite \
   setsid "$VENV/bin/label-studio" start --no-browser --host 127.0.0.1 --port "$port" \
       --username "$username" --password "$password" --user-token "$token" \
-      >>"$LOG" 2>&1 </dev/null &
+      >>"$LOG" 2>&1 </dev/null 9>&- &
   local pid=$!
   cat >"$ENV_FILE" <<EOF
 LABEL_STUDIO_PID=$pid
@@ -152,8 +152,10 @@ cmd_stop() {
   else
     log "not running"
   fi
-  # Keep the env file (token, password) but forget the pid.
-  if [ -f "$ENV_FILE" ]; then sed -i 's/^LABEL_STUDIO_PID=.*/LABEL_STUDIO_PID=/' "$ENV_FILE"; fi
+  # Keep the env file (token, password) but forget the pid, only if it is still the one we stopped.
+  if [ -f "$ENV_FILE" ] && [ -n "${LABEL_STUDIO_PID:-}" ]; then
+    sed -i "s/^LABEL_STUDIO_PID=$LABEL_STUDIO_PID\$/LABEL_STUDIO_PID=/" "$ENV_FILE"
+  fi
 }
 
 cmd_status() {
@@ -167,10 +169,13 @@ cmd_status() {
   fi
 }
 
+# One start/stop at a time per .labelstudio (two test sessions may share a checkout).
+lock() { mkdir -p "$LS_HOME"; exec 9>"$LS_HOME/.lock"; flock 9; }
+
 case ${1:-} in
-  install) cmd_install ;;
-  start) shift; cmd_start "$@" ;;
-  stop) cmd_stop ;;
+  install) lock; cmd_install ;;
+  start) shift; lock; cmd_start "$@" ;;
+  stop) lock; cmd_stop ;;
   status) cmd_status ;;
   *) echo "usage: $0 install | start [--port N] | stop | status" >&2; exit 2 ;;
 esac

@@ -201,6 +201,7 @@ def check_model(checker: Checker) -> None:
         report.add("model", arn, text, advice, severity)
         if severity == "error":
             return
+    checker.labels, checker.model_kind = _labels_of(checker, version)
     if status != "RUNNING" and not checker.config.get("start_model", True):
         report.error("model", arn, f"the model is {status} and start_model is false, so inference would fail",
                      "start it first (StartProjectVersion) or set start_model to true")
@@ -212,7 +213,6 @@ def check_model(checker: Checker) -> None:
             report.warning("model", arn, f"the model already runs with {running_units} inference units; "
                                          f"min_inference_units={wanted} will not be applied",
                            "stop the model first if the run must use a different number of inference units")
-    checker.labels, checker.model_kind = _labels_of(checker, version)
     report.ok("model", arn)
 
 
@@ -699,7 +699,7 @@ def check_labelstudio(checker: Checker) -> None:
     if checker.ground_truth:
         return
     target, report = checker.labelstudio, checker.report
-    conn_id = checker.config.get("labelstudio_conn_id") or "label_studio_default"
+    conn_id = (target.conn_id if target else None) or checker.config.get("labelstudio_conn_id") or "label_studio_default"
     if target is None or target.error:
         report.error("labelstudio", f"connection {conn_id}",
                      (target.error if target else None) or "no Label Studio connection was given",
@@ -785,7 +785,7 @@ def check_templates_and_labels(checker: Checker) -> None:
             _check_template(checker, name)
     labels = checker.labels
     if labels is None:
-        if checker.report.facts.get("model_status"):
+        if checker.report.facts.get("model_status") and not report.has("model", severity="error"):
             report.warning("labels", checker.config.get("project_version_arn") or "model",
                            "the model's label set could not be read from its evaluation summary",
                            "the review task will offer only the labels it predicts; check the version's evaluation "

@@ -153,8 +153,14 @@ def test_unlabelled_images_are_counted_not_written_and_empty_answers_are_kept_as
     refs = by_ref(manifest)
     assert "s3://bkt/img/0006.jpg" not in refs
     assert summary["images"]["unlabelled"] == 1  # image 5 was answered after all
-    assert refs["s3://bkt/img/0007.jpg"] == {"source-ref": "s3://bkt/img/0007.jpg"}
+    empty_record = refs["s3://bkt/img/0007.jpg"]
+    assert empty_record["bounding-box"]["annotations"] == [] and labels_of(empty_record) == set()
+    assert empty_record["bounding-box-metadata"]["human-annotated"] == "yes"
+    assert {i.code for i in validation.validate_record(empty_record).issues} == {"WARNING_NO_ATTRIBUTE_ANNOTATIONS"}
     assert summary["images"]["verified_empty"] == 1
+    # A later auto-accepted answer does not overwrite the human's "no label applies".
+    again, _, _ = run([answer(7, human=False, at="2026-12-01T00:00:00Z")], previous=lambda: iter(manifest.splitlines(True)))
+    assert by_ref(again)["s3://bkt/img/0007.jpg"] == empty_record
 
 
 def test_bad_inputs_go_to_rejects_with_reasons_and_the_threshold_fails():

@@ -10,10 +10,10 @@ from botocore.config import Config
 
 
 def client(emulator, service: str, *, retries: int = 1, validate: bool = True):
-    """A plain boto3 client on the emulator; retries=1 so each error reaches the test once."""
+    """A plain boto3 client on the emulator; `retries` is the total attempts, 1 so each error reaches the test once."""
     return boto3.client(
         service, endpoint_url=emulator.endpoint_url, region_name="us-east-1",
-        config=Config(retries={"mode": "standard", "max_attempts": retries}, parameter_validation=validate,
+        config=Config(retries={"mode": "standard", "total_max_attempts": retries}, parameter_validation=validate,
                       max_pool_connections=32),
     )
 

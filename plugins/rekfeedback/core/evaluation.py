@@ -95,7 +95,8 @@ def compare(before: Evaluation | None, after: Evaluation, margin: float = 0.0) -
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin!r}")
     f1_before = before.f1 if before else None
-    improved = True if f1_before is None else after.f1 - f1_before > margin
+    # Rounded so that binary float noise (0.81 - 0.80 = 0.010000000000000009) cannot beat a margin of 0.01.
+    improved = True if f1_before is None else round(after.f1 - f1_before, 9) > margin
     per_label = {}
     for name in sorted(set(after.labels) | set(before.labels if before else ())):
         old = before.labels.get(name) if before else None

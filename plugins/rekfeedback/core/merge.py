@@ -356,6 +356,11 @@ def answer_entry(answer: dict) -> ImageEntry:
             entry.width, entry.height = answer["width"], answer["height"]
     else:
         raise ValueError(f"kind must be 'classification' or 'boxes', got {kind!r}")
+    if not entry.labels and entry.detection is None and entry.width is not None:
+        # "No label applies" is a verified answer. An empty box attribute keeps who said so and when
+        # (Rekognition keeps such a line with WARNING_NO_ATTRIBUTE_ANNOTATIONS and trains on nothing
+        # from it); a bare source-ref line could not tell a later merge that a human verified it.
+        entry.detection = Detection((), prov)
     return entry
 
 

@@ -618,6 +618,8 @@ class RekognitionService:
             s3obj = image["S3Object"]
             info = self.image_info(s3obj.get("Bucket"), s3obj.get("Name"), s3obj.get("Version"))
         predictions = v.model.predict(info)
+        for p in predictions:  # filter on the value the caller sees, so MinConfidence=<a returned value> keeps it
+            p["confidence"] = round(p["confidence"], 4)
         min_conf = params.get("MinConfidence")
         if min_conf is None:
             predictions = [p for p in predictions if p["confidence"] >= v.model.thresholds.get(p["name"], 50.0)]
@@ -627,7 +629,7 @@ class RekognitionService:
             predictions = predictions[: params["MaxResults"]]
         labels = []
         for p in predictions:
-            label = {"Name": p["name"], "Confidence": round(p["confidence"], 4)}
+            label = {"Name": p["name"], "Confidence": p["confidence"]}
             if p["box"] is not None:
                 ratio = pixels_to_ratio(p["box"], info.width, info.height)
                 label["Geometry"] = {"BoundingBox": {"Width": ratio["width"], "Height": ratio["height"],

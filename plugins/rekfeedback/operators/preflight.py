@@ -96,7 +96,7 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
         def make(service: str):
             if service not in cache:
                 cache[service] = AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
-                                             verify=self.verify, botocore_config=self.botocore_config,
+                                             verify=self.verify, config=self.botocore_config,
                                              client_type=service).get_conn()
             return cache[service]
         return make

@@ -1,0 +1,142 @@
+"""A merged manifest trains the next model version in the emulator; F1 is reported and compared."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+from rekfeedback.operators import ManifestMergeOperator, RekognitionTrainProjectVersionOperator
+from rekfeedback.operators.training import _chunks, goes_to_test, version_name_for_run
+
+from .helpers import clients, jsonl, make_dataset, put_text, read_text, train_base_version, truth_answers
+
+
+def first_event(trigger, timeout=60):
+    async def run():
+        gen = trigger.run()
+        try:
+            return await asyncio.wait_for(anext(gen), timeout)
+        finally:
+            await gen.aclose()
+    return asyncio.run(run()).payload
+
+
+def merged_manifest(emulator, data, turn: str) -> str:
+    s3, _ = clients(emulator)
+    uri = put_text(s3, f"{turn}answers/ground-truth.jsonl", jsonl(truth_answers(s3, data)))
+    result = ManifestMergeOperator(task_id="merge_manifest", answers_uris=[uri], output_prefix=turn,
+                                   previous_manifest_uri=data["seed_manifest_uri"]).execute({"run_id": "r"})
+    return result["manifest_uri"]
+
+
+def train_op(dag_id="rek_loop", **kw):
+    kw.setdefault("waiter_delay", 1)
+    kw.setdefault("waiter_max_attempts", 60)
+    kw.setdefault("dataset_poll_seconds", 0.05)
+    with DAG(dag_id, schedule=None):
+        return RekognitionTrainProjectVersionOperator(task_id="train_model", **kw)
+
+
+def run_deferred(op, context):
+    """execute -> TaskDeferred -> the real trigger against the emulator (aiobotocore) -> execute_complete."""
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    trigger = deferred.value.trigger
+    classpath, kwargs = trigger.serialize()
+    assert classpath.endswith("ProjectVersionTrainedTrigger")
+    event = first_event(type(trigger)(**kwargs))
+    return getattr(op, deferred.value.method_name)(context, event=event, **(deferred.value.kwargs or {}))
+
+
+@pytest.fixture(scope="module")
+def data(emulator):
+    return make_dataset(emulator, kind="detection", n=48, seed=9)
+
+
+@pytest.fixture(scope="module")
+def base(emulator, data):
+    return train_base_version(emulator, data)
+
+
+def test_merged_manifest_trains_a_new_version_whose_f1_is_compared(emulator, data, base):
+    s3, rek = clients(emulator)
+    turn = f"s3://{data['bucket']}/loop/dag/run-a/"
+    manifest_uri = merged_manifest(emulator, data, turn)
+    context = {"run_id": "manual__2026-11-26T07:00:00+00:00"}
+    op = train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn={"project_version_arn": base["arn"]},
+                  dag_id="rek_loop", improvement_margin=0.0, max_chunk_bytes=4000)
+    result = run_deferred(op, context)
+
+    name = version_name_for_run("rek_loop", context["run_id"])
+    assert result["version_name"] == name and f"/version/{name}/" in result["new_version_arn"]
+    desc = rek.describe_project_versions(ProjectArn=base["project_arn"], VersionNames=[name])["ProjectVersionDescriptions"][0]
+    assert desc["Status"] == "TRAINING_COMPLETED"
+    assert result["f1_after"] == pytest.approx(desc["EvaluationResult"]["F1Score"])
+    assert result["f1_before"] == pytest.approx(base["f1"])
+    assert result["improved"] == (round(result["f1_after"] - result["f1_before"], 9) > 0.0)
+    assert result["per_label"] and set(result["per_label"]) <= set(data["labels"])
+    assert all(0 <= v["f1_after"] <= 1 for v in result["per_label"].values() if v["f1_after"] is not None)
+    assert result["evaluation_summary_uri"].startswith("s3://")
+
+    # The project got TRAIN and TEST datasets holding the manifest, split by a hash of the image.
+    datasets = {d["DatasetType"]: d["DatasetArn"] for d in
+                rek.describe_projects(ProjectNames=[base["project_arn"].split("/")[1]])["ProjectDescriptions"][0]["Datasets"]}
+    assert set(datasets) == {"TRAIN", "TEST"}
+    lines = read_text(s3, manifest_uri).splitlines()
+    stats = {k: rek.describe_dataset(DatasetArn=a)["DatasetDescription"]["DatasetStats"]["TotalEntries"] for k, a in datasets.items()}
+    import json
+    expected_test = sum(goes_to_test(json.loads(line)["source-ref"], 0.2) for line in lines)
+    assert stats == {"TRAIN": len(lines) - expected_test, "TEST": expected_test}
+
+    # A retry of the same run trains nothing new; a second turn updates the datasets in chunks.
+    versions_before = len(rek.describe_project_versions(ProjectArn=base["project_arn"])["ProjectVersionDescriptions"])
+    again = run_deferred(train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn=base["arn"],
+                                  dag_id="rek_loop"), context)
+    assert again["new_version_arn"] == result["new_version_arn"]
+    emulator.reset_stats()
+    turn2 = f"s3://{data['bucket']}/loop/dag/run-b/"
+    second = run_deferred(train_op(manifest_uri=manifest_uri, output_prefix=turn2, base_version_arn=result["new_version_arn"],
+                                   dag_id="rek_loop", improvement_margin=0.5, max_chunk_bytes=4000),
+                          {"run_id": "manual__run-b"})
+    assert second["f1_before"] == pytest.approx(result["f1_after"]) and second["improved"] is False
+    assert emulator.calls["Rekognition.UpdateDatasetEntries"] >= 2  # 4000-byte chunks of a bigger manifest
+    assert len(rek.describe_project_versions(ProjectArn=base["project_arn"])["ProjectVersionDescriptions"]) == versions_before + 1
+
+
+def test_failing_training_fails_the_task_with_rekognitions_reason(emulator, emulator_knobs, data, base):
+    turn = f"s3://{data['bucket']}/loop/dag/run-fail/"
+    manifest_uri = merged_manifest(emulator, data, turn)
+    emulator_knobs(fail_training=True)
+    op = train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn=base["arn"], dag_id="rek_loop")
+    with pytest.raises(AirflowException, match=r"failed training: .*fail_training"):
+        run_deferred(op, {"run_id": "manual__fail"})
+    # The retry sees the failed version of this run and fails with the same reason, without training again.
+    with pytest.raises(AirflowException, match=r"failed training: .*fail_training"):
+        train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn=base["arn"], dag_id="rek_loop").execute(
+            {"run_id": "manual__fail"})
+
+
+def test_non_deferrable_wait_and_bad_parameters(emulator, data, base):
+    turn = f"s3://{data['bucket']}/loop/dag/run-sync/"
+    manifest_uri = merged_manifest(emulator, data, turn)
+    result = train_op(manifest_uri=manifest_uri, output_prefix=turn, project_arn=base["project_arn"], deferrable=False,
+                      version_name="sync-v", dag_id="rek_loop").execute({"run_id": "manual__sync"})
+    assert result["version_name"] == "sync-v" and result["f1_before"] is None and result["improved"] is True
+    with pytest.raises(ValueError, match="test_share must be between 0 and 1"):
+        train_op(manifest_uri=manifest_uri, output_prefix=turn, project_arn=base["project_arn"], test_share=2).execute({"run_id": "x"})
+    with pytest.raises(ValueError, match="give project_arn or base_version_arn"):
+        train_op(manifest_uri=manifest_uri, output_prefix=turn).execute({"run_id": "x"})
+
+
+def test_chunks_stay_under_the_limit_and_keep_every_line(tmp_path):
+    path = tmp_path / "m.manifest"
+    lines = [f'{{"source-ref":"s3://b/{i:04d}.jpg","pad":"{"x" * (i % 50)}"}}' for i in range(500)]
+    path.write_text("\n".join(lines) + "\n")
+    chunks = list(_chunks(str(path), 2000))
+    assert all(len(c) <= 2000 for c in chunks) and len(chunks) > 10
+    assert b"".join(chunks).decode().splitlines() == lines
+    assert version_name_for_run("d" * 300, "manual__x") == version_name_for_run("d" * 300, "manual__x")
+    assert len(version_name_for_run("d" * 300, "manual__x")) <= 255
