@@ -8,6 +8,7 @@ is already running (`labelstudio.sh status`) is reused and left running.
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
 import subprocess
@@ -22,6 +23,10 @@ from tests.conftest import ROOT
 SCRIPT = ROOT / "scripts" / "labelstudio.sh"
 LS_HOME = ROOT / ".labelstudio"
 CONN_ID = "label_studio_default"
+# Several pytest sessions may share one checkout (and so one server): each registers here, and the
+# last one out stops the server if a test session started it (never a developer's own server).
+SESSIONS = LS_HOME / "sessions"
+STARTED_BY_TESTS = SESSIONS / "started-by-tests"
 
 
 def _run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -64,6 +69,28 @@ class LabelStudio:
         self.restarts.append(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def other_sessions() -> list[int]:
+    """Live pytest sessions other than this one that use the server."""
+    out = []
+    for f in SESSIONS.glob("[0-9]*"):
+        pid = int(f.name)
+        if pid != os.getpid() and _pid_alive(pid):
+            out.append(pid)
+        elif not _pid_alive(pid):
+            f.unlink(missing_ok=True)
+    return out
+
+
 @pytest.fixture(scope="session")
 def label_studio():
     if not (LS_HOME / "venv" / "bin" / "label-studio").exists():
@@ -71,11 +98,14 @@ def label_studio():
         if r.returncode != 0:
             pytest.skip(f"Label Studio could not be installed here (bash scripts/labelstudio.sh install): "
                         f"{r.stderr.strip()[-500:]}")
+    SESSIONS.mkdir(parents=True, exist_ok=True)
+    (SESSIONS / str(os.getpid())).touch()
     started_here = _run("status", timeout=60).returncode != 0
     if started_here:
         r = _run("start", "--port", str(_free_port()), timeout=600)
         if r.returncode != 0:
             pytest.fail(f"Label Studio is installed but did not start: {r.stderr[-3000:]}")
+        STARTED_BY_TESTS.touch()
     env = _read_env()
     ls = LabelStudio(url=env["LABEL_STUDIO_URL"], port=int(env["LABEL_STUDIO_PORT"]), token=env["LABEL_STUDIO_TOKEN"],
                      username=env["LABEL_STUDIO_USERNAME"], password=env["LABEL_STUDIO_PASSWORD"],
@@ -85,7 +115,9 @@ def label_studio():
               json.dumps({"conn_type": "labelstudio", "host": ls.url, "password": ls.token}))
     yield ls
     mp.undo()
-    if started_here:
+    (SESSIONS / str(os.getpid())).unlink(missing_ok=True)
+    if STARTED_BY_TESTS.exists() and not other_sessions():
+        STARTED_BY_TESTS.unlink(missing_ok=True)
         _run("stop", timeout=120)
 
 

@@ -12,13 +12,15 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from rekfeedback.labelstudio_annotator import annotate_project
 from rekfeedback.sensors.label_studio import LabelStudioReviewSensor
-from tests.labelstudio.conftest import CONN_ID, context_for
+from tests.labelstudio.conftest import CONN_ID, context_for, other_sessions
 from tests.labelstudio.test_review_loop import read_s3, run_operator
 
 pytestmark = pytest.mark.labelstudio
 
 
 def test_label_studio_down_during_wait_loses_nothing(make_turn, ls_hook, label_studio, s3):
+    if other_sessions():
+        pytest.skip(f"other pytest sessions {other_sessions()} use this Label Studio; stopping it would break them")
     turn = make_turn(n=4)
     run_id = f"manual__{uuid.uuid4().hex[:8]}"
     out, _ = run_operator(turn, run_id)

@@ -96,5 +96,8 @@ def test_missing_inputs_are_named(emulator, data):
     turn = f"s3://{data['bucket']}/loop/missing/run-1/"
     with pytest.raises(FileNotFoundError, match="answers_uris item .*nothing-here.jsonl does not exist"):
         merge_op(turn, answers_uris=[f"{turn}nothing-here.jsonl"]).execute({"run_id": "r"})
+    # A literal cumulative location is the default outlet; a templated one cannot be.
+    assert [a.uri for a in merge_op(turn, answers_uris=[], cumulative_manifest_uri=f"{turn}c.manifest").outlets] == [f"{turn}c.manifest"]
+    assert merge_op(turn, answers_uris=[], cumulative_manifest_uri="{{ params.c }}").outlets == []
     with pytest.raises(ValueError, match="output_prefix must look like"):
         merge_op("bucket-only", answers_uris=[]).execute({"run_id": "r"})

@@ -95,6 +95,8 @@ class _Merge:
         self.c: Counter = Counter()
         self.reject_codes: Counter = Counter()
         self.labels: dict[str, Counter] = {}
+        self.label_images: Counter = Counter()  # images per label in the written manifest
+        self.lines_written = 0
 
     # -- rejects -------------------------------------------------------------------------------
     def reject(self, stage: str, code: str, reason: str, *, file=None, line_no=None, source_ref=None,
@@ -168,15 +170,13 @@ class _Merge:
 
     # -- writing -------------------------------------------------------------------------------
     def _written(self, ref: str, labels: set[str]) -> None:
-        self.c["manifest_lines"] += 1
-        self.unlabelled.discard(ref)
-        if not labels:
+        self.lines_written += 1
+        if self.unlabelled:
+            self.unlabelled.discard(ref)
+        if labels:
+            self.label_images.update(labels)
+        else:
             self.c["verified_empty"] += 1
-        for name in labels:
-            counts = self.labels.get(name)
-            if counts is None:
-                counts = self.labels[name] = Counter()
-            counts["images"] += 1
 
     def emit_answer(self, ref: str) -> bool:
         rank, text, file, n = self.winners[ref]
@@ -211,14 +211,6 @@ class _Merge:
         return True
 
     def emit_previous(self, ref: str | None, lines: list[str], answer_pending: bool) -> None:
-        if not answer_pending and len(lines) == 1:
-            labels = fast_check(lines[0], self.bucket)
-            if labels is not None:
-                self.write_manifest(lines[0] + "\n")
-                self._written(ref, labels)
-                self.c["previous_lines"] += 1
-                self.c["previous_kept"] += 1
-                return
         parsed = []
         for line in lines:
             if len(line) > MAX_LINE_CHARS:
@@ -282,17 +274,28 @@ class _Merge:
     def join(self, previous: Iterator[str]) -> None:
         new_refs = sorted(self.winners)
         i, n = 0, len(new_refs)
-        last = None
+        last = ""
+        bucket, write, fast_kept = self.bucket, self.write_manifest, 0
         for ref, group in itertools.groupby(previous, key=source_ref_of):
+            lines = list(group)
+            if ref is not None and ref > last and len(lines) == 1 and (i >= n or new_refs[i] > ref):
+                # The common case, kept cheap: a previous line with no new answer, in canonical form.
+                labels = fast_check(lines[0], bucket)
+                if labels is not None:
+                    last = ref
+                    write(lines[0] + "\n")
+                    self._written(ref, labels)
+                    fast_kept += 1
+                    continue
             if ref is not None and ref == last:
                 # Same image again after an unreadable line split its group: already written once.
-                for line in group:
+                for line in lines:
                     self.reject("previous", TERMINAL_DUPLICATE_SOURCE_REF,
                                 "image appears more than once in the previous manifest; kept the first",
                                 source_ref=ref, text=line)
                 continue
             if ref is not None:
-                last = ref
+                last = ref if ref > last else last
                 while i < n and new_refs[i] < ref:
                     self._apply_answer(new_refs[i], replaces=False)
                     i += 1
@@ -301,9 +304,11 @@ class _Merge:
                     i += 1
             else:
                 pending = False
-            self.emit_previous(ref, list(group), pending)
+            self.emit_previous(ref, lines, pending)
         for ref in new_refs[i:]:
             self._apply_answer(ref, replaces=False)
+        self.c["previous_lines"] += fast_kept
+        self.c["previous_kept"] += fast_kept
 
 
 def _previous_rank(record) -> tuple[bool, str]:
@@ -365,16 +370,34 @@ def answer_entry(answer: dict) -> ImageEntry:
 
 
 def _scan_sorted(lines: Iterable[str], buckets: Counter) -> bool:
+    """Whether the lines are sorted by source-ref; counts images per bucket on the way.
+
+    Sorted lines keep each bucket's images together, so a bucket is looked up once per run of
+    lines that share its prefix rather than once per line.
+    """
     last = ""
     in_order = True
+    run_prefix, run_bucket, run_count = None, None, 0
     for raw in lines:
-        ref = source_ref_of(raw.rstrip("\r\n"))
+        if run_prefix is not None and raw.startswith(run_prefix):
+            end = raw.find('"', 15)
+            ref = raw[15:end] if end > 15 and raw.find("\\", 15, end) < 0 else source_ref_of(raw.rstrip("\r\n"))
+        else:
+            ref = source_ref_of(raw.rstrip("\r\n"))
+            if ref is None:
+                continue
+            if run_bucket is not None:
+                buckets[run_bucket] += run_count
+            run_bucket = ref[5:ref.find("/", 5)]
+            run_prefix, run_count = f'{_FAST_PREFIX}s3://{run_bucket}/', 0
         if ref is None:
             continue
         if ref < last:
             in_order = False
         last = ref
-        buckets[ref[5:ref.find("/", 5)]] += 1
+        run_count += 1
+    if run_bucket is not None:
+        buckets[run_bucket] += run_count
     return in_order
 
 
@@ -469,10 +492,12 @@ def merge_manifest(
 
 def summarize(state: _Merge, max_reject_ratio: float) -> dict:
     c = state.c
-    fields = ("confirmed", "rejected", "added", "adjusted", "images")
-    labels = {name: {f: counts.get(f, 0) for f in fields} for name, counts in sorted(state.labels.items())}
-    totals = {f: sum(v[f] for v in labels.values()) for f in fields if f != "images"}
-    lines = c["manifest_lines"]
+    fields = ("confirmed", "rejected", "added", "adjusted")
+    names = sorted(set(state.labels) | set(state.label_images))
+    labels = {name: {**{f: state.labels.get(name, {}).get(f, 0) for f in fields}, "images": state.label_images.get(name, 0)}
+              for name in names}
+    totals = {f: sum(v[f] for v in labels.values()) for f in fields}
+    lines = state.lines_written
     ratio = c["rejects"] / (lines + c["rejects"]) if lines + c["rejects"] else 0.0
     warnings = []
     if lines > MAX_MANIFEST_LINES:

@@ -318,12 +318,13 @@ _DET_ATTR = (
     rf'"class-map":\{{((?:{_CM}(?:,{_CM})*)?)\}},"type":"{DETECTION_TYPE}","human-annotated":"(yes|no)",'
     rf'"creation-date":"{_STR}+","job-name":"{_STR}*"\}}'
 )
+# The key's last segment has no extension, or a PNG/JPEG one (see validate_record).
+_KEY = rf"(?:(?:{_STR}*/)?[^\"\\\x00-\x1f./]+|{_STR}*\.(?i:jpe?g|png))"
 _CANONICAL_RE = re.compile(
-    rf'\{{"source-ref":"s3://([a-z0-9][a-z0-9.\-]{{1,61}}[a-z0-9])/{_STR}+"'
+    rf'\{{"source-ref":"s3://([a-z0-9][a-z0-9.\-]{{1,61}}[a-z0-9])/{_KEY}"'
     rf"((?:,{_CLASS_ATTR})*)(?:,{_DET_ATTR})?\}}"
 )
-_CLASS_ATTR_RE = re.compile(rf',"({_STR}+)":0,"')
-_CLASS_NAME_RE = re.compile(rf'"class-name":"({_STR}+)"')
+_CLASS_PAIR_RE = re.compile(rf',"({_STR}+)":0,"{_STR}+":\{{"class-name":"({_STR}+)"')
 _ANN_RE = re.compile(r'\{"class_id":(\d+),"left":(\d+),"top":(\d+),"width":(\d+),"height":(\d+)\}')
 _CM_RE = re.compile(rf'"(\d+)":"({_STR}+)"')
 
@@ -336,34 +337,31 @@ def fast_check(line: str, expected_bucket: str | None = None) -> set[str] | None
     if len(line) > MAX_LINE_CHARS:
         return None
     m = _CANONICAL_RE.fullmatch(line)
-    if m is None or (expected_bucket is not None and m.group(1) != expected_bucket):
+    if m is None:
         return None
-    ref_end = line.find('"', 15)
-    name = line[15:ref_end].rsplit("/", 1)[-1].lower()
-    if "." in name and not name.endswith(IMAGE_EXTENSIONS):
+    bucket, class_part, _, width_s, height_s, annotations, objects, class_map_s, _ = m.groups()
+    if expected_bucket is not None and bucket != expected_bucket:
         return None
-    class_part = m.group(2)
     if class_part:
-        attrs = _CLASS_ATTR_RE.findall(class_part)
-        if len(set(attrs)) != len(attrs):
+        pairs = _CLASS_PAIR_RE.findall(class_part)
+        labels = {label for _, label in pairs}
+        if len({attr for attr, _ in pairs}) != len(pairs):
             return None  # a repeated key: JSON would keep only the last one
-        labels = set(_CLASS_NAME_RE.findall(class_part))
     else:
         labels = set()
-    width_s = m.group(4)
     if width_s is not None:
-        width, height = int(width_s), int(m.group(5))
+        width, height = int(width_s), int(height_s)
         if not (MIN_IMAGE_SIDE <= width <= MAX_IMAGE_SIDE and MIN_IMAGE_SIDE <= height <= MAX_IMAGE_SIDE):
             return None
         if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
             return None
-        boxes = _ANN_RE.findall(m.group(6))
+        boxes = _ANN_RE.findall(annotations)
         if not boxes or len(boxes) > MAX_BOXES_PER_IMAGE:
             return None  # an empty box list is a warning: let the full validator report it
-        if m.group(7).count('{"confidence":') != len(boxes):
+        if objects.count('{"confidence":') != len(boxes):
             return None
-        class_map = dict(_CM_RE.findall(m.group(8)))
-        if len(class_map) != m.group(8).count('":"'):
+        class_map = dict(_CM_RE.findall(class_map_s))
+        if len(class_map) != class_map_s.count('":"'):
             return None
         scale = min(1.0, TRAINING_MAX_SIDE / max(width, height))
         for class_id, left, top, w, h in boxes:

@@ -116,7 +116,11 @@ class LabelStudioHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
-        return requests.Session()
+        s = requests.Session()
+        # Label Studio's own server drops idle keep-alive connections; a reused dead socket would look
+        # like an outage. One connection per request costs little at our request rates.
+        s.headers["Connection"] = "close"
+        return s
 
     def get_conn(self) -> requests.Session:
         return self.session

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 
@@ -72,7 +73,8 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
     Returns the merge summary (counts per label: confirmed, rejected, added, adjusted, images;
     totals; rejects by code) plus ``manifest_uri``, ``rejects_uri``, ``summary_uri`` and
     ``cumulative_manifest_uri``. Emits an asset event with ``extra`` counts for each outlet
-    (e.g. ``outlets=[Asset(uri=<cumulative manifest>, name=...)]``).
+    (default when ``cumulative_manifest_uri`` is a literal and no ``outlets`` are given:
+    ``Asset(uri=cumulative_manifest_uri, name=cumulative_manifest_uri)``; a DAG can schedule on it).
 
     :param answers_uris: normalized answers files (a list, or one URI). (templated)
     :param auto_accepted_uris: auto-accepted answers files, same format. (templated)
@@ -116,6 +118,10 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         self.cumulative_manifest_uri = cumulative_manifest_uri
         self.images_bucket = images_bucket
         self.max_reject_ratio = max_reject_ratio
+        static = isinstance(cumulative_manifest_uri, str) and "{{" not in cumulative_manifest_uri
+        if not self.outlets and static:
+            # Consumers schedule on the asset at parse time, so only a literal URI can be one.
+            self.outlets = [Asset(uri=cumulative_manifest_uri, name=cumulative_manifest_uri)]
 
     # -- S3 helpers ----------------------------------------------------------------------------
     def _exists(self, uri: S3Uri) -> bool:
