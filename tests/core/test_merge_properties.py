@@ -199,4 +199,4 @@ def test_previous_lines_from_other_tools_are_kept_rewritten_or_rejected():
     assert "s3://bkt/img/0102.jpg" not in records
     assert sorted(r["code"] for r in rejects) == ["ERROR_INVALID_LABEL_ATTRIBUTE_METADATA_FORMAT",
                                                    "TERMINAL_DUPLICATE_SOURCE_REF"]
-    assert summary["images"]["rewritten_from_previous"] == 1 and summary["previous"]["blank_lines"] == 1
+    assert summary["images"]["rewritten_from_previous"] == 1 and summary["previous"]["lines"] == 3

@@ -101,3 +101,15 @@ def test_missing_inputs_are_named(emulator, data):
     assert merge_op(turn, answers_uris=[], cumulative_manifest_uri="{{ params.c }}").outlets == []
     with pytest.raises(ValueError, match="output_prefix must look like"):
         merge_op("bucket-only", answers_uris=[]).execute({"run_id": "r"})
+
+
+def test_uri_lists_accept_the_shapes_upstream_tasks_return():
+    from rekfeedback.operators.manifest import _uri_list
+
+    sensor_xcom = {"answers_uri": "s3://bkt/t/answers/ground-truth.jsonl", "counts": {"human": 3}}
+    assert _uri_list([sensor_xcom, None, ["s3://bkt/a"], "s3://bkt/b"], "answers_uris") == [
+        "s3://bkt/t/answers/ground-truth.jsonl", "s3://bkt/a", "s3://bkt/b"]
+    assert _uri_list('["s3://bkt/c"]', "answers_uris") == ["s3://bkt/c"]
+    assert _uri_list(None, "answers_uris") == []
+    with pytest.raises(ValueError, match="answers_uris item .* has no answers_uri"):
+        _uri_list([{"counts": {}}], "answers_uris")

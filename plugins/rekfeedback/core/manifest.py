@@ -154,9 +154,12 @@ def build_record(entry: ImageEntry) -> dict:
     return record
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once: json.dumps with options builds one per call
+
+
 def dumps(record: dict) -> str:
     """Compact JSON, no newline; non-ASCII kept as is (Rekognition counts characters, not bytes)."""
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(record)
 
 
 def build_line(entry: ImageEntry) -> str:

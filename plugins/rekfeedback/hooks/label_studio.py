@@ -116,11 +116,7 @@ class LabelStudioHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
-        s = requests.Session()
-        # Label Studio's own server drops idle keep-alive connections; a reused dead socket would look
-        # like an outage. One connection per request costs little at our request rates.
-        s.headers["Connection"] = "close"
-        return s
+        return requests.Session()
 
     def get_conn(self) -> requests.Session:
         return self.session

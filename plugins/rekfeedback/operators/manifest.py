@@ -49,7 +49,13 @@ def _uri_list(value, what: str) -> list[str]:
     for item in value:
         if item is None or item == "":
             continue  # e.g. the output of a skipped branch
-        if isinstance(item, (list, tuple)):
+        if isinstance(item, dict):
+            # A sensor's or review operator's whole XCom: {"answers_uri": ..., "counts": ...}.
+            found = [item[k] for k in ("answers_uri", "auto_accepted_uri", "unlabelled_uri", "uri") if item.get(k)]
+            if not found:
+                raise ValueError(f"{what} item {item!r} has no answers_uri/uri key")
+            uris.extend(str(u) for u in found[:1])
+        elif isinstance(item, (list, tuple)):
             uris.extend(_uri_list(list(item), what))
         else:
             uris.append(str(item).strip())
