@@ -190,7 +190,7 @@ def _start_label_studio(human: bool, emulator):
     values = dict(line.split("=", 1) for line in env_file.read_text().split() if "=" in line)
     url = values.get("LABEL_STUDIO_URL") or f"http://127.0.0.1:{values['LABEL_STUDIO_PORT']}"
     token = values.get("LABEL_STUDIO_TOKEN") or values.get("LABEL_STUDIO_USER_TOKEN")
-    os.environ["AIRFLOW_CONN_LABELSTUDIO_DEFAULT"] = json.dumps(
+    os.environ["AIRFLOW_CONN_LABEL_STUDIO_DEFAULT"] = json.dumps(
         {"conn_type": "labelstudio", "host": url, "password": token})
     print(f"Label Studio on {url}")
     stop_annotator = None

@@ -74,7 +74,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Task for bounding boxes.", enum=["adjustment", "verification"]),
     Setting("images_per_task", "integer", 5, "Ground Truth", "Images per verification task.", minimum=1, maximum=50),
     Setting("workers_per_object", "integer", 1, "Ground Truth", "Workers who answer each task.", minimum=1, maximum=9),
-    Setting("labelstudio_conn_id", "string", "labelstudio_default", "Label Studio", "Airflow connection of the Label Studio server."),
+    Setting("labelstudio_conn_id", "string", "label_studio_default", "Label Studio", "Airflow connection of the Label Studio server."),
     Setting("labelstudio_min_share", "number", 1.0, "Label Studio",
             "Finish when this share of tasks is annotated and `labelstudio_deadline_hours` has passed.", minimum=0, maximum=1),
     Setting("labelstudio_deadline_hours", ["null", "number"], None, "Label Studio",
