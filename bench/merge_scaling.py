@@ -66,7 +66,7 @@ def _answer(rng: random.Random, i: int, n: int) -> str:
                  for _ in range(rng.randint(1, 3))]
         answer.update(kind="boxes", labels=sorted({b["label"] for b in boxes}), boxes=boxes,
                       confirmed=[], rejected=[], added=[], adjusted=[b["label"] for b in boxes])
-    return json.dumps(answer)
+    return json.dumps(answer, sort_keys=True, separators=(",", ":"))  # as core.answers.dumps_jsonl writes them
 
 
 def generate(directory: str, scale: int) -> tuple[str, str, int]:
@@ -89,6 +89,13 @@ def generate(directory: str, scale: int) -> tuple[str, str, int]:
 def child(previous: str, answers: str, output_dir: str) -> None:
     from rekfeedback.core.merge import merge_manifest
 
+    # Machine speed right now (other load slows everything): one json.loads of a typical line.
+    with open(previous, encoding="utf-8") as f:
+        sample = f.readline()
+    calib = time.perf_counter()
+    for _ in range(20_000):
+        json.loads(sample)
+    json_us = (time.perf_counter() - calib) / 20_000 * 1e6
     start, cpu_start = time.perf_counter(), time.process_time()
     with open(os.path.join(output_dir, "output.manifest"), "w", encoding="utf-8") as manifest, \
             open(os.path.join(output_dir, "rejects.jsonl"), "w", encoding="utf-8") as rejects, \
@@ -101,7 +108,7 @@ def child(previous: str, answers: str, output_dir: str) -> None:
         )
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"elapsed": elapsed, "cpu": cpu, "peak_rss_mb": peak_kb / 1024, "manifest_lines": summary["manifest_lines"],
+    print(json.dumps({"elapsed": elapsed, "cpu": cpu, "json_loads_us": json_us, "peak_rss_mb": peak_kb / 1024, "manifest_lines": summary["manifest_lines"],
                       "rejects": summary["rejects"], "applied": summary["answers"]["applied"]}))
 
 
@@ -117,7 +124,8 @@ def run(scale: int, directory: str) -> dict:
         if os.path.isfile(path):
             os.remove(path)
     print(f"{scale}x: {input_lines} input lines in {result['elapsed']:.2f} s ({result['cpu']:.2f} s CPU), "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, peak RSS {result['peak_rss_mb']:.0f} MB, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, json.loads of one line "
+          f"{result['json_loads_us']:.1f} us, peak RSS {result['peak_rss_mb']:.0f} MB, "
           f"{result['manifest_lines']} manifest lines, {result['applied']} answers applied, {result['rejects']} rejects",
           flush=True)
     return result

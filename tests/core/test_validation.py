@@ -111,8 +111,10 @@ def test_warnings_keep_the_line():
     empty_boxes = mutate(good_box_record(), lambda r: (r[BB].update({"annotations": []}), r[BBM].update({"objects": []})))
     check = v.validate_line(json.dumps(empty_boxes))
     assert check.ok and codes(check) == {v.WARNING_NO_ATTRIBUTE_ANNOTATIONS}
+    assert v.fast_check(json.dumps(empty_boxes, separators=(",", ":"))) == set()
     check = v.validate_line(json.dumps({"source-ref": "s3://bkt/a.jpg"}))
     assert check.ok and codes(check) == {v.WARNING_UNANNOTATED_RECORD}
+    assert v.fast_check('{"source-ref":"s3://bkt/a.jpg"}') == set()
 
 
 def test_valid_lines_pass_and_report_their_labels():

@@ -6,9 +6,10 @@ whose rate it adapts per measurement window (AIMD with slow start):
 
 - it starts low and doubles each clean window until the first overload signal (slow start);
 - a window whose throttled share exceeds `tolerance` above the background share (the lowest share
-  of the recent windows: random throttling that happens at any load) is an overload: the rate drops to
-  max(rate * `decrease`, the rate that actually succeeded in that window), so a cut never lands
-  below the capacity the model just demonstrated;
+  of the recent windows: random throttling that happens at any load), by more than chance would
+  explain in a window that size, is an overload: the rate drops to the rate that sustains what
+  succeeded in that window (at least rate * `decrease`, at most rate * 0.9), so a cut lands near the
+  capacity the model just showed;
 - otherwise it probes upward by `probe_gain` of the rate per window.
 
 Judging windows rather than single responses matters: the service also throttles at random (a few
@@ -61,11 +62,12 @@ class AdaptiveLimiter:
         tolerance: float = 0.2,
         background_windows: int = 8,
         max_background: float = 0.3,
-        decrease: float = 0.7,
+        decrease: float = 0.5,
         probe_gain: float = 0.05,
         window: float = 0.5,
-        min_window_samples: int = 30,
-        max_window: float = 3.0,
+        min_window_samples: int = 10,
+        max_window: float = 2.0,
+        significance: float = 1.5,
         concurrency_headroom: float = 1.5,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -79,6 +81,7 @@ class AdaptiveLimiter:
         self.max_background = max_background
         self._recent_shares: deque[float] = deque(maxlen=background_windows)
         self.window, self.min_window_samples, self.max_window = window, min_window_samples, max_window
+        self.significance = significance
         self.headroom = concurrency_headroom
         self._clock = clock
         self._cond = threading.Condition()
@@ -88,6 +91,7 @@ class AdaptiveLimiter:
         self._in_flight = 0
         self._latency: float | None = None
         self._slow_start = True
+        self._capacity: float | None = None  # successful calls/s measured in overloaded windows
         self._win_start = clock()
         self._win_ok = 0
         self._win_throttled = 0
@@ -180,20 +184,28 @@ class AdaptiveLimiter:
     def _maybe_adapt(self, now: float) -> None:
         elapsed = now - self._win_start
         samples = self._win_ok + self._win_throttled
-        # Enough samples that a few random throttles do not look like overload; at low rates a
-        # longer window with fewer samples, so slow start does not crawl.
+        # At low rates a longer window with fewer samples, so slow start does not crawl.
         if elapsed < self.window or (samples < self.min_window_samples
-                                     and (elapsed < self.max_window or samples < 15)):
+                                     and (elapsed < self.max_window or samples < 5)):
             return
         throttled_share = self._win_throttled / samples
         goodput = self._win_ok / elapsed
-        self._recent_shares.append(throttled_share)
-        if throttled_share > self.tolerance + self.background():
+        call_rate = samples / elapsed
+        # Only windows below the capacity seen so far teach the background share; otherwise
+        # persistent overload would pass for background and the rate would stop backing off.
+        if self._capacity is None or call_rate <= 1.05 * self._capacity:
+            self._recent_shares.append(throttled_share)
+        # Overload only when the throttles are more than chance could give at the tolerated share:
+        # a small window with a few unlucky random throttles must not cut the rate.
+        allowed = min(0.95, self.tolerance + self.background())
+        limit = samples * allowed + self.significance * math.sqrt(samples * allowed * (1 - allowed))
+        if self._win_throttled > limit:
             self._slow_start = False
             self.decreases += 1
+            self._capacity = goodput if self._capacity is None else 0.5 * self._capacity + 0.5 * goodput
             # The calls needed to keep what just succeeded, given the background throttling.
             sustain = goodput / max(0.5, 1.0 - self.background())
-            self._rate = max(self.min_rate, self._rate * self.decrease, min(sustain, self._rate))
+            self._rate = max(self.min_rate, min(self._rate * 0.9, max(sustain, self._rate * self.decrease)))
         elif self._slow_start:
             self._rate = min(self.max_rate, self._rate * 2)
         else:

@@ -188,8 +188,9 @@ def _check_box(check: LineCheck, attr: str, i: int, ann, class_map: dict, width:
     if left < 0 or top < 0 or w < 0 or h < 0 or left + w > width or top + h > height:
         check.add(ERROR_INVALID_BOUNDING_BOX, f"{attr}.annotations[{i}] ({left},{top},{w},{h}) is not inside the {width}x{height} image")
         return False
-    scale = min(1.0, TRAINING_MAX_SIDE / max(width, height))
-    if w * scale <= 1 or h * scale <= 1:
+    longest = max(width, height)
+    min_side = longest / TRAINING_MAX_SIDE if longest > TRAINING_MAX_SIDE else 1  # > 1 px after the resize
+    if w <= min_side or h <= min_side:
         check.add(ERROR_BOUNDING_BOX_TOO_SMALL, f"{attr}.annotations[{i}] is {w}x{h} px; it must exceed 1x1 px after scaling to {TRAINING_MAX_SIDE} px")
         return False
     return True
@@ -330,9 +331,10 @@ _CM_RE = re.compile(rf'"(\d+)":"({_STR}+)"')
 
 
 def fast_check(line: str, expected_bucket: str | None = None) -> set[str] | None:
-    """The line's labels if it is in canonical form and valid with no issue at all, else None.
+    """The line's labels if it is in canonical form and valid (warnings allowed), else None.
 
-    None does not mean invalid: call validate_line for the verdict and the reasons.
+    An empty set is a valid line without labels (a verified empty image). None does not mean
+    invalid: call validate_line for the verdict and the reasons.
     """
     if len(line) > MAX_LINE_CHARS:
         return None
@@ -344,9 +346,12 @@ def fast_check(line: str, expected_bucket: str | None = None) -> set[str] | None
         return None
     if class_part:
         pairs = _CLASS_PAIR_RE.findall(class_part)
-        labels = {label for _, label in pairs}
-        if len({attr for attr, _ in pairs}) != len(pairs):
-            return None  # a repeated key: JSON would keep only the last one
+        if len(pairs) == 1:
+            labels = {pairs[0][1]}
+        else:
+            labels = {label for _, label in pairs}
+            if len({attr for attr, _ in pairs}) != len(pairs):
+                return None  # a repeated key: JSON would keep only the last one
     else:
         labels = set()
     if width_s is not None:
@@ -356,22 +361,23 @@ def fast_check(line: str, expected_bucket: str | None = None) -> set[str] | None
         if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
             return None
         boxes = _ANN_RE.findall(annotations)
-        if not boxes or len(boxes) > MAX_BOXES_PER_IMAGE:
-            return None  # an empty box list is a warning: let the full validator report it
+        if not boxes:
+            return labels  # no boxes: a warning only (WARNING_NO_ATTRIBUTE_ANNOTATIONS / _NO_ANNOTATIONS)
+        if len(boxes) > MAX_BOXES_PER_IMAGE:
+            return None
         if objects.count('{"confidence":') != len(boxes):
             return None
         class_map = dict(_CM_RE.findall(class_map_s))
         if len(class_map) != class_map_s.count('":"'):
             return None
-        scale = min(1.0, TRAINING_MAX_SIDE / max(width, height))
+        # Smallest side that survives the training-time resize (> 1 px after scaling).
+        min_side = max(width, height) / TRAINING_MAX_SIDE if max(width, height) > TRAINING_MAX_SIDE else 1
         for class_id, left, top, w, h in boxes:
-            left, top, w, h = int(left), int(top), int(w), int(h)
+            w, h = int(w), int(h)
             label = class_map.get(class_id)
-            if label is None or left + w > width or top + h > height or w * scale <= 1 or h * scale <= 1:
+            if label is None or int(left) + w > width or int(top) + h > height or w <= min_side or h <= min_side:
                 return None
             labels.add(label)
-    elif not class_part:
-        return None  # no label at all: a warning for the full validator
     if len(labels) > MAX_LABELS_PER_IMAGE:
         return None
     return labels

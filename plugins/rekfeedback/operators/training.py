@@ -15,7 +15,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
 from rekfeedback.core.evaluation import compare, parse_summary
@@ -206,7 +206,8 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
                           arn, existing[0]["Status"], existing[0].get("StatusMessage"))
             if existing[0]["Status"] == "TRAINING_FAILED":
                 self._persist_link(context, arn)
-                raise AirflowException(f"Model version {arn} failed training: {existing[0].get('StatusMessage')}")
+                raise AirflowFailException(f"Model version {arn} failed training: {existing[0].get('StatusMessage')}. "
+                                           "This run's version name is taken; fix the data and start a new run.")
         else:
             self._update_datasets(project_arn, turn, test_share)
             arn = self._create_version(project_arn, name, turn)
@@ -357,7 +358,8 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
     def _raise_if_failed(self, project_arn: str, arn: str) -> None:
         desc = self._describe(project_arn, arn)
         if desc["Status"] == "TRAINING_FAILED":
-            raise AirflowException(f"Model version {arn} failed training: {desc.get('StatusMessage')}")
+            # Not retried: a retry would find this failed version (one version per run), never a new one.
+            raise AirflowFailException(f"Model version {arn} failed training: {desc.get('StatusMessage')}")
 
     def _evaluation(self, desc: dict):
         result = desc.get("EvaluationResult")
