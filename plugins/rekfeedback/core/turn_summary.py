@@ -1,0 +1,87 @@
+"""The figures of one turn, from what each step returned (its XCom): what the DAG's last task logs and returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable
+
+
+def _hours_between(start: str | None, end: str | None) -> float:
+    if not start or not end:
+        return 0.0
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    try:
+        seconds = (datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds()
+    except ValueError:
+        return 0.0
+    return max(0.0, seconds / 3600.0)
+
+
+def _sum(shards: Iterable[dict], key: str) -> int:
+    return sum(int(s.get(key) or 0) for s in shards)
+
+
+def summarize(
+    *,
+    preflight: dict | None,
+    start: dict | None,
+    inference: list[dict] | None,
+    stop: dict | None,
+    review: dict | None,
+    wait: dict | None,
+    merge: dict | None,
+    training: dict | None,
+    report: dict | None,
+) -> dict[str, Any]:
+    """Every step's result is optional: a skipped step contributes nothing, and says so by its absence."""
+    shards = [s for s in (inference or []) if isinstance(s, dict)]
+    counts = (review or {}).get("counts") or {}
+    totals = (merge or {}).get("totals") or {}
+    labels = (merge or {}).get("labels") or {}
+
+    def label_total(key: str) -> int:
+        if key in totals:
+            return int(totals[key])
+        return sum(int(v.get(key) or 0) for v in labels.values())
+
+    units = int(((preflight or {}).get("config") or {}).get("min_inference_units") or 1)
+    model_hours = 0.0
+    if start and start.get("started_by_this_run"):
+        end = (stop or {}).get("stopped_at") or (stop or {}).get("stop_requested_at")
+        model_hours = _hours_between(start.get("start_requested_at"), end) * units
+
+    outputs = {
+        "predictions": shards[0]["output_uri"].rsplit("/", 1)[0] + "/" if shards and shards[0].get("output_uri") else None,
+        "answers": (wait or {}).get("answers_uri"),
+        "manifest": (merge or {}).get("manifest_uri"),
+        "rejects": (merge or {}).get("rejects_uri"),
+        "cumulative_manifest": (merge or {}).get("cumulative_manifest_uri"),
+        "report": (report or {}).get("report_uri"),
+        "new_version": (training or {}).get("new_version_arn"),
+    }
+    summary = {
+        "images_seen": _sum(shards, "images_total"),
+        "images_skipped": _sum(shards, "images_skipped"),
+        "predicted": _sum(shards, "predicted"),
+        "failed": _sum(shards, "failed"),
+        "no_prediction": _sum(shards, "no_prediction"),
+        "sent_to_humans": int(counts.get("human", 0)) + int(counts.get("audit", 0)) + int(counts.get("to_label", 0)),
+        "auto_accepted": int(counts.get("auto_accept", 0)),
+        "unlabelled": int(counts.get("unlabelled", 0)),
+        "confirmed": label_total("confirmed"),
+        "rejected": label_total("rejected"),
+        "added": label_total("added"),
+        "adjusted": label_total("adjusted"),
+        "manifest_images": (merge or {}).get("manifest_lines"),
+        "f1_before": (training or {}).get("f1_before"),
+        "f1_after": (training or {}).get("f1_after"),
+        "improved": (training or {}).get("improved"),
+        "new_version_arn": (training or {}).get("new_version_arn"),
+        "model_hours": round(model_hours, 4),
+        "model_started_by_this_run": bool((start or {}).get("started_by_this_run")),
+        "backend": (review or {}).get("backend"),
+        "outputs": {k: v for k, v in outputs.items() if v},
+    }
+    if preflight and preflight.get("warnings"):
+        summary["warnings"] = [w.get("problem", str(w)) if isinstance(w, dict) else str(w) for w in preflight["warnings"]]
+    return summary
