@@ -1,12 +1,15 @@
 """One turn of the Rekognition Custom Labels feedback loop.
 
-preflight -> model.start -> inference (mapped over shards) -> model.stop (teardown: always, when this
-run started it) -> human_review (Ground Truth or Label Studio, deferrable wait) -> dataset.merge ->
-training.train_and_compare -> report -> summary.
+preflight -> model.start -> inference.detect_custom_labels (mapped over shards) -> model.stop (a
+teardown: runs even when inference fails, stops only what this run started) -> human_review (Ground
+Truth or Label Studio; the wait is deferred, no worker slot is held) -> dataset.merge ->
+training.train_and_compare (optional) -> report -> summary.
 
-Trigger it from the UI form with a project-version ARN, or set `REKFEEDBACK_SCHEDULE` (a cron) to run
-nightly with the defaults from Variables `rekfeedback_<param>` / env `REKFEEDBACK_<PARAM>`. Parsing this
-file does no I/O: every AWS resource is resolved at run time by the preflight task.
+Trigger it from the UI form with a project-version ARN, or set the environment variable
+`REKFEEDBACK_SCHEDULE` (a cron, e.g. `0 2 * * *`) to run it nightly with defaults taken from the
+Airflow Variables `rekfeedback_<param>` or the environment variables `REKFEEDBACK_<PARAM>`.
+Parsing this file does no I/O: settings are resolved at run time by the preflight task, whose
+result every later task reads.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, Param, TaskGroup, task
-from airflow.sdk.definitions.template import literal  # noqa: F401  (kept for users copying the file)
 
 from rekfeedback.operators import (
     FeedbackLoopPreflightOperator,
@@ -33,40 +35,44 @@ from rekfeedback.sensors import GroundTruthLabelingJobSensor, LabelStudioReviewS
 from rekfeedback.turn_config import PROJECT_VERSION_ARN_RE, SETTINGS
 
 DAG_ID = "rekognition_feedback_loop"
+# Deployment settings, read from the environment (no I/O): how often waits poll AWS / Label Studio.
+POLL_SECONDS = int(os.environ.get("REKFEEDBACK_POLL_SECONDS", "60"))
+SCHEDULE = os.environ.get("REKFEEDBACK_SCHEDULE") or None
 
-# Everything downstream reads the resolved settings that preflight returns, not raw params:
-# blanks in the form are filled from Variables or environment at run time, once.
-CFG = "ti.xcom_pull(task_ids='preflight')['config']"
-TURN = (
-    "{{ (" + CFG + "['output_uri'].rstrip('/')) ~ '/' ~ dag.dag_id ~ '/' ~ "
-    "(run_id | replace(':', '-') | replace('+', '-') | replace('.', '-') | replace('_', '-')) }}"
+PREFLIGHT = "ti.xcom_pull(task_ids='preflight')"
+CONFIG = PREFLIGHT + "['config']"
+TURN_PREFIX = (
+    "{{ " + CONFIG + "['output_uri'].rstrip('/') ~ '/' ~ dag.dag_id ~ '/' ~ "
+    "(run_id | regex_replace('[^A-Za-z0-9]+', '-') | trim('-')) }}"
 )
+CUMULATIVE = "{{ " + CONFIG + "['output_uri'].rstrip('/') ~ '/' ~ dag.dag_id ~ '/dataset/cumulative.manifest' }}"
 
 
-def _param(setting) -> Param:
-    schema = {"type": setting.type, "title": setting.name.replace("_", " ").capitalize(),
-              "description": setting.description, "section": setting.section}
-    if setting.enum:
-        schema["enum"] = setting.enum
-    if setting.minimum is not None:
-        schema["minimum"] = setting.minimum
-    if setting.maximum is not None:
-        schema["maximum"] = setting.maximum
-    if setting.name == "project_version_arn":
-        # Blank is allowed so a nightly schedule needs no form (the Variable fills it); anything
-        # else must look like an ARN, and the form says so before a run exists.
+def setting(name: str) -> str:
+    """A template that renders to the resolved setting, with its native type."""
+    return "{{ " + CONFIG + "['" + name + "'] }}"
+
+
+def _param(s) -> Param:
+    schema = {"type": s.type, "title": s.name.replace("_", " ").capitalize(), "description": s.description,
+              "section": s.section}
+    if s.enum:
+        schema["enum"] = s.enum
+    if s.minimum is not None:
+        schema["minimum"] = s.minimum
+    if s.maximum is not None:
+        schema["maximum"] = s.maximum
+    if s.name == "project_version_arn":
+        # Blank lets a nightly schedule run on the Variable; anything else must look like an ARN,
+        # and the form refuses it before a run exists.
         schema["pattern"] = f"^$|{PROJECT_VERSION_ARN_RE.pattern}"
-    return Param(setting.default, **schema)
-
-
-def cfg(name: str) -> str:
-    return "{{ " + CFG + "['" + name + "'] }}"
+    return Param(s.default, **schema)
 
 
 with DAG(
     dag_id=DAG_ID,
     description="One turn of the Rekognition Custom Labels model-improvement loop",
-    schedule=os.environ.get("REKFEEDBACK_SCHEDULE") or None,
+    schedule=SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -81,121 +87,202 @@ with DAG(
     tags=["rekognition", "ground-truth", "label-studio", "human-in-the-loop"],
     doc_md=__doc__,
 ) as dag:
-    preflight = FeedbackLoopPreflightOperator(
-        task_id="preflight",
-        params_to_check="{{ params }}",
-        aws_conn_id="{{ params.aws_conn_id }}",
-        retries=0,
-    )
+    preflight = FeedbackLoopPreflightOperator(task_id="preflight", params_to_check="{{ params }}")
 
-    with TaskGroup("model") as model:
+    with TaskGroup("model", tooltip="Start the model if asked; stop it after inference") as model:
         start_model = RekognitionStartProjectVersionOperator(
             task_id="start",
-            project_version_arn=cfg("project_version_arn"),
-            min_inference_units=cfg("min_inference_units"),
-            max_inference_units=cfg("max_inference_units"),
-            start_if_stopped=cfg("start_model"),
-            aws_conn_id=cfg("aws_conn_id"),
+            project_version_arn=setting("project_version_arn"),
+            min_inference_units=setting("min_inference_units"),
+            max_inference_units=setting("max_inference_units"),
+            start_if_stopped=setting("start_model"),
+            status_before_run="{{ " + PREFLIGHT + "['facts'].get('model_status') }}",
+            aws_conn_id=setting("aws_conn_id"),
+            waiter_delay=POLL_SECONDS,
+            waiter_max_attempts=max(1, 3600 // POLL_SECONDS),
         )
-
-    @task
-    def shards(config: dict) -> list[int]:
-        return list(range(int(config["shard_count"])))
-
-    with TaskGroup("inference") as inference_group:
-        shard_list = shards(preflight.output["config"])
-        inference = RekognitionCustomLabelsInferenceOperator.partial(
-            task_id="detect_custom_labels",
-            project_version_arn=cfg("project_version_arn"),
-            input_uri=cfg("input_uri"),
-            output_uri=TURN,
-            exclude_manifests=["{{ " + CFG + "['output_uri'].rstrip('/') ~ '/' ~ dag.dag_id ~ '/dataset/cumulative.manifest' }}"],
-            min_confidence=cfg("min_confidence"),
-            max_results=cfg("max_results"),
-            max_failed_share=cfg("max_failed_share"),
-            shard_count=cfg("shard_count"),
-            aws_conn_id=cfg("aws_conn_id"),
-            map_index_template="shard {{ task.shard_index }}",
-        ).expand(shard_index=shard_list)
-
-    with model:
         stop_model = RekognitionStopProjectVersionOperator(
             task_id="stop",
-            project_version_arn=cfg("project_version_arn"),
+            project_version_arn=setting("project_version_arn"),
             start_task_id="model.start",
-            aws_conn_id=cfg("aws_conn_id"),
+            aws_conn_id=setting("aws_conn_id"),
+            waiter_delay=max(1, POLL_SECONDS // 6),
         )
 
-    preflight >> start_model >> shard_list
-    inference >> stop_model.as_teardown(setups=start_model)
+    with TaskGroup("inference", tooltip="DetectCustomLabels over the new images, in shards") as inference_group:
 
-    with TaskGroup("human_review") as human_review:
+        @task
+        def shards(preflight_result: dict) -> list[int]:
+            return list(range(int(preflight_result["config"]["shard_count"])))
+
+        shard_indexes = shards(preflight.output)
+        detect = RekognitionCustomLabelsInferenceOperator.partial(
+            task_id="detect_custom_labels",
+            project_version_arn=setting("project_version_arn"),
+            input_prefix="{{ none if " + CONFIG + "['input_uri'].endswith('.manifest') else " + CONFIG + "['input_uri'] }}",
+            input_manifest="{{ " + CONFIG + "['input_uri'] if " + CONFIG + "['input_uri'].endswith('.manifest') else none }}",
+            output_prefix=TURN_PREFIX,
+            exclude_manifests=[CUMULATIVE],
+            shard_count=setting("shard_count"),
+            min_confidence=setting("min_confidence"),
+            max_results=setting("max_results"),
+            max_failed_share=setting("max_failed_share"),
+            aws_conn_id=setting("aws_conn_id"),
+            map_index_template="shard {{ task.shard_index }}",
+        ).expand(shard_index=shard_indexes)
+
+    preflight >> start_model >> shard_indexes
+    detect >> stop_model.as_teardown(setups=start_model)
+
+    with TaskGroup("human_review", tooltip="Humans verify and fix the predictions") as human_review:
 
         @task.branch
-        def choose_backend(config: dict) -> str:
-            return "human_review.ground_truth_verify" if config["review_backend"] == "ground-truth" \
-                else "human_review.label_studio_review"
+        def choose_backend(preflight_result: dict) -> str:
+            backend = preflight_result["config"]["review_backend"]
+            return f"human_review.{'ground_truth' if backend == 'ground-truth' else 'label_studio'}_review"
 
-        backend = choose_backend(preflight.output["config"])
-        predictions = TURN + "/predictions/"
-        gt_verify = GroundTruthVerificationOperator(
-            task_id="ground_truth_verify",
+        backend = choose_backend(preflight.output)
+        predictions = TURN_PREFIX + "/predictions/"
+        labels = "{{ " + PREFLIGHT + "['facts'].get('labels') or none }}"
+
+        gt_review = GroundTruthVerificationOperator(
+            task_id="ground_truth_review",
             predictions_uris=predictions,
-            output_prefix=TURN,
-            workteam_arn=cfg("workteam_arn"),
-            role_arn=cfg("role_arn"),
-            pre_annotation_lambda_arn=cfg("pre_annotation_lambda_arn"),
-            consolidation_lambda_arn=cfg("consolidation_lambda_arn"),
-            box_task=cfg("box_task"),
-            images_per_task=cfg("images_per_task"),
-            workers_per_object=cfg("workers_per_object"),
-            auto_accept_confidence=cfg("auto_accept_confidence"),
-            audit_rate=cfg("audit_rate"),
-            label_unpredicted=cfg("label_unpredicted"),
-            aws_conn_id=cfg("aws_conn_id"),
+            output_prefix=TURN_PREFIX,
+            labels=labels,
+            workteam_arn=setting("workteam_arn"),
+            role_arn=setting("role_arn"),
+            pre_annotation_lambda_arn=setting("pre_annotation_lambda_arn"),
+            annotation_consolidation_lambda_arn=setting("consolidation_lambda_arn"),
+            box_task=setting("box_task"),
+            batch_size=setting("images_per_task"),
+            workers_per_object=setting("workers_per_object"),
+            auto_accept_threshold=setting("auto_accept_confidence"),
+            audit_rate=setting("audit_rate"),
+            label_unpredicted=setting("label_unpredicted"),
+            aws_conn_id=setting("aws_conn_id"),
         )
         gt_wait = GroundTruthLabelingJobSensor(
             task_id="ground_truth_wait",
-            review="{{ ti.xcom_pull(task_ids='human_review.ground_truth_verify') }}",
+            job_names="{{ ti.xcom_pull(task_ids='human_review.ground_truth_review')['jobs'] }}",
+            answers_uri="{{ ti.xcom_pull(task_ids='human_review.ground_truth_review')['answers_uri'] }}",
+            poke_interval=POLL_SECONDS,
             timeout=timedelta(hours=72).total_seconds(),
-            aws_conn_id=cfg("aws_conn_id"),
+            aws_conn_id=setting("aws_conn_id"),
         )
         ls_review = LabelStudioReviewOperator(
             task_id="label_studio_review",
             predictions_uris=predictions,
-            output_prefix=TURN,
-            labelstudio_conn_id=cfg("labelstudio_conn_id"),
-            auto_accept_confidence=cfg("auto_accept_confidence"),
-            audit_rate=cfg("audit_rate"),
-            label_unpredicted=cfg("label_unpredicted"),
-            aws_conn_id=cfg("aws_conn_id"),
+            output_prefix=TURN_PREFIX,
+            labels=labels,
+            label_studio_conn_id=setting("labelstudio_conn_id"),
+            auto_accept_threshold=setting("auto_accept_confidence"),
+            audit_rate=setting("audit_rate"),
+            label_unpredicted=setting("label_unpredicted"),
+            aws_conn_id=setting("aws_conn_id"),
         )
         ls_wait = LabelStudioReviewSensor(
             task_id="label_studio_wait",
             review="{{ ti.xcom_pull(task_ids='human_review.label_studio_review') }}",
-            labelstudio_conn_id=cfg("labelstudio_conn_id"),
-            min_share=cfg("labelstudio_min_share"),
-            deadline_hours=cfg("labelstudio_deadline_hours"),
+            label_studio_conn_id=setting("labelstudio_conn_id"),
+            min_annotated_share=setting("labelstudio_min_share"),
+            deadline="{{ (dag_run.start_date + macros.timedelta(hours=" + CONFIG + "['labelstudio_deadline_hours'])).isoformat() "
+                     "if " + CONFIG + "['labelstudio_deadline_hours'] else none }}",
+            poll_interval=POLL_SECONDS,
             timeout=timedelta(hours=72).total_seconds(),
-            aws_conn_id=cfg("aws_conn_id"),
+            aws_conn_id=setting("aws_conn_id"),
         )
-        backend >> [gt_verify, ls_review]
-        gt_verify >> gt_wait
-        ls_review >> ls_wait
 
-    inference >> backend
+        @task(trigger_rule="none_failed_min_one_success")
+        def answers(ti=None) -> dict:
+            """What the chosen backend produced, whichever it was: the merge's inputs."""
+            out: dict[str, list[str]] = {"answers_uris": [], "auto_accepted_uris": [], "unlabelled_uris": []}
+            for review_id, wait_id in (("ground_truth_review", "ground_truth_wait"),
+                                       ("label_studio_review", "label_studio_wait")):
+                review = ti.xcom_pull(task_ids=f"human_review.{review_id}")
+                wait = ti.xcom_pull(task_ids=f"human_review.{wait_id}")
+                if not review:
+                    continue
+                out["review"] = review
+                out["wait"] = wait
+                if wait and wait.get("answers_uri"):
+                    out["answers_uris"].append(wait["answers_uri"])
+                for key in ("auto_accepted", "unlabelled"):
+                    if review.get(f"{key}_uri"):
+                        out[f"{key}_uris"].append(review[f"{key}_uri"])
+            return out
 
-    with TaskGroup("dataset") as dataset:
+        collected = answers()
+        backend >> [gt_review, ls_review]
+        gt_review >> gt_wait >> collected
+        ls_review >> ls_wait >> collected
+
+    detect >> backend
+
+    with TaskGroup("dataset", tooltip="Merge the answers into the cumulative Rekognition manifest") as dataset:
         merge = ManifestMergeOperator(
             task_id="merge",
-            review_results=[
-                "{{ ti.xcom_pull(task_ids='human_review.ground_truth_verify') }}",
-                "{{ ti.xcom_pull(task_ids='human_review.label_studio_review') }}",
-            ],
-            answers_uris=[TURN + "/answers/"],
-            output_prefix=TURN,
-            cumulative_manifest_uri="{{ " + CFG + "['output_uri'].rstrip('/') ~ '/' ~ dag.dag_id ~ '/dataset/cumulative.manifest' }}",
-            aws_conn_id=cfg("aws_conn_id"),
-            trigger_rule="none_failed_min_one_success",
+            answers_uris=collected["answers_uris"],
+            auto_accepted_uris=collected["auto_accepted_uris"],
+            unlabelled_uris=collected["unlabelled_uris"],
+            output_prefix=TURN_PREFIX,
+            cumulative_manifest_uri=CUMULATIVE,
+            aws_conn_id=setting("aws_conn_id"),
         )
-    [gt_wait, ls_wait] >> merge
+
+    with TaskGroup("training", tooltip="Train the next version and compare F1") as training:
+
+        @task.branch
+        def train_or_not(preflight_result: dict) -> str:
+            return "training.train_and_compare" if preflight_result["config"]["train"] else "report"
+
+        decide = train_or_not(preflight.output)
+        train = RekognitionTrainProjectVersionOperator(
+            task_id="train_and_compare",
+            manifest_uri="{{ ti.xcom_pull(task_ids='dataset.merge')['cumulative_manifest_uri'] or "
+                         "ti.xcom_pull(task_ids='dataset.merge')['manifest_uri'] }}",
+            output_prefix=TURN_PREFIX,
+            base_version_arn=setting("project_version_arn"),
+            test_share=setting("test_share"),
+            improvement_margin=setting("improvement_margin"),
+            aws_conn_id=setting("aws_conn_id"),
+            waiter_delay=POLL_SECONDS,
+        )
+        merge >> decide >> train
+
+    report = TurnReportOperator(
+        task_id="report",
+        output_prefix=TURN_PREFIX,
+        predictions_uris=predictions,
+        answers_uris=collected["answers_uris"],
+        merge_summary="{{ ti.xcom_pull(task_ids='dataset.merge') }}",
+        training_results="{{ ti.xcom_pull(task_ids='training.train_and_compare') }}",
+        history_uri="{{ " + CONFIG + "['output_uri'].rstrip('/') ~ '/' ~ dag.dag_id ~ '/reports/history.json' }}",
+        inference_unit_hours="{{ ((ti.xcom_pull(task_ids='model.stop') or {}).get('running_seconds') or 0) "
+                             "/ 3600.0 * " + CONFIG + "['min_inference_units'] }}",
+        aws_conn_id=setting("aws_conn_id"),
+        trigger_rule="none_failed_min_one_success",
+    )
+    [decide, train] >> report
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def summary(ti=None) -> dict:
+        """The turn at a glance: logged, and returned for the UI and the demo."""
+        from rekfeedback.core.turn_summary import summarize
+
+        figures = summarize(
+            preflight=ti.xcom_pull(task_ids="preflight"),
+            start=ti.xcom_pull(task_ids="model.start"),
+            inference=list(ti.xcom_pull(task_ids="inference.detect_custom_labels", map_indexes=None) or []),
+            stop=ti.xcom_pull(task_ids="model.stop"),
+            review=(ti.xcom_pull(task_ids="human_review.answers") or {}).get("review"),
+            wait=(ti.xcom_pull(task_ids="human_review.answers") or {}).get("wait"),
+            merge=ti.xcom_pull(task_ids="dataset.merge"),
+            training=ti.xcom_pull(task_ids="training.train_and_compare"),
+            report=ti.xcom_pull(task_ids="report"),
+        )
+        for key, value in figures.items():
+            print(f"{key}: {value}")
+        return figures
+
+    report >> summary()

@@ -53,19 +53,21 @@ def test_parsing_does_no_network_io(monkeypatch):
 
 
 def test_every_param_is_documented(dagbag):
-    dag = dagbag.get_dag("rekognition_feedback_loop")
+    dag = dagbag.dags["rekognition_feedback_loop"]
     for name, param in dag.params.items():
         schema = param.schema
-        assert schema.get("description"), f"param {name} has no description"
+        assert param.description, f"param {name} has no description"
         assert schema.get("section"), f"param {name} has no section"
         assert "type" in schema, f"param {name} has no type"
 
 
 def test_defaults_and_concurrency(dagbag):
-    dag = dagbag.get_dag("rekognition_feedback_loop")
+    dag = dagbag.dags["rekognition_feedback_loop"]
     assert dag.max_active_runs == 1
     assert dag.default_args["retries"] >= 1
     for t in dag.tasks:
+        if t.is_mapped:  # a mapped task's fields live in its partial kwargs until it expands
+            continue
         for field in t.template_fields:
             assert hasattr(t, field), f"{t.task_id}: template field {field} is not an attribute"
 
@@ -73,7 +75,7 @@ def test_defaults_and_concurrency(dagbag):
 def test_malformed_arn_is_rejected_by_the_form(dagbag):
     from airflow.sdk.exceptions import ParamValidationError
 
-    dag = dagbag.get_dag("rekognition_feedback_loop")
+    dag = dagbag.dags["rekognition_feedback_loop"]
     params = dag.params.deep_merge({"project_version_arn": "my-model"}) if hasattr(dag.params, "deep_merge") else None
     with pytest.raises((ParamValidationError, ValueError)) as err:
         if params is None:

@@ -62,11 +62,17 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
     :param waiter_delay: seconds between status checks.
     :param waiter_max_attempts: number of status checks before giving up.
     :param deferrable: wait in the triggerer (default True).
+    :param start_if_stopped: when False, never start the model: succeed if it is RUNNING, fail with
+        what to do otherwise (for teams that run the model themselves). (templated)
+    :param status_before_run: the model's status when this DAG run first looked at it (the DAG passes
+        preflight's `model_status`). A retry of this task that finds the model RUNNING, when it was
+        not running before the run, knows an earlier try started it, so the stop task still stops it. (templated)
     """
 
     aws_hook_class = RekognitionCustomLabelsHook
     template_fields: Sequence[str] = aws_template_fields(
-        "project_version_arn", "min_inference_units", "max_inference_units"
+        "project_version_arn", "min_inference_units", "max_inference_units", "start_if_stopped",
+        "status_before_run",
     )
     operator_extra_links = (RekognitionProjectVersionLink(),)
     ui_color = "#ffd8a8"
@@ -81,10 +87,14 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
         waiter_delay: int = 30,
         waiter_max_attempts: int = 60,
         deferrable: bool = True,
+        start_if_stopped: bool | str = True,
+        status_before_run: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.project_version_arn = project_version_arn
+        self.start_if_stopped = start_if_stopped
+        self.status_before_run = status_before_run
         self.min_inference_units = min_inference_units
         self.max_inference_units = max_inference_units
         self.wait_for_completion = wait_for_completion
@@ -116,9 +126,19 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
                                                       self.hook.conn_partition)
         status = self.hook.get_project_version_status(arn)
         self.log.info("Model %s is %s", arn, status)
+        before = (self.status_before_run or "").strip().upper() or None
         if status == "RUNNING":
+            if before and before not in ("RUNNING", "STARTING"):
+                # An earlier try of this task started it (it was {before} when the run began).
+                self.log.info("Running, and it was %s when this run began: an earlier try started it; "
+                              "the stop task will stop it.", before)
+                return self._result(status, True, None)
             self.log.info("Already running: nothing to start, and this run will not stop it.")
             return self._result(status, False, None)
+        if _as_bool(self.start_if_stopped, "start_if_stopped") is False:
+            raise AirflowException(
+                f"Model {arn} is {status} and start_if_stopped (the DAG's start_model) is False: start it "
+                "yourself (Rekognition console or StartProjectVersion) or trigger the run with start_model=true.")
         if status in _NOT_STARTABLE:
             raise AirflowException(f"Model {arn} {_NOT_STARTABLE[status]} (status {status}).")
 
