@@ -37,15 +37,13 @@ from rekfeedback.turn_config import PROJECT_VERSION_ARN_RE, SETTINGS
 DAG_ID = "rekognition_feedback_loop"
 # Deployment settings, read from the environment (no I/O): how often waits poll AWS / Label Studio.
 POLL_SECONDS = int(os.environ.get("REKFEEDBACK_POLL_SECONDS", "60"))
+RETRY_DELAY = timedelta(seconds=int(os.environ.get("REKFEEDBACK_RETRY_DELAY_SECONDS", "30")))
 SCHEDULE = os.environ.get("REKFEEDBACK_SCHEDULE") or None
 
 PREFLIGHT = "ti.xcom_pull(task_ids='preflight')"
 CONFIG = PREFLIGHT + "['config']"
-TURN_PREFIX = (
-    "{{ " + CONFIG + "['output_uri'].rstrip('/') ~ '/' ~ dag.dag_id ~ '/' ~ "
-    "(run_id | regex_replace('[^A-Za-z0-9]+', '-') | trim('-')) }}"
-)
-CUMULATIVE = "{{ " + CONFIG + "['output_uri'].rstrip('/') ~ '/' ~ dag.dag_id ~ '/dataset/cumulative.manifest' }}"
+TURN_PREFIX = "{{ " + PREFLIGHT + "['turn_prefix'] }}"
+CUMULATIVE = "{{ " + PREFLIGHT + "['cumulative_manifest_uri'] }}"
 
 
 def setting(name: str) -> str:
@@ -80,14 +78,16 @@ with DAG(
     params={s.name: _param(s) for s in SETTINGS},
     default_args={
         "retries": 2,
-        "retry_delay": timedelta(seconds=30),
+        "retry_delay": RETRY_DELAY,
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
     },
     tags=["rekognition", "ground-truth", "label-studio", "human-in-the-loop"],
     doc_md=__doc__,
 ) as dag:
-    preflight = FeedbackLoopPreflightOperator(task_id="preflight", params_to_check="{{ params }}")
+    preflight = FeedbackLoopPreflightOperator(
+        task_id="preflight", params_to_check="{{ params }}", aws_conn_id="{{ params.aws_conn_id or 'aws_default' }}",
+    )
 
     with TaskGroup("model", tooltip="Start the model if asked; stop it after inference") as model:
         start_model = RekognitionStartProjectVersionOperator(
@@ -270,10 +270,13 @@ with DAG(
         """The turn at a glance: logged, and returned for the UI and the demo."""
         from rekfeedback.core.turn_summary import summarize
 
+        preflight_result = ti.xcom_pull(task_ids="preflight") or {}
+        shard_count = int((preflight_result.get("config") or {}).get("shard_count") or 0)
+        inference = ti.xcom_pull(task_ids="inference.detect_custom_labels", map_indexes=list(range(shard_count)))
         figures = summarize(
-            preflight=ti.xcom_pull(task_ids="preflight"),
+            preflight=preflight_result,
             start=ti.xcom_pull(task_ids="model.start"),
-            inference=list(ti.xcom_pull(task_ids="inference.detect_custom_labels", map_indexes=None) or []),
+            inference=[i for i in (inference or []) if i],
             stop=ti.xcom_pull(task_ids="model.stop"),
             review=(ti.xcom_pull(task_ids="human_review.answers") or {}).get("review"),
             wait=(ti.xcom_pull(task_ids="human_review.answers") or {}).get("wait"),

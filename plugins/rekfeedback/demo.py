@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     home = tempfile.mkdtemp(prefix="rekfeedback-demo-airflow-")
     _airflow_environment(home, args.dags_folder)
+    os.environ.setdefault("REKFEEDBACK_POLL_SECONDS", "1")  # the emulator answers in seconds, not hours
+    os.environ.setdefault("REKFEEDBACK_RETRY_DELAY_SECONDS", "1")
     started = time.monotonic()
 
     from rekfeedback.emulator.cli import start_in_thread

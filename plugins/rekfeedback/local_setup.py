@@ -291,6 +291,31 @@ def _s3_object(uri: str) -> dict:
     return {"Bucket": bucket, "Name": key}
 
 
+def _ensure_datasets(rek, project_arn: str, train_uri: str, test_uri: str) -> None:
+    """TRAIN from the seed manifest and a fixed TEST set, as a team would start a project.
+
+    Later versions train on TRAIN plus each turn's answers and are evaluated on the same TEST
+    set, so F1 before and after a turn compare like with like.
+    """
+    project = rek.describe_projects(ProjectNames=[project_arn.split("/")[1]])["ProjectDescriptions"][0]
+    have = {d["DatasetType"] for d in project.get("Datasets", [])}
+    for kind, uri in (("TRAIN", train_uri), ("TEST", test_uri)):
+        if kind not in have:
+            rek.create_dataset(ProjectArn=project_arn, DatasetType=kind,
+                               DatasetSource={"GroundTruthManifest": {"S3Object": _s3_object(uri)}})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        project = rek.describe_projects(ProjectNames=[project_arn.split("/")[1]])["ProjectDescriptions"][0]
+        statuses = {d["DatasetType"]: d.get("Status") for d in project.get("Datasets", [])}
+        failed = [k for k, v in statuses.items() if v and v.endswith("FAILED")]
+        if failed:
+            raise RuntimeError(f"creating the {failed} dataset(s) of {project_arn} failed")
+        if all(v and v.endswith("COMPLETE") for v in statuses.values()) and len(statuses) == 2:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the datasets of {project_arn} were not ready after 120 s")
+
+
 def _ensure_version(rek, project_arn: str, name: str, bucket: str, key_prefix: str, train_uri: str,
                     test_uri: str) -> str:
     existing = _version(rek, project_arn, name)
@@ -299,12 +324,11 @@ def _ensure_version(rek, project_arn: str, name: str, bucket: str, key_prefix: s
     if existing:
         raise RuntimeError(f"model version {existing['ProjectVersionArn']} failed training "
                            f"({existing.get('StatusMessage')}); pass another version_name")
+    _ensure_datasets(rek, project_arn, train_uri, test_uri)
     try:
         return rek.create_project_version(
             ProjectArn=project_arn, VersionName=name,
             OutputConfig={"S3Bucket": bucket, "S3KeyPrefix": key_prefix},
-            TrainingData={"Assets": [{"GroundTruthManifest": {"S3Object": _s3_object(train_uri)}}]},
-            TestingData={"Assets": [{"GroundTruthManifest": {"S3Object": _s3_object(test_uri)}}]},
         )["ProjectVersionArn"]
     except ClientError as exc:
         if _code(exc) != "ResourceInUseException":

@@ -81,8 +81,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Deadline after which `labelstudio_min_share` is enough (blank: wait for every task)."),
     # Training
     Setting("train", "boolean", True, "Training", "Train the next model version on the merged dataset and compare it."),
-    Setting("test_share", "number", 0.2, "Training",
-            "Share of new images routed to the TEST dataset instead of TRAIN.", minimum=0, maximum=0.5),
+    Setting("test_share", "number", 0.0, "Training",
+            "Share of new images routed to the TEST dataset instead of TRAIN. 0 keeps the TEST set fixed, so F1 "
+            "before and after compare like with like; raise it to grow the TEST set (a project without a TEST "
+            "dataset needs it above 0).", minimum=0, maximum=0.5),
     Setting("improvement_margin", "number", 0.0, "Training",
             "The new version must beat the old F1 by this much to count as better.", minimum=0, maximum=1),
     # Connections

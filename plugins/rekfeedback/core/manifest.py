@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import orjson
+
 CLASSIFICATION_TYPE = "groundtruth/image-classification"
 DETECTION_TYPE = "groundtruth/object-detection"
 MULTILABEL_TYPE = "groundtruth/image-classification-multilabel"
@@ -116,10 +118,23 @@ def _box_sort_key(box: dict):
 
 
 def build_record(entry: ImageEntry) -> dict:
+    return _build(entry)[0]
+
+
+def _plain_confidence(value) -> bool:
+    # orjson writes floats as json.dumps does except below 1e-4 and from 1e16 on (and NaN/Infinity).
+    kind = type(value)
+    return kind is int or (kind is float and (value == 0.0 or 1e-4 <= abs(value) < 1e16))
+
+
+def _build(entry: ImageEntry) -> tuple[dict, bool]:
+    """The record and whether orjson writes it byte for byte as json.dumps does (see ``_plain_confidence``)."""
     record: dict = {SOURCE_REF: entry.source_ref}
+    plain = True
     for label in sorted(entry.labels, key=lambda item: item.name):
         attr = attribute_name(label.name)
         prov = label.provenance
+        plain = plain and _plain_confidence(prov.confidence)
         record[attr] = 0
         record[attr + METADATA_SUFFIX] = {
             "class-name": label.name,
@@ -135,6 +150,10 @@ def build_record(entry: ImageEntry) -> dict:
         boxes = sorted(entry.detection.boxes, key=_box_sort_key)
         class_ids = {name: i for i, name in enumerate(sorted({b["label"] for b in boxes}))}
         prov = entry.detection.provenance
+        plain = (plain and _plain_confidence(prov.confidence) and type(entry.width) is int and type(entry.height) is int
+                 and type(entry.depth) is int
+                 and all(type(b["left"]) is int and type(b["top"]) is int and type(b["width"]) is int
+                         and type(b["height"]) is int for b in boxes))
         record[BOX_ATTRIBUTE] = {
             "image_size": [{"width": entry.width, "height": entry.height, "depth": entry.depth}],
             "annotations": [
@@ -151,7 +170,7 @@ def build_record(entry: ImageEntry) -> dict:
             "creation-date": prov.creation_date,
             "job-name": prov.job_name,
         }
-    return record
+    return record, plain
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once: json.dumps with options builds one per call
@@ -162,8 +181,19 @@ def dumps(record: dict) -> str:
     return _ENCODER.encode(record)
 
 
+def build_record_and_line(entry: ImageEntry) -> tuple[dict, str]:
+    """The record and its canonical line (the bytes ``dumps`` gives, written by orjson when that is the same)."""
+    record, plain = _build(entry)
+    if plain:
+        try:
+            return record, orjson.dumps(record).decode()
+        except TypeError:  # orjson.JSONEncodeError: a lone surrogate, an integer beyond 64 bits
+            pass
+    return record, _ENCODER.encode(record)
+
+
 def build_line(entry: ImageEntry) -> str:
-    return dumps(build_record(entry))
+    return build_record_and_line(entry)[1]
 
 
 def _provenance(meta: dict, confidence=None) -> Provenance:

@@ -28,9 +28,12 @@ import itertools
 import json
 import operator
 import os
+import re
 import tempfile
 from collections import Counter
 from typing import Callable, Iterable, Iterator
+
+import orjson
 
 from rekfeedback.core.manifest import (
     Detection,
@@ -38,19 +41,24 @@ from rekfeedback.core.manifest import (
     ImageLabel,
     Provenance,
     build_record,
+    build_record_and_line,
     dumps,
     manifest_date,
     parse_record,
 )
 from rekfeedback.core.validation import (
+    BUCKET_GROUP,
     ERROR_INVALID_JSON_LINE,
     ERROR_MISSING_SOURCE_REF,
     ERROR_INVALID_SOURCE_REF_FORMAT,
     MAX_LINE_CHARS,
     TERMINAL_DUPLICATE_SOURCE_REF,
+    REF_GROUP,
     TERMINAL_LINE_TOO_LONG,
     bucket_of,
+    canonical_match,
     fast_check,
+    match_labels,
     validate_line,
     validate_record,
 )
@@ -64,6 +72,21 @@ MAX_LABELS = 250
 LineSource = tuple[str, Iterable[str]]  # (name used in messages, e.g. the S3 URI; its lines)
 Writer = Callable[[str], object]
 _FAST_PREFIX = '{"source-ref":"'
+_FLUSH_LINES = 4096  # output lines joined into one write
+_DIGIT_MASK = bytes(49 if 48 <= b <= 57 else 48 for b in range(256))  # digits to b"1", all else to b"0"
+_NINETEEN_DIGITS = b"1" * 19
+
+
+def _loads(text: str):
+    """json.loads, by orjson where the two read the same (orjson refuses NaN and lone surrogates, and
+    reads integers beyond 64 bits as floats: those texts, and invalid ones for json's message, go to json)."""
+    # A C-speed test for a run of 19 digits (a regex takes several times as long as the parse).
+    if _NINETEEN_DIGITS not in text.encode("utf-8", "surrogatepass").translate(_DIGIT_MASK):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 class RejectThresholdExceeded(ValueError):
@@ -100,6 +123,12 @@ class _Merge:
         self.labels: dict[str, Counter] = {}
         self.label_images: Counter = Counter()  # images per label in the written manifest
         self.lines_written = 0
+        self.out: list[str] = []  # manifest lines not yet written, without their newline
+
+    def flush(self) -> None:
+        if self.out:
+            self.write_manifest("\n".join(self.out) + "\n")
+            self.out.clear()
 
     # -- rejects -------------------------------------------------------------------------------
     def reject(self, stage: str, code: str, reason: str, *, file=None, line_no=None, source_ref=None,
@@ -127,7 +156,7 @@ class _Merge:
         self.c["answers_read"] += 1
         where = {"file": name, "line_no": n, "text": text}
         try:
-            answer = json.loads(text)
+            answer = _loads(text)
         except ValueError as exc:
             return self.reject("answers", ERROR_INVALID_JSON_LINE, f"answer is not JSON: {exc}", **where)
         if not isinstance(answer, dict):
@@ -164,7 +193,7 @@ class _Merge:
                 if not text:
                     continue
                 try:
-                    ref = json.loads(text).get("source-ref")
+                    ref = _loads(text).get("source-ref")
                 except (ValueError, AttributeError):
                     ref = None
                 if isinstance(ref, str) and ref:
@@ -185,15 +214,14 @@ class _Merge:
 
     def emit_answer(self, ref: str) -> bool:
         rank, text, file, n = self.winners[ref]
-        answer = json.loads(text)
+        answer = _loads(text)
         try:
             entry = answer_entry(answer)
-            record = build_record(entry)
+            record, line = build_record_and_line(entry)
         except (KeyError, TypeError, ValueError) as exc:
             self.reject("answers", INVALID_ANSWER, f"answer cannot become a manifest line: {exc}",
                         file=file, line_no=n, source_ref=ref, text=text)
             return False
-        line = dumps(record)
         labels = fast_check(line, self.bucket)
         if labels is None:
             check = validate_record(record, self.bucket, len(line))
@@ -203,7 +231,7 @@ class _Merge:
                             text=text, issues=check.issues)
                 return False
             labels = check.labels
-        self.write_manifest(line + "\n")
+        self.out.append(line)
         self._written(ref, labels)
         self.c["answers_applied"] += 1
         self.c["answers_applied_human" if entry.human else "answers_applied_auto"] += 1
@@ -215,36 +243,49 @@ class _Merge:
                 counts[field] += 1
         return True
 
-    def emit_previous(self, ref: str | None, lines: list[str], answer_pending: bool) -> None:
-        parsed = []
-        for line in lines:
-            if len(line) > MAX_LINE_CHARS:
-                self.reject("previous", TERMINAL_LINE_TOO_LONG, f"line has {len(line)} characters (max {MAX_LINE_CHARS})",
-                            source_ref=ref, text=line)
-                continue
-            try:
-                parsed.append((line, json.loads(line)))
-            except ValueError as exc:
-                self.reject("previous", ERROR_INVALID_JSON_LINE, f"not valid JSON: {exc}", text=line)
-        if ref is None:
-            for line, record in parsed:  # valid JSON but no usable source-ref
-                check = validate_record(record, self.bucket, len(line))
-                code, message = (check.errors[0].code, check.errors[0].message) if check.errors else (ERROR_MISSING_SOURCE_REF, "no source-ref")
-                self.reject("previous", code, message, text=line)
-            return
-        if not parsed:
+    def emit_previous(self, ref: str | None, lines: list[tuple[str, re.Match | None]], answer_pending: bool) -> None:
+        """One image's previous lines, each with its ``canonical_match`` (or None)."""
+        if ref is not None and len(lines) == 1 and lines[0][1] is not None:
+            # One line in our canonical form (the usual case): read only if it has to be.
+            line, m = lines[0]
+            record = None
+            rank = _canonical_rank(m) if answer_pending else None
+            if answer_pending and rank is None:
+                record = json.loads(line)
+                rank = _previous_rank(record)
+        else:
+            record, m, rank, line = None, None, None, None
+            parsed = []
+            for line, _ in lines:
+                if len(line) > MAX_LINE_CHARS:
+                    self.reject("previous", TERMINAL_LINE_TOO_LONG, f"line has {len(line)} characters (max {MAX_LINE_CHARS})",
+                                source_ref=ref, text=line)
+                    continue
+                try:
+                    parsed.append((line, json.loads(line)))
+                except ValueError as exc:
+                    self.reject("previous", ERROR_INVALID_JSON_LINE, f"not valid JSON: {exc}", text=line)
+            if ref is None:
+                for line, record in parsed:  # valid JSON but no usable source-ref
+                    check = validate_record(record, self.bucket, len(line))
+                    code, message = (check.errors[0].code, check.errors[0].message) if check.errors else (ERROR_MISSING_SOURCE_REF, "no source-ref")
+                    self.reject("previous", code, message, text=line)
+                return
+            if not parsed:
+                if answer_pending:
+                    self._apply_answer(ref, replaces=False)
+                return
+            if len(parsed) > 1:
+                parsed.sort(key=lambda item: _previous_rank(item[1]) + (item[0],), reverse=True)
+                for line, _ in parsed[1:]:
+                    self.reject("previous", TERMINAL_DUPLICATE_SOURCE_REF,
+                                "image appears more than once in the previous manifest; kept the newest human-annotated line",
+                                source_ref=ref, text=line)
+            line, record = parsed[0]
             if answer_pending:
-                self._apply_answer(ref, replaces=False)
-            return
-        if len(parsed) > 1:
-            parsed.sort(key=lambda item: _previous_rank(item[1]) + (item[0],), reverse=True)
-            for line, _ in parsed[1:]:
-                self.reject("previous", TERMINAL_DUPLICATE_SOURCE_REF,
-                            "image appears more than once in the previous manifest; kept the newest human-annotated line",
-                            source_ref=ref, text=line)
-        line, record = parsed[0]
+                rank = _previous_rank(record)
         if answer_pending:
-            human, date = _previous_rank(record)
+            human, date = rank
             new_human, new_date = self.winners[ref][0][:2]
             new_wins = new_human if human != new_human else new_date >= date
             if new_wins:
@@ -253,9 +294,18 @@ class _Merge:
             else:
                 self.c["answers_older_than_manifest"] += 1
         self.c["previous_lines"] += 1
+        if m is not None and (self.bucket is None or m[BUCKET_GROUP] == self.bucket):
+            labels = match_labels(m)
+            if labels is not None:
+                self.out.append(line)
+                self._written(ref, labels)
+                self.c["previous_kept"] += 1
+                return
+        if record is None:
+            record = json.loads(line)  # matched the canonical pattern: valid JSON
         check = validate_record(record, self.bucket, len(line))
         if check.ok:
-            self.write_manifest(line + "\n")
+            self.out.append(line)
             self._written(ref, check.labels)
             self.c["previous_kept"] += 1
             return
@@ -263,7 +313,7 @@ class _Merge:
         if rebuilt is not None:
             again = validate_line(rebuilt, self.bucket)
             if again.ok:
-                self.write_manifest(rebuilt + "\n")
+                self.out.append(rebuilt)
                 self._written(ref, again.labels)
                 self.c["previous_rewritten"] += 1
                 return
@@ -276,52 +326,115 @@ class _Merge:
             self.c["images_updated" if replaces else "images_added"] += 1
         return ok
 
+    def _image(self, ref: str | None, lines: list[tuple[str, re.Match | None]], last: str) -> str:
+        """The general case of ``join`` for one image's previous lines; returns the new ``last``."""
+        if ref is not None and ref == last:
+            # Same image again after an unreadable line split its group: already written once.
+            for line, _ in lines:
+                self.reject("previous", TERMINAL_DUPLICATE_SOURCE_REF,
+                            "image appears more than once in the previous manifest; kept the first",
+                            source_ref=ref, text=line)
+            return last
+        pending = False
+        if ref is not None:
+            last = ref if ref > last else last
+            new_refs, i = self.new_refs, self.next_new
+            while i < len(new_refs) and new_refs[i] < ref:
+                self._apply_answer(new_refs[i], replaces=False)
+                i += 1
+            pending = i < len(new_refs) and new_refs[i] == ref
+            self.next_new = i + 1 if pending else i
+        self.emit_previous(ref, lines, pending)
+        return last
+
     def join(self, previous: Iterator[str]) -> None:
-        new_refs = sorted(self.winners)
-        i, n = 0, len(new_refs)
+        """Write the previous lines (sorted by source-ref) and the winning answers in source-ref order.
+
+        This loop is the merge's cost: the usual line, in canonical form with no new answer for its
+        image, is handled inline. A line is handled once the next one is read, since an image with
+        several previous lines (which ``emit_previous`` resolves) shows only then.
+        """
+        self.new_refs = new_refs = sorted(self.winners)
+        self.next_new = 0
+        n = len(new_refs)
+        nxt = new_refs[0] if n else None
+        bucket, out, label_images, unlabelled = self.bucket, self.out, self.label_images, self.unlabelled
+        match, labels_of, ref_group, bucket_group = canonical_match, match_labels, REF_GROUP, BUCKET_GROUP
         last = ""
-        bucket, write, fast_kept = self.bucket, self.write_manifest, 0
-        label_images, unlabelled = self.label_images, self.unlabelled
-        for ref, group in itertools.groupby(previous, key=source_ref_of):
-            lines = list(group)
-            if ref is not None and ref > last and len(lines) == 1 and (i >= n or new_refs[i] > ref):
-                # The common case, kept cheap (this loop is the merge's cost): a previous line with no
-                # new answer, in canonical form. Same bookkeeping as _written, inlined.
-                labels = fast_check(lines[0], bucket)
-                if labels is not None:
-                    last = ref
-                    write(lines[0] + "\n")
-                    fast_kept += 1
-                    for name in labels:
-                        label_images[name] = label_images.get(name, 0) + 1
-                    if not labels:
-                        self.c["verified_empty"] += 1
-                    if unlabelled:
-                        unlabelled.discard(ref)
-                    continue
-            if ref is not None and ref == last:
-                # Same image again after an unreadable line split its group: already written once.
-                for line in lines:
-                    self.reject("previous", TERMINAL_DUPLICATE_SOURCE_REF,
-                                "image appears more than once in the previous manifest; kept the first",
-                                source_ref=ref, text=line)
+        held = held_m = held_ref = None  # the line read last, not handled yet
+        more = None  # further lines of held_ref's image
+        fast_kept = empty = 0
+        for line in previous:
+            m = match(line) if len(line) <= MAX_LINE_CHARS else None
+            ref = m[ref_group] if m is not None else source_ref_of(line)
+            if ref == held_ref and ref is not None:
+                if more is None:
+                    more = []
+                more.append((line, m))
                 continue
-            if ref is not None:
-                last = ref if ref > last else last
-                while i < n and new_refs[i] < ref:
-                    self._apply_answer(new_refs[i], replaces=False)
-                    i += 1
-                pending = i < n and new_refs[i] == ref
-                if pending:
-                    i += 1
-            else:
-                pending = False
-            self.emit_previous(ref, lines, pending)
-        for ref in new_refs[i:]:
+            if held is not None:
+                if (more is None and held_m is not None and held_ref > last and (nxt is None or nxt > held_ref)
+                        and (bucket is None or held_m[bucket_group] == bucket)
+                        and (labels := labels_of(held_m)) is not None):
+                    # Same bookkeeping as _written, inlined.
+                    last = held_ref
+                    out.append(held)
+                    fast_kept += 1
+                    if labels:
+                        for name in labels:
+                            label_images[name] += 1
+                    else:
+                        empty += 1
+                    if unlabelled:
+                        unlabelled.discard(held_ref)
+                    if len(out) >= _FLUSH_LINES:
+                        self.flush()
+                else:
+                    last = self._image(held_ref, [(held, held_m)] + (more or []), last)
+                    more = None
+                    i = self.next_new
+                    nxt = new_refs[i] if i < n else None
+                    if len(out) >= _FLUSH_LINES:
+                        self.flush()
+            held, held_m, held_ref = line, m, ref
+        if held is not None:
+            self._image(held_ref, [(held, held_m)] + (more or []), last)
+        for ref in new_refs[self.next_new:]:
             self._apply_answer(ref, replaces=False)
+        self.flush()
         self.c["previous_lines"] += fast_kept
         self.c["previous_kept"] += fast_kept
+        self.c["verified_empty"] += empty
         self.lines_written += fast_kept
+
+
+_CREATION_DATE = re.compile(r'"creation-date":"([^"]*)"')
+_CLASS_NAME = re.compile(r'"class-name":"([^"]*)"')
+
+
+def _date_or_empty(value: str) -> str:
+    try:
+        return manifest_date(value)
+    except (TypeError, ValueError):
+        return ""
+
+
+def _canonical_rank(m: re.Match) -> tuple[bool, str] | None:
+    """``_previous_rank`` of a line in canonical form, read from its text; None when only parsing tells.
+
+    The same as parse_record's unless a label repeats across attributes (parse_record keeps the
+    first) or a box's class is missing from the class-map (parse_record fails): those go the long way.
+    """
+    classes = m["classes"]
+    if classes.count('"class-name":"') > 1:
+        names = _CLASS_NAME.findall(classes)
+        if len(set(names)) != len(names):
+            return None
+    if m["annotations"] and match_labels(m) is None:
+        return None
+    line = m.string  # key and values hold no quote: these strings only occur as keys and values
+    dates = _CREATION_DATE.findall(line)
+    return ('"human-annotated":"yes"' in line, max(map(_date_or_empty, dates), default=""))
 
 
 def _previous_rank(record) -> tuple[bool, str]:

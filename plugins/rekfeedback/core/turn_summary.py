@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Iterable
-
-
-def _hours_between(start: str | None, end: str | None) -> float:
-    if not start or not end:
-        return 0.0
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    try:
-        seconds = (datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds()
-    except ValueError:
-        return 0.0
-    return max(0.0, seconds / 3600.0)
 
 
 def _sum(shards: Iterable[dict], key: str) -> int:
@@ -46,9 +34,8 @@ def summarize(
 
     units = int(((preflight or {}).get("config") or {}).get("min_inference_units") or 1)
     model_hours = 0.0
-    if start and start.get("started_by_this_run"):
-        end = (stop or {}).get("stopped_at") or (stop or {}).get("stop_requested_at")
-        model_hours = _hours_between(start.get("start_requested_at"), end) * units
+    if stop and stop.get("running_seconds"):
+        model_hours = float(stop["running_seconds"]) / 3600.0 * units
 
     outputs = {
         "predictions": shards[0]["output_uri"].rsplit("/", 1)[0] + "/" if shards and shards[0].get("output_uri") else None,

@@ -305,29 +305,112 @@ _STR = r'[^"\\\x00-\x1f]'
 _INT = r"(?:0|[1-9][0-9]*)"
 _UNIT = r"(?:0|1|0\.[0-9]+|1\.0+|[0-9](?:\.[0-9]+)?e-[0-9]+)"  # how json.dumps writes 0 <= x <= 1
 _NUM = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
-_CLASS_ATTR = (
-    rf'"(?!source-ref")(?!bounding-box)(?!{_STR}*-metadata")({_STR}+)":0,"\3-metadata":\{{'
-    rf'"class-name":"{_STR}{{1,{MAX_LABEL_NAME}}}","confidence":{_UNIT},"type":"{CLASSIFICATION_TYPE}",'
-    rf'"job-name":"{_STR}*","human-annotated":"(?:yes|no)","creation-date":"{_STR}+"\}}'
-)
-_ANN = rf'\{{"class_id":{_INT},"left":{_INT},"top":{_INT},"width":{_INT},"height":{_INT}\}}'
+def _class_attr(i) -> str:
+    """One image-level label attribute; ``i`` names its groups (the key is needed for the back-reference)."""
+    name = f"(?P<name{i}>{_STR}{{1,{MAX_LABEL_NAME}}})" if i != "x" else f"{_STR}{{1,{MAX_LABEL_NAME}}}"
+    return (
+        rf'"(?!source-ref")(?!bounding-box)(?!{_STR}*-metadata")(?P<attr{i}>{_STR}+)":0,"(?P=attr{i})-metadata":\{{'
+        rf'"class-name":"{name}","confidence":{_UNIT},"type":"{CLASSIFICATION_TYPE}",'
+        rf'"job-name":"{_STR}*","human-annotated":"(?:yes|no)","creation-date":"{_STR}+"\}}'
+    )
+
+
+def _ann(i="") -> str:
+    g = (lambda k: f"(?P<{k}{i}>{_INT})") if i else (lambda k: _INT)
+    return rf'\{{"class_id":{g("c")},"left":{g("l")},"top":{g("t")},"width":{g("w")},"height":{g("h")}\}}'
+
+
 _CM = rf'"{_INT}":"{_STR}{{1,{MAX_LABEL_NAME}}}"'
+# The first two labels and boxes and the first class are captured, so that the usual line needs no
+# second pass over its text; the rest (groups amore, bmore, cmmore) is read with findall.
+_CLASSES = rf"(?P<classes>(?:,{_class_attr(1)}(?:,{_class_attr(2)}(?P<amore>(?:,{_class_attr('x')})*))?)?)"
 _DET_ATTR = (
-    rf'"bounding-box":\{{"image_size":\[\{{"width":({_INT}),"height":({_INT}),"depth":{_INT}\}}\],'
-    rf'"annotations":\[((?:{_ANN}(?:,{_ANN})*)?)\]\}},"bounding-box-metadata":\{{'
-    rf'"objects":\[((?:\{{"confidence":{_NUM}\}}(?:,\{{"confidence":{_NUM}\}})*)?)\],'
-    rf'"class-map":\{{((?:{_CM}(?:,{_CM})*)?)\}},"type":"{DETECTION_TYPE}","human-annotated":"(yes|no)",'
-    rf'"creation-date":"{_STR}+","job-name":"{_STR}*"\}}'
+    rf'"bounding-box":\{{"image_size":\[\{{"width":(?P<width>{_INT}),"height":(?P<height>{_INT}),"depth":{_INT}\}}\],'
+    rf'"annotations":\[(?P<annotations>(?:{_ann(1)}(?:,{_ann(2)}(?P<bmore>(?:,{_ann()})*))?)?)\]\}},"bounding-box-metadata":\{{'
+    rf'"objects":\[(?P<objects>(?:\{{"confidence":{_NUM}\}}(?:,\{{"confidence":{_NUM}\}})*)?)\],'
+    rf'"class-map":\{{(?:"(?P<k1>{_INT})":"(?P<v1>{_STR}{{1,{MAX_LABEL_NAME}}})"(?P<cmmore>(?:,{_CM})*))?\}},'
+    rf'"type":"{DETECTION_TYPE}","human-annotated":"(?:yes|no)","creation-date":"{_STR}+","job-name":"{_STR}*"\}}'
 )
 # The key's last segment has no extension, or a PNG/JPEG one (see validate_record).
 _KEY = rf"(?:(?:{_STR}*/)?[^\"\\\x00-\x1f./]+|{_STR}*\.(?i:jpe?g|png))"
 _CANONICAL_RE = re.compile(
-    rf'\{{"source-ref":"s3://([a-z0-9][a-z0-9.\-]{{1,61}}[a-z0-9])/{_KEY}"'
-    rf"((?:,{_CLASS_ATTR})*)(?:,{_DET_ATTR})?\}}"
+    rf'\{{"source-ref":"(?P<ref>s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{{1,61}}[a-z0-9])/{_KEY})"'
+    rf"{_CLASSES}(?:,{_DET_ATTR})?\}}"
 )
-_CLASS_PAIR_RE = re.compile(rf',"({_STR}+)":0,"{_STR}+":\{{"class-name":"({_STR}+)"')
-_ANN_RE = re.compile(r'\{"class_id":(\d+),"left":(\d+),"top":(\d+),"width":(\d+),"height":(\d+)\}')
-_CM_RE = re.compile(rf'"(\d+)":"({_STR}+)"')
+_G = _CANONICAL_RE.groupindex
+_MATCH_FIELDS = tuple(_G[g] for g in ("name1", "name2", "amore", "width", "height", "c1", "c2", "bmore", "objects",
+                                      "k1", "v1", "cmmore"))
+_ATTRS = (_G["attr1"], _G["attr2"])
+_BOX1 = tuple(_G[k + "1"] for k in "cltwh")
+_BOX12 = _BOX1 + tuple(_G[k + "2"] for k in "cltwh")
+REF_GROUP = _G["ref"]
+BUCKET_GROUP = _G["bucket"]
+_CLASS_PAIR_RE = re.compile(rf'"({_STR}+)":0,"{_STR}+":\{{"class-name":"({_STR}+)"')
+_DIGITS_RE = re.compile(r"[0-9]+")
+_CM_RE = re.compile(rf'"([0-9]+)":"({_STR}+)"')
+
+canonical_match = _CANONICAL_RE.fullmatch
+"""The match of a line in canonical form (its ``REF_GROUP`` and ``BUCKET_GROUP``), or None; then
+``match_labels`` gives its verdict. Lines longer than ``MAX_LINE_CHARS`` must not be passed."""
+
+
+def match_labels(m: re.Match) -> set[str] | None:
+    """The labels of a line matched by ``canonical_match`` if it is valid (warnings allowed), else None.
+
+    Does not check the bucket (compare ``m[BUCKET_GROUP]``) nor the length.
+    """
+    name1, name2, amore, width_s, height_s, c1, c2, bmore, objects, k1, v1, cmmore = m.group(*_MATCH_FIELDS)
+    if name1 is None:
+        labels = set()
+    elif name2 is None:
+        labels = {name1}
+    else:
+        keys = set(m.group(*_ATTRS))
+        labels = {name1, name2}
+        if amore:
+            pairs = _CLASS_PAIR_RE.findall(amore)
+            keys.update(attr for attr, _ in pairs)
+            labels.update(label for _, label in pairs)
+            if len(keys) != len(pairs) + 2:
+                return None  # a repeated key: JSON would keep only the last one
+        elif len(keys) != 2:
+            return None
+    if width_s is not None:
+        width, height = int(width_s), int(height_s)
+        if not (MIN_IMAGE_SIDE <= width <= MAX_IMAGE_SIDE and MIN_IMAGE_SIDE <= height <= MAX_IMAGE_SIDE):
+            return None
+        longest = width if width > height else height
+        if longest / (height if width > height else width) > MAX_ASPECT_RATIO:
+            return None
+        # No boxes is a warning only (WARNING_NO_ATTRIBUTE_ANNOTATIONS / _NO_ANNOTATIONS).
+        if c1 is not None:
+            if c2 is None:
+                numbers = m.group(*_BOX1)
+            else:
+                numbers = m.group(*_BOX12)
+                if bmore:
+                    numbers += tuple(_DIGITS_RE.findall(bmore))  # five integers per box
+            boxes = len(numbers) // 5
+            if boxes > MAX_BOXES_PER_IMAGE or objects.count("{") != boxes or k1 is None:
+                return None
+            class_map = {k1: v1}
+            if cmmore:
+                pairs = _CM_RE.findall(cmmore)
+                class_map.update(pairs)
+                if len(class_map) != len(pairs) + 1:
+                    return None  # a repeated class id
+            # Smallest side that survives the training-time resize (> 1 px after scaling).
+            min_side = longest / TRAINING_MAX_SIDE if longest > TRAINING_MAX_SIDE else 1
+            for k in range(0, len(numbers), 5):
+                label = class_map.get(numbers[k])
+                w, h = int(numbers[k + 3]), int(numbers[k + 4])
+                if label is None or int(numbers[k + 1]) + w > width or int(numbers[k + 2]) + h > height \
+                        or w <= min_side or h <= min_side:
+                    return None
+                labels.add(label)
+    if len(labels) > MAX_LABELS_PER_IMAGE:
+        return None
+    return labels
 
 
 def fast_check(line: str, expected_bucket: str | None = None) -> set[str] | None:
@@ -339,45 +422,6 @@ def fast_check(line: str, expected_bucket: str | None = None) -> set[str] | None
     if len(line) > MAX_LINE_CHARS:
         return None
     m = _CANONICAL_RE.fullmatch(line)
-    if m is None:
+    if m is None or (expected_bucket is not None and m[BUCKET_GROUP] != expected_bucket):
         return None
-    bucket, class_part, _, width_s, height_s, annotations, objects, class_map_s, _ = m.groups()
-    if expected_bucket is not None and bucket != expected_bucket:
-        return None
-    if class_part:
-        pairs = _CLASS_PAIR_RE.findall(class_part)
-        if len(pairs) == 1:
-            labels = {pairs[0][1]}
-        else:
-            labels = {label for _, label in pairs}
-            if len({attr for attr, _ in pairs}) != len(pairs):
-                return None  # a repeated key: JSON would keep only the last one
-    else:
-        labels = set()
-    if width_s is not None:
-        width, height = int(width_s), int(height_s)
-        if not (MIN_IMAGE_SIDE <= width <= MAX_IMAGE_SIDE and MIN_IMAGE_SIDE <= height <= MAX_IMAGE_SIDE):
-            return None
-        if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
-            return None
-        boxes = _ANN_RE.findall(annotations)
-        if not boxes:
-            return labels  # no boxes: a warning only (WARNING_NO_ATTRIBUTE_ANNOTATIONS / _NO_ANNOTATIONS)
-        if len(boxes) > MAX_BOXES_PER_IMAGE:
-            return None
-        if objects.count('{"confidence":') != len(boxes):
-            return None
-        class_map = dict(_CM_RE.findall(class_map_s))
-        if len(class_map) != class_map_s.count('":"'):
-            return None
-        # Smallest side that survives the training-time resize (> 1 px after scaling).
-        min_side = max(width, height) / TRAINING_MAX_SIDE if max(width, height) > TRAINING_MAX_SIDE else 1
-        for class_id, left, top, w, h in boxes:
-            w, h = int(w), int(h)
-            label = class_map.get(class_id)
-            if label is None or int(left) + w > width or int(top) + h > height or w <= min_side or h <= min_side:
-                return None
-            labels.add(label)
-    if len(labels) > MAX_LABELS_PER_IMAGE:
-        return None
-    return labels
+    return match_labels(m)

@@ -78,6 +78,9 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
     template_fields: Sequence[str] = aws_template_fields(
         "predictions_uris", "output_prefix", "workteam_arn", "role_arn", "pre_annotation_lambda_arn",
         "annotation_consolidation_lambda_arn", "labels", "task_title", "task_description", "kms_key_id", "tags",
+        "kind", "batch_size", "box_task", "max_box_labels", "label_unpredicted", "auto_accept_threshold",
+        "audit_rate", "routing_seed", "task_time_limit_seconds", "task_availability_lifetime_seconds",
+        "workers_per_object", "max_concurrent_tasks",
     )
     template_fields_renderers = {"tags": "json", "labels": "json"}
     operator_extra_links = (LabelingJobLink(), LabelingJobOutputLink())

@@ -45,7 +45,8 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
 
     aws_hook_class = S3Hook
     template_fields = aws_template_fields("predictions_uris", "output_prefix", "labels", "project_title",
-                                          "auto_accept_threshold", "audit_rate", "label_studio_conn_id")
+                                          "auto_accept_threshold", "audit_rate", "label_studio_conn_id",
+                                          "label_unpredicted", "routing_seed", "kind")
     operator_extra_links = (LabelStudioProjectLink(),)
     ui_color = "#ffcc80"
 

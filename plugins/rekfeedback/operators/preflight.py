@@ -13,6 +13,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from rekfeedback import turn_config
+from rekfeedback.core.paths import turn_prefix
 from rekfeedback.preflight_checks import LabelStudioTarget, run_checks
 
 if TYPE_CHECKING:
@@ -127,6 +128,9 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
                 "skipping the turn without starting the model")
         return {
             "config": config,
+            # Every later task writes under this prefix: computed once, here, from the run id.
+            "turn_prefix": str(turn_prefix(config["output_uri"], dag_id, context["run_id"])),
+            "cumulative_manifest_uri": turn_config.cumulative_manifest_uri(config, dag_id),
             "candidates": int(report.facts.get("candidates") or 0),
             "new_images": new_images,
             "warnings": [f.as_dict() for f in report.warnings],

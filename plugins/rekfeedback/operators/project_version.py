@@ -176,8 +176,13 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
         return self._result(status, started, requested_at)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None,
-                         started_by_this_run: bool = False, start_requested_at: str | None = None) -> dict:
+                         started_by_this_run: bool | None = None, start_requested_at: str | None = None) -> dict:
         event = validate_execute_complete_event(event)
+        if started_by_this_run is None:
+            # Defer kwargs are not carried by every runner (dag.test passes only the event): fall back
+            # on what the model was when the run began.
+            before = (self.status_before_run or "").strip().upper()
+            started_by_this_run = bool(before) and before not in ("RUNNING", "STARTING")
         if event["status"] != "success":
             raise AirflowException(f"Model {self.project_version_arn} did not reach RUNNING: "
                                    f"{event.get('message', event)}")

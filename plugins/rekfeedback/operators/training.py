@@ -240,6 +240,8 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None,
                          project_arn: str | None = None, new_version_arn: str | None = None) -> dict:
         event = validate_execute_complete_event(event)
+        # Defer kwargs are not carried by every runner (dag.test passes only the event): recompute.
+        project_arn = project_arn or self._project_arn()
         arn = new_version_arn or event.get("project_version_arn")
         if event.get("status") != "success":
             self._raise_if_failed(project_arn, arn)
