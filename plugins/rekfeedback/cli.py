@@ -88,6 +88,47 @@ def _labelstudio_annotate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _seed_local_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint-url", required=True, help="the emulator, e.g. http://emulator:4566")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--images", type=int, default=60, help="synthetic images in the input prefix")
+    parser.add_argument("--airflow", action="store_true",
+                        help="also store the aws_default connection (endpoint = the emulator) and the DAG's "
+                             "default Variables in Airflow's database, through the airflow CLI")
+
+
+@subcommand("seed-local", "provision a whole local setup on the emulator (bucket, images, role, Lambdas, work "
+                          "team, model version 1) and print the DAG settings", _seed_local_arguments)
+def _seed_local(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+    import time
+
+    from rekfeedback.local_setup import provision
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    for attempt in range(60):  # the emulator container may still be starting
+        try:
+            setup = provision(args.endpoint_url, region=args.region, n_images=args.images, log=print)
+            break
+        except Exception as exc:  # noqa: BLE001 - connection errors of any kind while it starts
+            if attempt == 59:
+                print(f"rekfeedback seed-local: {exc}", file=sys.stderr)
+                return 1
+            time.sleep(2)
+    print(json.dumps(setup["config"], indent=2))
+    if args.airflow:
+        conn = json.dumps({"conn_type": "aws", "extra": {"endpoint_url": args.endpoint_url,
+                                                          "region_name": args.region}})
+        subprocess.run(["airflow", "connections", "delete", "aws_default"], check=False, capture_output=True)
+        subprocess.run(["airflow", "connections", "add", "aws_default", "--conn-json", conn], check=True)
+        for name, value in setup["config"].items():
+            subprocess.run(["airflow", "variables", "set", f"rekfeedback_{name}", str(value)], check=True)
+        print("stored connection aws_default and Variables rekfeedback_* in Airflow")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rekfeedback", description="Rekognition Custom Labels feedback-loop tools.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -19,11 +19,26 @@ def get_provider_info() -> dict:
                 "tags": ["aws"],
             }
         ],
-        "hooks": [{"integration-name": _INTEGRATION, "python-modules": []}],
-        "operators": [{"integration-name": _INTEGRATION, "python-modules": []}],
-        "sensors": [{"integration-name": _INTEGRATION, "python-modules": []}],
-        "triggers": [{"integration-name": _INTEGRATION, "python-modules": []}],
-        "extra-links": [],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": [
+            "rekfeedback.hooks.rekognition", "rekfeedback.hooks.ground_truth", "rekfeedback.hooks.label_studio"]}],
+        "operators": [{"integration-name": _INTEGRATION, "python-modules": [
+            "rekfeedback.operators.preflight", "rekfeedback.operators.project_version",
+            "rekfeedback.operators.inference", "rekfeedback.operators.ground_truth",
+            "rekfeedback.operators.label_studio", "rekfeedback.operators.manifest",
+            "rekfeedback.operators.training", "rekfeedback.operators.report"]}],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": [
+            "rekfeedback.sensors.ground_truth", "rekfeedback.sensors.label_studio"]}],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": [
+            "rekfeedback.triggers.project_version", "rekfeedback.triggers.ground_truth",
+            "rekfeedback.triggers.label_studio"]}],
+        "extra-links": [
+            "rekfeedback.links.rekognition.RekognitionProjectVersionLink",
+            "rekfeedback.links.ground_truth.LabelingJobLink",
+            "rekfeedback.links.ground_truth.LabelingJobOutputLink",
+            "rekfeedback.links.s3.S3OutputLink",
+            "rekfeedback.links.s3.TurnReportLink",
+            "rekfeedback.links.label_studio.LabelStudioProjectLink",
+        ],
         "connection-types": [
             {"connection-type": "labelstudio", "hook-class-name": "rekfeedback.hooks.label_studio.LabelStudioHook",
              "hook-name": "Label Studio"},

@@ -401,11 +401,11 @@ def match_labels(m: re.Match) -> set[str] | None:
                     return None  # a repeated class id
             # Smallest side that survives the training-time resize (> 1 px after scaling).
             min_side = longest / TRAINING_MAX_SIDE if longest > TRAINING_MAX_SIDE else 1
-            for k in range(0, len(numbers), 5):
-                label = class_map.get(numbers[k])
-                w, h = int(numbers[k + 3]), int(numbers[k + 4])
-                if label is None or int(numbers[k + 1]) + w > width or int(numbers[k + 2]) + h > height \
-                        or w <= min_side or h <= min_side:
+            column = iter(numbers)
+            for class_id, left, top, w, h in zip(column, column, column, column, column):
+                label = class_map.get(class_id)
+                w, h = int(w), int(h)
+                if label is None or w <= min_side or h <= min_side or int(left) + w > width or int(top) + h > height:
                     return None
                 labels.add(label)
     if len(labels) > MAX_LABELS_PER_IMAGE:
