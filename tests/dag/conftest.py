@@ -1,0 +1,127 @@
+"""The real DAG, run with `dag.test()` on the session's temporary AIRFLOW_HOME against the emulator.
+
+- `loop_dag` (session): the metadata database initialised once, the DAG parsed from dags/ with
+  1-second polls and retry delays (read from the environment when the file is parsed).
+- `loop_setup` (function): a factory provisioning a whole local setup (bucket, images, role,
+  Lambdas, work team, project and version 1) under names of its own, so tests never see each
+  other's data; returns the provision result plus `run_conf`, every DAG setting given explicitly.
+- `run_dag`: `dag.test(run_conf=...)` returning the finished DagRun, with helpers to read task
+  states and XComs.
+- `label_studio`: the session's real Label Studio (tests/labelstudio/conftest.py); skips when it
+  cannot be installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import boto3
+import pytest
+
+from rekfeedback.turn_config import SETTINGS
+from tests.conftest import ROOT
+from tests.labelstudio.conftest import label_studio  # noqa: F401 - re-exported fixture for the Label Studio run
+
+DAG_ID = "rekognition_feedback_loop"
+DAGS = ROOT / "dags"
+# Read by the DAG file at parse time: the emulator answers in seconds, not hours.
+PARSE_ENV = {"REKFEEDBACK_POLL_SECONDS": "1", "REKFEEDBACK_RETRY_DELAY_SECONDS": "1"}
+# The settings that are not about the setup, as the tests want them (small and quick).
+TEST_SETTINGS = {"shard_count": 2, "images_per_task": 5, "review_timeout_hours": 1, "test_share": 0.0,
+                 "min_confidence": 50.0, "audit_rate": 0.1}
+
+
+@pytest.fixture(scope="session")
+def loop_dag(emulator):
+    mp = pytest.MonkeyPatch()
+    for key, value in PARSE_ENV.items():
+        mp.setenv(key, value)
+    # Every setting comes from run_conf; a developer's REKFEEDBACK_<NAME> must not leak into a run.
+    for s in SETTINGS:
+        mp.delenv(f"REKFEEDBACK_{s.name.upper()}", raising=False)
+    from airflow.dag_processing.dagbag import BundleDagBag
+    from airflow.utils import db
+
+    db.initdb()
+    bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=str(DAGS))
+    assert bag.import_errors == {}, bag.import_errors
+    yield bag.dags[DAG_ID]
+    mp.undo()
+
+
+def _clients(emulator):
+    kw = {"endpoint_url": emulator.endpoint_url, "region_name": emulator.region}
+    return {name: boto3.client(name, **kw) for name in ("s3", "rekognition", "sagemaker")}
+
+
+@pytest.fixture
+def aws(emulator):
+    return _clients(emulator)
+
+
+@pytest.fixture
+def loop_setup(emulator):
+    """provision() under unique names; `run_conf` holds every DAG setting, explicitly."""
+    from rekfeedback.local_setup import provision
+
+    def make(n_images: int = 20, bad_files: bool = True, **settings) -> dict:
+        tag = uuid.uuid4().hex[:10]
+        setup = provision(emulator.endpoint_url, bucket=f"e2e-{tag}", project_name=f"e2e-{tag}",
+                          output_prefix=f"loop-{tag}", n_images=n_images, bad_files=bad_files)
+        conf = {s.name: s.default for s in SETTINGS}
+        conf.update(setup["config"], aws_conn_id="aws_default", **TEST_SETTINGS)
+        conf.update(settings)
+        unknown = set(conf) - {s.name for s in SETTINGS}
+        assert not unknown, f"not DAG settings: {unknown}"
+        setup["run_conf"] = conf
+        setup["tag"] = tag
+        return setup
+
+    return make
+
+
+def task_states(dag_run) -> dict[str, str]:
+    """task_id (with `[map_index]` for mapped tasks) -> state, from the metadata database."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_run.dag_id,
+                                                 TaskInstance.run_id == dag_run.run_id).all()
+        return {(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)
+                for ti in tis}
+
+
+def xcom(dag_run, task_id: str, map_index: int = -1):
+    """A task's return value, read from the metadata database (as rekfeedback.demo does)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(XComModel).filter(
+            XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id,
+            XComModel.task_id == task_id, XComModel.map_index == map_index, XComModel.key == "return_value",
+        ).first()
+        value = None if row is None else row.value
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def task_log(dag_run, task_id: str) -> str:
+    """Every log file of a task of the run under AIRFLOW_HOME/logs (all tries)."""
+    from pathlib import Path
+
+    base = Path(os.environ["AIRFLOW_HOME"]) / "logs"
+    texts = [p.read_text(errors="replace") for p in sorted(base.rglob("*.log"))
+             if f"dag_id={dag_run.dag_id}" in str(p) and f"run_id={dag_run.run_id}" in str(p)
+             and f"task_id={task_id}" in str(p)]
+    return "\n".join(texts)
+
+
+@pytest.fixture
+def run_dag(loop_dag):
+    def run(run_conf: dict, **kwargs):
+        return loop_dag.test(run_conf=run_conf, **kwargs)
+
+    return run
