@@ -83,3 +83,10 @@ def test_malformed_arn_is_rejected_by_the_form(dagbag):
         else:
             params.validate()
     assert "project_version_arn" in str(err.value) or "does not match" in str(err.value)
+
+
+def test_readme_documents_every_param(dagbag):
+    readme = (ROOT / "README.md").read_text()
+    dag = dagbag.dags["rekognition_feedback_loop"]
+    missing = [name for name in dag.params if f"| `{name}` |" not in readme]
+    assert not missing, f"README's params table lacks {missing}"
