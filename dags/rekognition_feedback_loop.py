@@ -44,6 +44,7 @@ PREFLIGHT = "ti.xcom_pull(task_ids='preflight')"
 CONFIG = PREFLIGHT + "['config']"
 TURN_PREFIX = "{{ " + PREFLIGHT + "['turn_prefix'] }}"
 CUMULATIVE = "{{ " + PREFLIGHT + "['cumulative_manifest_uri'] }}"
+UNUSABLE = "{{ " + PREFLIGHT + "['unusable_images_uri'] }}"
 
 
 def setting(name: str) -> str:
@@ -122,7 +123,7 @@ with DAG(
             input_prefix="{{ none if " + CONFIG + "['input_uri'].endswith('.manifest') else " + CONFIG + "['input_uri'] }}",
             input_manifest="{{ " + CONFIG + "['input_uri'] if " + CONFIG + "['input_uri'].endswith('.manifest') else none }}",
             output_prefix=TURN_PREFIX,
-            exclude_manifests=[CUMULATIVE],
+            exclude_manifests=[CUMULATIVE, UNUSABLE],
             shard_count=setting("shard_count"),
             min_confidence=setting("min_confidence"),
             max_results=setting("max_results"),
@@ -227,6 +228,7 @@ with DAG(
             unlabelled_uris=collected["unlabelled_uris"],
             output_prefix=TURN_PREFIX,
             cumulative_manifest_uri=CUMULATIVE,
+            unusable_images_uri=UNUSABLE,
             aws_conn_id=setting("aws_conn_id"),
         )
 

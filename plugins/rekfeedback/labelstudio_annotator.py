@@ -106,6 +106,56 @@ class _DirectHook:
         return getattr(self._hook, name)
 
 
+def run_in_background(url: str, token: str, *, policy: str = "oracle", error_rate: float = 0.0, seed: int = 0,
+                      annotators: int = 1, interval: float = 1.0, endpoint_url: str | None = None,
+                      truth: Mapping[str, dict] | Callable[[str], dict | None] | None = None,
+                      include_existing: bool = False) -> Callable[[], dict]:
+    """Answer new tasks as they arrive, in a daemon thread, until the returned `stop()` is called.
+
+    Polls the server every `interval` seconds and answers every project that appeared after the
+    call (or every project with `include_existing`), so a DAG run's project is answered while its
+    sensor waits and the projects of other runs on a shared server are left alone. The oracle's
+    truth is read from the images' S3 metadata (`endpoint_url`, default: boto3's own resolution)
+    unless `truth` is given. `stop()` returns `{"created": annotations, "errors": failed polls}`.
+    """
+    import threading
+
+    if policy not in policylib.POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; use one of {', '.join(policylib.POLICIES)}")
+    hook = _DirectHook(url, token)
+    if truth is None and policy == "oracle":
+        import boto3
+
+        truth = s3_truth_reader(boto3.client("s3", endpoint_url=endpoint_url))
+    ignored = set() if include_existing else {p["id"] for p in hook.list_projects()}
+    stopping = threading.Event()
+    totals = {"created": 0, "errors": 0}
+
+    def loop() -> None:
+        while not stopping.is_set():
+            try:
+                for project in hook.list_projects():
+                    if project["id"] in ignored or stopping.is_set():
+                        continue
+                    counts = annotate_project(hook, project["id"], policy=policy, error_rate=error_rate, seed=seed,
+                                              annotators=annotators, truth=truth)
+                    totals["created"] += counts["created"]
+            except Exception as exc:  # noqa: BLE001 - a server restarting, a project deleted: try again next poll
+                totals["errors"] += 1
+                log.warning("simulated annotator: %s (retrying in %s s)", exc, interval)
+            stopping.wait(interval)
+
+    thread = threading.Thread(target=loop, name="labelstudio-annotator", daemon=True)
+    thread.start()
+
+    def stop() -> dict:
+        stopping.set()
+        thread.join(timeout=max(30.0, interval * 5))
+        return dict(totals)
+
+    return stop
+
+
 def _env_file(path: str) -> dict:
     out = {}
     try:

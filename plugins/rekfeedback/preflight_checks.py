@@ -25,7 +25,7 @@ from rekfeedback import turn_config
 from rekfeedback.core import ground_truth as gt
 from rekfeedback.core import iam_policy
 from rekfeedback.core.paths import parse_s3_uri
-from rekfeedback.core.predictions import exclusion_set, has_image_extension, source_refs_from_manifest
+from rekfeedback.core.predictions import exclusion_set, has_image_extension, iter_jsonl, source_refs_from_manifest
 from rekfeedback.core.preflight import Report
 
 SAGEMAKER = "sagemaker.amazonaws.com"
@@ -81,6 +81,7 @@ class Checker:
     model_kind: str | None = None  # "boxes" | "classification" when the training manifest tells
     role_documents: list | None = None  # readable policies of the GT role
     role_unreadable: list = field(default_factory=list)  # policies that could not be read
+    turn_prefix: str | None = None  # this run's prefix: what an earlier try of the same run predicted is still new
 
     def client(self, service: str):
         return self.clients(service)
@@ -355,33 +356,57 @@ def _list_images(s3, bucket: str, prefix: str) -> tuple[list[str], int]:
 
 
 def _count_new(checker: Checker, candidates: list[str]) -> None:
+    """New = not in the cumulative manifest, not known to be unusable, or this run's own (a rerun)."""
     report = checker.report
-    manifest_uri = turn_config.cumulative_manifest_uri(checker.config, checker.dag_id) \
-        if checker.usable("output_uri") else None
-    labelled: set[str] = set()
-    if manifest_uri:
-        loc = parse_s3_uri(manifest_uri)
-        try:
-            text = checker.client("s3").get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
-            labelled = exclusion_set([(manifest_uri, text)])
-        except ClientError as exc:
-            if not _not_found(exc):
-                report.error("input", manifest_uri, f"the cumulative manifest exists but cannot be read "
-                                                    f"({_message(exc)})",
-                             "give the connection s3:GetObject on the output prefix; without it every image "
-                             "would be labelled again")
+    done: set[str] = set()
+    if checker.usable("output_uri"):
+        for uri, what in ((turn_config.cumulative_manifest_uri(checker.config, checker.dag_id), "cumulative manifest"),
+                          (turn_config.unusable_images_uri(checker.config, checker.dag_id), "list of unusable images")):
+            refs = _refs_of(checker, uri, what)
+            if refs is None:
                 return
-        except ValueError as exc:
-            report.error("input", manifest_uri, f"the cumulative manifest is not valid: {exc}",
-                         "repair or remove the bad lines (the merge writes rejects to manifest/rejects.jsonl)")
-            return
-    checker.new_uris = [u for u in candidates if u not in labelled]
+            done |= refs
+    if done and checker.turn_prefix:
+        done -= _predicted_by_this_run(checker)
+    checker.new_uris = [u for u in candidates if u not in done]
     report.facts["already_labelled"] = len(candidates) - len(checker.new_uris)
     report.facts["new_images"] = len(checker.new_uris)
     if not checker.new_uris:
         report.warning("input", checker.config["input_uri"],
                        f"nothing new to label: all {len(candidates)} images are already in the cumulative manifest "
-                       f"{manifest_uri}", "add new images under input_uri; this run skips without starting the model")
+                       f"(or known to be unusable, e.g. corrupt)",
+                       "add new images under input_uri; this run skips without starting the model")
+
+
+def _refs_of(checker: Checker, uri: str, what: str) -> set[str] | None:
+    """The source-refs of a loop file (empty when it does not exist yet); None after reporting an error."""
+    loc = parse_s3_uri(uri)
+    try:
+        text = checker.client("s3").get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
+        return exclusion_set([(uri, text)])
+    except ClientError as exc:
+        if _not_found(exc):
+            return set()
+        checker.report.error("input", uri, f"the {what} exists but cannot be read ({_message(exc)})",
+                             "give the connection s3:GetObject on the output prefix; without it every image "
+                             "would be labelled again")
+    except ValueError as exc:
+        checker.report.error("input", uri, f"the {what} is not valid: {exc}",
+                             "repair or remove the bad lines (the merge writes rejects to manifest/rejects.jsonl)")
+    return None
+
+
+def _predicted_by_this_run(checker: Checker) -> set[str]:
+    """Images in this run's prediction files: an earlier try of the run took them, so they are still its own."""
+    loc = parse_s3_uri(checker.turn_prefix).join("predictions")
+    s3, refs = checker.client("s3"), set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.key + "/"):
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith(".jsonl"):
+                text = s3.get_object(Bucket=loc.bucket, Key=obj["Key"])["Body"].read()
+                refs.update(line["source-ref"] for line in iter_jsonl(text, f"s3://{loc.bucket}/{obj['Key']}")
+                            if isinstance(line.get("source-ref"), str))
+    return refs
 
 
 # ----------------------------------------------------------------------------------------- output
@@ -837,12 +862,14 @@ CHECKS: tuple[Callable[[Checker], None], ...] = (
 
 def run_checks(config: dict, *, clients: Callable[[str], Any], region: str, dag_id: str,
                labelstudio: LabelStudioTarget | None = None,
-               checks: Iterable[Callable[[Checker], None]] = CHECKS) -> Report:
+               checks: Iterable[Callable[[Checker], None]] = CHECKS, turn_prefix: str | None = None) -> Report:
     """Run every check on a resolved turn config; return the report (never raises for a problem found).
 
     clients: service name ("s3", "iam", "lambda", "sagemaker", "rekognition") -> boto3 client in `region`.
+    turn_prefix: the run's own prefix; images an earlier try of this run predicted count as new again
+    (a rerun redoes its own turn, reusing what it finds, instead of skipping it as "already labelled").
     """
-    checker = Checker(dict(config), clients, region, dag_id, labelstudio)
+    checker = Checker(dict(config), clients, region, dag_id, labelstudio, turn_prefix=turn_prefix)
     checker.report.facts.update({"review_backend": checker.config.get("review_backend"), "region": region})
     for check in checks:
         try:

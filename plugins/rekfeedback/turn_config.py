@@ -190,3 +190,8 @@ def project_arn_of(version_arn: str) -> str:
 
 def cumulative_manifest_uri(config: dict[str, Any], dag_id: str) -> str:
     return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/cumulative.manifest"
+
+
+def unusable_images_uri(config: dict[str, Any], dag_id: str) -> str:
+    """The loop's list of images that can never be predicted (written by the merge, skipped by later turns)."""
+    return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/unusable.jsonl"

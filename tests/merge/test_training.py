@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from rekfeedback.operators import ManifestMergeOperator, RekognitionTrainProjectVersionOperator
-from rekfeedback.operators.training import _chunks, goes_to_test, version_name_for_run
+from rekfeedback.operators.training import _chunks, attempt_version_name, goes_to_test, version_name_for_run
 
 from .helpers import clients, jsonl, make_dataset, put_text, read_text, train_base_version, truth_answers
 
@@ -106,17 +106,69 @@ def test_merged_manifest_trains_a_new_version_whose_f1_is_compared(emulator, dat
     assert len(rek.describe_project_versions(ProjectArn=base["project_arn"])["ProjectVersionDescriptions"]) == versions_before + 1
 
 
-def test_failing_training_fails_the_task_with_rekognitions_reason(emulator, emulator_knobs, data, base):
+def test_failing_training_fails_the_task_and_a_rerun_trains_the_next_version(emulator, emulator_knobs, data, base):
+    _, rek = clients(emulator)
     turn = f"s3://{data['bucket']}/loop/dag/run-fail/"
     manifest_uri = merged_manifest(emulator, data, turn)
+    context = {"run_id": "manual__fail"}
+    name = version_name_for_run("rek_loop", context["run_id"])
+
+    def op():
+        return train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn=base["arn"], dag_id="rek_loop")
+
+    def versions() -> dict:
+        found = rek.describe_project_versions(ProjectArn=base["project_arn"])["ProjectVersionDescriptions"]
+        return {d["ProjectVersionArn"].split("/version/")[1].split("/")[0]: d["Status"] for d in found}
+
     emulator_knobs(fail_training=True)
-    op = train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn=base["arn"], dag_id="rek_loop")
-    with pytest.raises(AirflowException, match=r"failed training: .*fail_training"):
-        run_deferred(op, {"run_id": "manual__fail"})
-    # The retry sees the failed version of this run and fails with the same reason, without training again.
-    with pytest.raises(AirflowException, match=r"failed training: .*fail_training"):
-        train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn=base["arn"], dag_id="rek_loop").execute(
-            {"run_id": "manual__fail"})
+    # AirflowFailException: Airflow does not retry it by itself (the same data would fail again).
+    with pytest.raises(AirflowFailException, match=rf"{name}/.*failed training: .*fail_training"):
+        run_deferred(op(), context)
+    assert versions()[name] == "TRAINING_FAILED"
+
+    # A rerun (clear) of the task: the failed version keeps its name, the next one is <name>-r2.
+    with pytest.raises(AirflowFailException, match=rf"{name}-r2/.*failed training"):
+        run_deferred(op(), context)
+    assert versions()[f"{name}-r2"] == "TRAINING_FAILED"
+
+    emulator_knobs(fail_training=False)
+    emulator.reset_stats()
+    result = run_deferred(op(), context)
+    assert result["version_name"] == f"{name}-r3" and f"/version/{name}-r3/" in result["new_version_arn"]
+    assert emulator.calls["Rekognition.CreateProjectVersion"] == 1
+    assert versions()[f"{name}-r3"] == "TRAINING_COMPLETED"
+    assert result["f1_before"] == pytest.approx(base["f1"]) and result["f1_after"] is not None
+
+    # Once a version of the run trained, every later attempt reuses it: one version per successful attempt.
+    emulator.reset_stats()
+    again = run_deferred(op(), context)
+    assert again["new_version_arn"] == result["new_version_arn"]
+    assert emulator.calls["Rekognition.CreateProjectVersion"] == 0
+    assert emulator.calls["Rekognition.UpdateDatasetEntries"] == 0
+    assert sorted(v for v in versions() if v.startswith(name)) == [name, f"{name}-r2", f"{name}-r3"]
+
+
+def test_a_version_still_training_is_waited_for_not_trained_again(emulator, emulator_knobs, data, base):
+    """A retry while this run's version trains (worker lost during the wait) must not train a second one."""
+    turn = f"s3://{data['bucket']}/loop/dag/run-slow/"
+    manifest_uri = merged_manifest(emulator, data, turn)
+    context = {"run_id": "manual__slow"}
+    emulator_knobs(training_seconds=3.0)
+    first = train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn=base["arn"], dag_id="rek_loop")
+    with pytest.raises(TaskDeferred):
+        first.execute(context)  # the version is now TRAINING_IN_PROGRESS; this try is lost
+    emulator.reset_stats()
+    result = run_deferred(train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn=base["arn"],
+                                   dag_id="rek_loop"), context)
+    assert result["version_name"] == version_name_for_run("rek_loop", context["run_id"])
+    assert emulator.calls["Rekognition.CreateProjectVersion"] == 0
+
+
+def test_attempt_names_stay_valid():
+    assert attempt_version_name("v", 1) == "v" and attempt_version_name("v", 2) == "v-r2"
+    long = "n" * 255
+    assert len(attempt_version_name(long, 12)) == 255 and attempt_version_name(long, 12).endswith("-r12")
+    assert attempt_version_name(long, 2) != attempt_version_name(long, 3)
 
 
 def test_non_deferrable_wait_and_bad_parameters(emulator, data, base):

@@ -133,18 +133,12 @@ def test_untrained_version(setup, emulator_knobs):
     rek = setup.client("rekognition")
     arn = rek.create_project_version(
         ProjectArn=setup.result["project_arn"], VersionName=f"slow-{uuid.uuid4().hex[:6]}",
-        OutputConfig={"S3Bucket": setup.result["bucket"], "S3KeyPrefix": "models/"},
-        TrainingData={"Assets": [local_setup_asset(setup.result["seed_manifest_uri"])]},
-        TestingData={"Assets": [local_setup_asset(setup.result["test_manifest_uri"])]})["ProjectVersionArn"]
+        # local_setup gave the project TRAIN and TEST datasets, so the version trains from them.
+        OutputConfig={"S3Bucket": setup.result["bucket"], "S3KeyPrefix": "models/"})["ProjectVersionArn"]
     report = setup.check(project_version_arn=arn)
     finding = only_error(report)
     assert (finding.check, finding.resource) == ("model", arn)
     assert "still training" in finding.problem and "TRAINING_COMPLETED" in finding.advice
-
-
-def local_setup_asset(uri: str) -> dict:
-    bucket, key = uri.removeprefix("s3://").split("/", 1)
-    return {"GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Name": key}}}
 
 
 def test_version_of_another_project(setup):
@@ -209,9 +203,7 @@ def test_everything_wrong_at_once_is_reported_at_once(setup, emulator_knobs):
     iam.put_role_policy(RoleName=role, PolicyName="rekfeedback-ground-truth", PolicyDocument=json.dumps(policy))
     slow = rek.create_project_version(
         ProjectArn=setup.result["project_arn"], VersionName=f"slow-{uuid.uuid4().hex[:6]}",
-        OutputConfig={"S3Bucket": bucket, "S3KeyPrefix": "models/"},
-        TrainingData={"Assets": [local_setup_asset(setup.result["seed_manifest_uri"])]},
-        TestingData={"Assets": [local_setup_asset(setup.result["test_manifest_uri"])]})["ProjectVersionArn"]
+        OutputConfig={"S3Bucket": bucket, "S3KeyPrefix": "models/"})["ProjectVersionArn"]
     missing_lambda = "arn:aws:lambda:us-east-1:123456789012:function:rekfeedback-pre-annotation-missing"
     report = setup.check(project_version_arn=slow, workteam_arn=OTHER_REGION_WORKTEAM,
                          pre_annotation_lambda_arn=missing_lambda)

@@ -54,6 +54,7 @@ from rekfeedback.core.validation import (
     MAX_LINE_CHARS,
     TERMINAL_DUPLICATE_SOURCE_REF,
     REF_GROUP,
+    SIMPLE_GROUPS,
     TERMINAL_LINE_TOO_LONG,
     bucket_of,
     canonical_match,
@@ -358,14 +359,17 @@ class _Merge:
         self.next_new = 0
         n = len(new_refs)
         nxt = new_refs[0] if n else None
-        bucket, out, label_images, unlabelled = self.bucket, self.out, self.label_images, self.unlabelled
-        match, labels_of, ref_group, bucket_group = canonical_match, match_labels, REF_GROUP, BUCKET_GROUP
+        out, label_images, unlabelled = self.out, self.label_images, self.unlabelled
+        match, labels_of, ref_group, simple = canonical_match, match_labels, REF_GROUP, SIMPLE_GROUPS
+        max_chars, flush_lines = MAX_LINE_CHARS, _FLUSH_LINES
+        # A canonical line starting with this is in the manifest's bucket (a bucket name has no "/").
+        prefix = _FAST_PREFIX + (f"s3://{self.bucket}/" if self.bucket is not None else "")
         last = ""
         held = held_m = held_ref = None  # the line read last, not handled yet
         more = None  # further lines of held_ref's image
         fast_kept = empty = 0
         for line in previous:
-            m = match(line) if len(line) <= MAX_LINE_CHARS else None
+            m = match(line) if len(line) <= max_chars else None
             ref = m[ref_group] if m is not None else source_ref_of(line)
             if ref == held_ref and ref is not None:
                 if more is None:
@@ -373,29 +377,39 @@ class _Merge:
                 more.append((line, m))
                 continue
             if held is not None:
-                if (more is None and held_m is not None and held_ref > last and (nxt is None or nxt > held_ref)
-                        and (bucket is None or held_m[bucket_group] == bucket)
-                        and (labels := labels_of(held_m)) is not None):
-                    # Same bookkeeping as _written, inlined.
-                    last = held_ref
-                    out.append(held)
-                    fast_kept += 1
-                    if labels:
-                        for name in labels:
-                            label_images[name] += 1
-                    else:
-                        empty += 1
-                    if unlabelled:
-                        unlabelled.discard(held_ref)
-                    if len(out) >= _FLUSH_LINES:
-                        self.flush()
-                else:
-                    last = self._image(held_ref, [(held, held_m)] + (more or []), last)
-                    more = None
-                    i = self.next_new
-                    nxt = new_refs[i] if i < n else None
-                    if len(out) >= _FLUSH_LINES:
-                        self.flush()
+                if more is None and held_m is not None and held_ref > last and held.startswith(prefix):
+                    if nxt is not None and nxt < held_ref:
+                        # New images that sort before this one go first (as in _image).
+                        i = self.next_new
+                        while i < n and new_refs[i] < held_ref:
+                            self._apply_answer(new_refs[i], replaces=False)
+                            i += 1
+                        self.next_new = i
+                        nxt = new_refs[i] if i < n else None
+                    if nxt != held_ref:
+                        name, second, width = held_m.group(*simple)
+                        labels = ((name,) if name is not None else ()) if second is None and width is None else labels_of(held_m)
+                        if labels is not None:
+                            # Same bookkeeping as _written, inlined.
+                            for name in labels:
+                                label_images[name] += 1
+                            if not labels:
+                                empty += 1
+                            if unlabelled:
+                                unlabelled.discard(held_ref)
+                            last = held_ref
+                            out.append(held)
+                            fast_kept += 1
+                            if len(out) >= flush_lines:
+                                self.flush()
+                            held, held_m, held_ref = line, m, ref
+                            continue
+                last = self._image(held_ref, [(held, held_m)] + (more or []), last)
+                more = None
+                i = self.next_new
+                nxt = new_refs[i] if i < n else None
+                if len(out) >= flush_lines:
+                    self.flush()
             held, held_m, held_ref = line, m, ref
         if held is not None:
             self._image(held_ref, [(held, held_m)] + (more or []), last)

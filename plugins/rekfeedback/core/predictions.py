@@ -151,3 +151,29 @@ def summarize(lines: Iterable[dict]) -> dict:
             no_prediction += 1
     return {"predicted": predicted, "failed": failed, "no_prediction": no_prediction,
             "labels": dict(sorted(labels.items())), "errors": dict(sorted(errors.items()))}
+
+
+# --- images that can never be predicted ---------------------------------------------------------
+# Errors about the image's own bytes: the same object fails the same way on every turn. Transient
+# errors (throttling, a model not running) are not here: those images are tried again next turn.
+PERMANENT_IMAGE_ERRORS = frozenset({"InvalidImageFormatException", "ImageTooLargeException"})
+
+
+def unusable_images(existing: Iterable[dict], unlabelled: Iterable[dict]) -> list[dict]:
+    """The loop's list of unusable images: `existing` (earlier turns) plus this turn's unlabelled items
+    whose error is permanent. One line per image, the earliest record kept, sorted by source-ref.
+
+    Later turns skip these images like labelled ones, so a corrupt file is not sent to the model
+    (and counted as a failure) every turn. A fixed file uploaded under another key is a new image;
+    to retry one under the same key, remove its line.
+    """
+    out: dict[str, dict] = {}
+    for line in existing:
+        ref = line.get("source-ref")
+        if isinstance(ref, str) and ref not in out:
+            out[ref] = line
+    for line in unlabelled:
+        ref, error = line.get("source-ref"), line.get("error") or {}
+        if isinstance(ref, str) and ref not in out and error.get("code") in PERMANENT_IMAGE_ERRORS:
+            out[ref] = {"source-ref": ref, "error": {"code": error["code"], "message": error.get("message")}}
+    return [out[ref] for ref in sorted(out)]

@@ -259,17 +259,18 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         self._check_model_running()
         listed = self._list_images()
         shard = [t for t in listed if preds.shard_of(t.source_ref, shard_count) == shard_index]
-        excluded = self._exclusions()
-        todo = [t for t in shard if t.source_ref not in excluded]
-        skipped = len(shard) - len(todo)
-        self.log.info("Shard %d of %d: %d of %d images; %d already labelled (excluded); %d to predict",
-                      shard_index, shard_count, len(shard), len(listed), skipped, len(todo))
-
         done: list[dict] = []
         for uri in (output, checkpoint):  # a finished earlier try, then a partial one
             text = self._read_text(uri)
             if text:
                 done.extend(preds.read_jsonl(text, f"previous output {uri}"))
+        # What an earlier try of this run predicted stays in this turn, even if that try's merge has
+        # since put it in the cumulative manifest: a rerun redoes its own turn from the saved lines.
+        excluded = self._exclusions() - {line.get("source-ref") for line in done}
+        todo = [t for t in shard if t.source_ref not in excluded]
+        skipped = len(shard) - len(todo)
+        self.log.info("Shard %d of %d: %d of %d images; %d already labelled or unusable (excluded); %d to predict",
+                      shard_index, shard_count, len(shard), len(listed), skipped, len(todo))
 
         s3, rek = self.s3, self.detect_client
 

@@ -20,6 +20,7 @@ from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 
+from rekfeedback.core import predictions as preds
 from rekfeedback.core.merge import DEFAULT_MAX_REJECT_RATIO, merge_manifest
 from rekfeedback.core.paths import S3Uri, parse_s3_uri
 from rekfeedback.links.s3 import S3OutputLink
@@ -90,6 +91,10 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
     :param output_prefix: the turn prefix ``s3://bucket/prefix/<dag_id>/<run-key>/``. (templated)
     :param cumulative_manifest_uri: stable location of the latest cumulative manifest, e.g.
         ``s3://bucket/prefix/<dag_id>/cumulative/output.manifest``; None to skip the copy. (templated)
+    :param unusable_images_uri: the loop's list of images that can never be predicted (corrupt, too
+        large), e.g. ``s3://bucket/prefix/<dag_id>/dataset/unusable.jsonl``: this turn's unlabelled
+        items with such an error are added to it, so later turns skip them like labelled images;
+        None to keep no list. (templated)
     :param images_bucket: the one bucket all images must be in (default: the most common one).
     :param max_reject_ratio: fail above this share of rejected lines (Rekognition refuses > 0.2).
     """
@@ -97,7 +102,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
     aws_hook_class = S3Hook
     template_fields: Sequence[str] = aws_template_fields(
         "answers_uris", "auto_accepted_uris", "unlabelled_uris", "previous_manifest_uri", "output_prefix",
-        "cumulative_manifest_uri", "images_bucket", "max_reject_ratio",
+        "cumulative_manifest_uri", "unusable_images_uri", "images_bucket", "max_reject_ratio",
     )
     operator_extra_links = (S3OutputLink(),)
     ui_color = "#c3e6cb"
@@ -111,6 +116,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         unlabelled_uris: list[str] | str | None = None,
         previous_manifest_uri: str | None = None,
         cumulative_manifest_uri: str | None = None,
+        unusable_images_uri: str | None = None,
         images_bucket: str | None = None,
         max_reject_ratio: float | str = DEFAULT_MAX_REJECT_RATIO,
         **kwargs,
@@ -122,6 +128,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         self.previous_manifest_uri = previous_manifest_uri
         self.output_prefix = output_prefix
         self.cumulative_manifest_uri = cumulative_manifest_uri
+        self.unusable_images_uri = unusable_images_uri
         self.images_bucket = images_bucket
         self.max_reject_ratio = max_reject_ratio
         static = isinstance(cumulative_manifest_uri, str) and "{{" not in cumulative_manifest_uri
@@ -209,6 +216,9 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
             if cumulative is not None and cumulative != manifest_uri:
                 # A server-side copy: bytes identical to the turn's manifest, no second upload.
                 self.hook.conn.copy({"Bucket": manifest_uri.bucket, "Key": manifest_uri.key}, cumulative.bucket, cumulative.key)
+            if self.unusable_images_uri:
+                summary["unusable_images_uri"], summary["unusable_images"] = self._record_unusable(
+                    [path for _, path in unlabelled_paths], inputs)
 
         S3OutputLink.persist_uri(context, self, str(manifest_uri), self.hook.conn_region_name, self.hook.conn_partition)
         self._asset_events(context, summary)
@@ -218,6 +228,21 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         for warning in summary["warnings"]:
             self.log.warning("%s", warning)
         return summary
+
+    def _record_unusable(self, unlabelled_paths: list[str], directory: str) -> tuple[str, int]:
+        """Add this turn's unusable images to the loop's list (idempotent: a rerun writes the same bytes)."""
+        uri = parse_s3_uri(self.unusable_images_uri, "unusable_images_uri")
+        existing = []
+        if self._exists(uri):
+            existing = list(_jsonl(self._download(str(uri), "unusable_images_uri", directory)))
+        new = [line for path in unlabelled_paths for line in _jsonl(path)]
+        lines = preds.unusable_images(existing, new)
+        if len(lines) != len(existing):
+            self.hook.conn.put_object(Bucket=uri.bucket, Key=uri.key, Body=preds.dumps_jsonl(lines).encode("utf-8"),
+                                      ContentType="application/x-ndjson")
+            self.log.info("%d image(s) can never be predicted (%d new this turn); later turns skip them: %s",
+                          len(lines), len(lines) - len(existing), uri)
+        return str(uri), len(lines)
 
     def _asset_events(self, context, summary: dict) -> None:
         """Attach counts to the asset events of this task's outlets (registered on success)."""
@@ -244,3 +269,8 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
 def _lines(path: str):
     with open(path, encoding="utf-8") as f:
         yield from f
+
+
+def _jsonl(path: str):
+    with open(path, encoding="utf-8") as f:
+        yield from preds.iter_jsonl(f.read(), path)

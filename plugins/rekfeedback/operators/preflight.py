@@ -113,8 +113,13 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
         labelstudio = None
         if config.get("review_backend") == "label-studio":
             labelstudio = labelstudio_target(config.get("labelstudio_conn_id") or "label_studio_default")
+        try:
+            # Every later task writes under this prefix: computed once, here, from the run id.
+            turn = str(turn_prefix(config["output_uri"], dag_id, context["run_id"]))
+        except (KeyError, TypeError, ValueError):
+            turn = None  # a bad output_uri: the output check reports it
         report = run_checks(config, clients=clients, region=region, dag_id=dag_id,
-                            labelstudio=labelstudio)
+                            labelstudio=labelstudio, turn_prefix=turn)
         text = report.format(title=f"Preflight of {dag_id}")
         if report.failed:
             self.log.error("%s", text)
@@ -124,13 +129,13 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
         if new_images == 0 and self.skip_when_nothing_new:
             raise AirflowSkipException(
                 f"nothing new to label under {config.get('input_uri')} "
-                f"({report.facts.get('candidates', 0)} candidates, all already labelled or none found); "
+                f"({report.facts.get('candidates', 0)} candidates, all already labelled or unusable, or none found); "
                 "skipping the turn without starting the model")
         return {
             "config": config,
-            # Every later task writes under this prefix: computed once, here, from the run id.
-            "turn_prefix": str(turn_prefix(config["output_uri"], dag_id, context["run_id"])),
+            "turn_prefix": turn,
             "cumulative_manifest_uri": turn_config.cumulative_manifest_uri(config, dag_id),
+            "unusable_images_uri": turn_config.unusable_images_uri(config, dag_id),
             "candidates": int(report.facts.get("candidates") or 0),
             "new_images": new_images,
             "warnings": [f.as_dict() for f in report.warnings],

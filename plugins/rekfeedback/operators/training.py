@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import tempfile
@@ -43,6 +44,14 @@ def version_name_for_run(dag_id: str, run_id: str) -> str:
     return name
 
 
+def attempt_version_name(name: str, attempt: int) -> str:
+    """The version name of the `attempt`-th training of one run: `name`, then `name-r2`, `name-r3`, ..."""
+    if attempt <= 1:
+        return name
+    suffix = f"-r{attempt}"
+    return name[: 255 - len(suffix)] + suffix
+
+
 def goes_to_test(source_ref: str, test_share: float) -> bool:
     """Deterministic split by a hash of the image, so an image never moves between TRAIN and TEST."""
     bucket = int(hashlib.sha1(source_ref.encode("utf-8")).hexdigest()[:8], 16) % 10_000
@@ -75,9 +84,14 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
        chunks under the API's 5 MB limit (an entry replaces the one with the same source-ref), or
        CreateDataset from the file when the project has no such dataset yet.
     2. Creates the version named ``version_name`` (default: derived from the DAG id and run id).
-       A retry finds that version and waits for it instead of training another: one version per run.
+       A retry finds that version and waits for it (or evaluates it) instead of training another:
+       one version per successful attempt. Only when that version failed training, which took its
+       name for good, does a later attempt train ``<version_name>-r2`` (then ``-r3``, ...: the next
+       name not taken by a failed version), and it says so in the log.
     3. Waits for training (deferrable by default, ProjectVersionTrainedTrigger). A version that
-       fails training fails the task with Rekognition's StatusMessage.
+       fails training fails the task with Rekognition's StatusMessage, without an automatic retry
+       (AirflowFailException): the data usually needs fixing, so only a clear or rerun of the
+       task trains the next version.
     4. Reads the evaluation (EvaluationResult.F1Score and the summary file's per-label figures) and
        compares it with ``base_version_arn``, the version the run started from.
 
@@ -196,18 +210,11 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
         self._fraction(self.improvement_margin, "improvement_margin")
         turn = parse_s3_uri(self.output_prefix, "output_prefix")
         project_arn = self._project_arn()
-        name = self._version_name(context)
-        rek = self.hook.conn
-
-        existing = rek.describe_project_versions(ProjectArn=project_arn, VersionNames=[name])["ProjectVersionDescriptions"]
+        name, existing = self._find_version(project_arn, self._version_name(context))
         if existing:
-            arn = existing[0]["ProjectVersionArn"]
-            self.log.info("Version %s already exists for this run (%s, %s): not training another.",
-                          arn, existing[0]["Status"], existing[0].get("StatusMessage"))
-            if existing[0]["Status"] == "TRAINING_FAILED":
-                self._persist_link(context, arn)
-                raise AirflowFailException(f"Model version {arn} failed training: {existing[0].get('StatusMessage')}. "
-                                           "This run's version name is taken; fix the data and start a new run.")
+            arn = existing["ProjectVersionArn"]
+            self.log.info("Version %s already exists for this run (%s): waiting for it, not training another.",
+                          arn, existing["Status"])
         else:
             self._update_datasets(project_arn, turn, test_share)
             arn = self._create_version(project_arn, name, turn)
@@ -247,6 +254,28 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
             self._raise_if_failed(project_arn, arn)
             raise AirflowException(f"Training of {arn} did not complete: {event.get('message', event)}")
         return self._evaluate(project_arn, arn)
+
+    def _find_version(self, project_arn: str, base: str) -> tuple[str, dict | None]:
+        """This run's version to wait for (name, description), or the name to train under (name, None).
+
+        Versions of earlier attempts that failed training are passed over, each logged; the first
+        one that did not fail is reused whatever its status (training, trained, running...).
+        """
+        rek = self.hook.conn
+        for attempt in itertools.count(1):
+            name = attempt_version_name(base, attempt)
+            found = rek.describe_project_versions(ProjectArn=project_arn, VersionNames=[name])["ProjectVersionDescriptions"]
+            if not found:
+                if attempt > 1:
+                    self.log.warning("Every earlier version of this run failed training (the last one, %s, is "
+                                     "taken by that failure): training the next one as %s.",
+                                     attempt_version_name(base, attempt - 1), name)
+                return name, None
+            if found[0]["Status"] != "TRAINING_FAILED":
+                return name, found[0]
+            self.log.warning("Version %s of an earlier attempt of this run failed training (%s).",
+                             found[0]["ProjectVersionArn"], found[0].get("StatusMessage"))
+        raise AssertionError("unreachable")
 
     def _persist_link(self, context, arn: str) -> None:
         RekognitionProjectVersionLink.persist_for_arn(context, self, arn, self.hook.conn_region_name,
@@ -360,8 +389,10 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
     def _raise_if_failed(self, project_arn: str, arn: str) -> None:
         desc = self._describe(project_arn, arn)
         if desc["Status"] == "TRAINING_FAILED":
-            # Not retried: a retry would find this failed version (one version per run), never a new one.
-            raise AirflowFailException(f"Model version {arn} failed training: {desc.get('StatusMessage')}")
+            # Not retried automatically: the same data would most likely fail again. Clearing the task
+            # (or rerunning the DAG run) trains the next version, <name>-r2, ...
+            raise AirflowFailException(f"Model version {arn} failed training: {desc.get('StatusMessage')}. "
+                                       "Fix the training data, then clear this task to train the next version.")
 
     def _evaluation(self, desc: dict):
         result = desc.get("EvaluationResult")
