@@ -387,8 +387,15 @@ class _Merge:
                         self.next_new = i
                         nxt = new_refs[i] if i < n else None
                     if nxt != held_ref:
-                        name, second, width = held_m.group(*simple)
-                        labels = ((name,) if name is not None else ()) if second is None and width is None else labels_of(held_m)
+                        width, amore, name, second, attr, attr2 = held_m.group(*simple)
+                        if width is not None or amore is not None:
+                            labels = labels_of(held_m)
+                        elif second is None:  # validation.simple_labels, inlined
+                            labels = () if name is None else (name,)
+                        elif attr == attr2:
+                            labels = None
+                        else:
+                            labels = (name, second) if name != second else (name,)
                         if labels is not None:
                             # Same bookkeeping as _written, inlined.
                             for name in labels:

@@ -53,11 +53,13 @@ def prediction_line(
 
 
 # --- JSON Lines -------------------------------------------------------------------------------
-def iter_jsonl(text: str | bytes, what: str = "JSON Lines file") -> Iterator[dict]:
-    """Parse JSON Lines; blank lines are skipped; a bad line raises ValueError naming `what` and the line."""
+def iter_jsonl(text: str | bytes | Iterable[str], what: str = "JSON Lines file") -> Iterator[dict]:
+    """Parse JSON Lines (a whole text, or its lines streamed); blank lines are skipped; a bad line
+    raises ValueError naming `what` and the line."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    for number, raw in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines() if isinstance(text, str) else text
+    for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:

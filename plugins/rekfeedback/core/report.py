@@ -195,6 +195,8 @@ def dataset_per_label(manifest_lines: Iterable[str]) -> dict[str, int]:
     """Images per label in a Rekognition manifest (image-level labels and box labels alike)."""
     counts: dict[str, int] = defaultdict(int)
     for n, line in enumerate(manifest_lines, 1):
+        if not line.strip():
+            continue
         try:
             entry, _ = parse_record(json.loads(line))
         except (ValueError, TypeError) as err:

@@ -346,9 +346,18 @@ _BOX1 = tuple(_G[k + "1"] for k in "cltwh")
 _BOX12 = _BOX1 + tuple(_G[k + "2"] for k in "cltwh")
 REF_GROUP = _G["ref"]
 BUCKET_GROUP = _G["bucket"]
-SIMPLE_GROUPS = (_G["name1"], _G["name2"], _G["width"])
-"""A matched line whose last two of these groups are None has at most one label, no boxes, and is
-valid: its labels are {first group} (or none when that is None too). Saves match_labels on the usual line."""
+SIMPLE_GROUPS = (_G["width"], _G["amore"], _G["name1"], _G["name2"], _G["attr1"], _G["attr2"])
+"""For a matched line whose first two of these groups are None (no boxes, at most two labels),
+``simple_labels`` of these groups is ``match_labels`` of the match, without a call per line."""
+
+
+def simple_labels(name1, name2, attr1, attr2) -> tuple[str, ...] | None:
+    """Spelled out inline by the merge's loop; kept here, next to match_labels, as its reference."""
+    if name2 is None:
+        return () if name1 is None else (name1,)
+    if attr1 == attr2:
+        return None  # a repeated key: JSON would keep only the last one
+    return (name1, name2) if name1 != name2 else (name1,)
 _CLASS_PAIR_RE = re.compile(rf'"({_STR}+)":0,"{_STR}+":\{{"class-name":"({_STR}+)"')
 _DIGITS_RE = re.compile(r"[0-9]+")
 _CM_RE = re.compile(rf'"([0-9]+)":"({_STR}+)"')

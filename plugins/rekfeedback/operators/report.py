@@ -19,6 +19,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from rekfeedback.core.paths import S3Uri, parse_s3_uri, run_key
+from rekfeedback.core.predictions import iter_jsonl
 from rekfeedback.core.report import (
     DEFAULT_PRICE_PER_IU_HOUR,
     DEFAULT_PRICE_PER_OBJECT,
@@ -223,21 +224,12 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
     def _lines(self, loc: S3Uri) -> Iterator[str]:
         body = self._s3.get_object(Bucket=loc.bucket, Key=loc.key)["Body"]
         for raw in body.iter_lines():
-            line = raw.decode("utf-8").strip()
-            if line:
-                yield line
+            yield raw.decode("utf-8")  # blank lines too: iter_jsonl skips them and keeps line numbers true
 
     def _json_lines(self, files: Iterable, what: str) -> Iterator[dict]:
         for f in files:
             loc = f if isinstance(f, S3Uri) else parse_s3_uri(f, f"{what} file")
-            for n, line in enumerate(self._lines(loc), 1):
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{what} file {loc} line {n} is not JSON ({err}); see docs/data-formats.md") from err
-                if not isinstance(value, dict):
-                    raise ValueError(f"{what} file {loc} line {n} is not a JSON object; see docs/data-formats.md")
-                yield value
+            yield from iter_jsonl(self._lines(loc), f"{what} file {loc} (see docs/data-formats.md)")
 
     def _put(self, loc: S3Uri, text: str, content_type: str) -> None:
         self._s3.put_object(Bucket=loc.bucket, Key=loc.key, Body=text.encode("utf-8"), ContentType=content_type)

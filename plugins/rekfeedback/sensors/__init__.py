@@ -1,11 +1,8 @@
-"""Public sensors of the provider: `from rekfeedback.sensors import ...`.
-
-Imported lazily so that importing one class does not pull in every service's dependencies.
-"""
+"""Public sensors of the provider: `from rekfeedback.sensors import ...` (imported lazily)."""
 
 from __future__ import annotations
 
-import importlib
+from rekfeedback._lazy import lazy_exports
 
 _MODULES = {
     "GroundTruthLabelingJobSensor": "ground_truth",
@@ -13,9 +10,4 @@ _MODULES = {
 }
 
 __all__ = sorted(_MODULES)
-
-
-def __getattr__(name: str):
-    if name in _MODULES:
-        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _MODULES)
