@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 
 import boto3
@@ -108,17 +107,6 @@ def xcom(dag_run, task_id: str, map_index: int = -1):
         ).first()
         value = None if row is None else row.value
     return json.loads(value) if isinstance(value, str) else value
-
-
-def task_log(dag_run, task_id: str) -> str:
-    """Every log file of a task of the run under AIRFLOW_HOME/logs (all tries)."""
-    from pathlib import Path
-
-    base = Path(os.environ["AIRFLOW_HOME"]) / "logs"
-    texts = [p.read_text(errors="replace") for p in sorted(base.rglob("*.log"))
-             if f"dag_id={dag_run.dag_id}" in str(p) and f"run_id={dag_run.run_id}" in str(p)
-             and f"task_id={task_id}" in str(p)]
-    return "\n".join(texts)
 
 
 @pytest.fixture

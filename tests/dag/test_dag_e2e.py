@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.core.validation import validate_line
 

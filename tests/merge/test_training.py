@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from rekfeedback.operators import ManifestMergeOperator, RekognitionTrainProjectVersionOperator
 from rekfeedback.operators.training import _chunks, attempt_version_name, goes_to_test, version_name_for_run

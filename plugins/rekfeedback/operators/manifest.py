@@ -273,4 +273,4 @@ def _lines(path: str):
 
 def _jsonl(path: str):
     with open(path, encoding="utf-8") as f:
-        yield from preds.iter_jsonl(f.read(), path)
+        yield from preds.iter_jsonl(f, path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import re
 import tempfile
@@ -262,7 +261,9 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
         one that did not fail is reused whatever its status (training, trained, running...).
         """
         rek = self.hook.conn
-        for attempt in itertools.count(1):
+        attempt = 0
+        while True:
+            attempt += 1
             name = attempt_version_name(base, attempt)
             found = rek.describe_project_versions(ProjectArn=project_arn, VersionNames=[name])["ProjectVersionDescriptions"]
             if not found:
@@ -275,7 +276,6 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
                 return name, found[0]
             self.log.warning("Version %s of an earlier attempt of this run failed training (%s).",
                              found[0]["ProjectVersionArn"], found[0].get("StatusMessage"))
-        raise AssertionError("unreachable")
 
     def _persist_link(self, context, arn: str) -> None:
         RekognitionProjectVersionLink.persist_for_arn(context, self, arn, self.hook.conn_region_name,
