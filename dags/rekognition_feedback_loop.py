@@ -286,8 +286,11 @@ with DAG(
             training=ti.xcom_pull(task_ids="training.train_and_compare"),
             report=ti.xcom_pull(task_ids="report"),
         )
+        import logging
+
+        log = logging.getLogger("airflow.task")
         for key, value in figures.items():
-            print(f"{key}: {value}")
+            log.info("%s: %s", key, value)
         return figures
 
     report >> summary()

@@ -24,8 +24,8 @@ from pathlib import Path
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m rekfeedback.demo", description=__doc__.splitlines()[0])
     p.add_argument("--turns", type=int, default=3)
-    p.add_argument("--images", type=int, default=60, help="images in the first batch")
-    p.add_argument("--images-per-turn", type=int, default=60, help="new images before each later turn")
+    p.add_argument("--images", type=int, default=16, help="images in the first batch")
+    p.add_argument("--images-per-turn", type=int, default=16, help="new images before each later turn")
     p.add_argument("--backend", choices=["ground-truth", "label-studio"], default="ground-truth")
     p.add_argument("--human", action="store_true",
                    help="with --backend label-studio: leave the tasks to a person in the browser and wait")

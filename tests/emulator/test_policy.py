@@ -19,7 +19,16 @@ LABELS = ["circle", "square", "star", "triangle"]
 
 def test_oracle_without_errors_answers_the_truth():
     answer = policy.worker_answer(TRUTH, PREDICTED, "oracle", random.Random(1), 0.0, LABELS)
-    assert answer == {"labels": ["circle", "square"], "boxes": TRUTH["boxes"]}
+    # The predicted circle fits its object (IoU 0.96): a person leaves it alone; the missed square is drawn.
+    assert iou(PREDICTED["boxes"][0], TRUTH["boxes"][0]) >= policy.GOOD_ENOUGH_IOU
+    assert answer == {"labels": ["circle", "square"], "boxes": [PREDICTED["boxes"][0], TRUTH["boxes"][1]]}
+
+
+def test_oracle_redraws_a_box_that_fits_badly():
+    loose = {"labels": ["circle"], "boxes": [{"label": "circle", "left": 0, "top": 10, "width": 70, "height": 60}]}
+    assert iou(loose["boxes"][0], TRUTH["boxes"][0]) < policy.GOOD_ENOUGH_IOU
+    answer = policy.worker_answer(TRUTH, loose, "oracle", random.Random(1), 0.0, LABELS)
+    assert answer["boxes"] == TRUTH["boxes"]
 
 
 def test_accept_all_keeps_predictions_and_reject_all_keeps_nothing():

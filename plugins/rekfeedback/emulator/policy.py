@@ -64,16 +64,23 @@ def worker_answer(
         return {"labels": [], "boxes": []}
     if policy == "accept-all" or truth is None:
         return predicted
-    return _oracle(normalize(truth), rng, error_rate, label_set, image_size)
+    return _oracle(normalize(truth), rng, error_rate, label_set, image_size, predicted["boxes"])
+
+
+# A person leaves a predicted box alone when it already fits the object this well.
+GOOD_ENOUGH_IOU = 0.9
 
 
 def _oracle(truth: dict, rng: random.Random, error_rate: float, label_set: Sequence[str],
-            image_size: tuple[int, int] | None) -> dict:
+            image_size: tuple[int, int] | None, predicted_boxes: Sequence[dict] = ()) -> dict:
+    from rekfeedback.core.boxes import iou
+
     others = lambda name: [x for x in label_set if x != name]  # noqa: E731
     boxes = []
     for box in truth["boxes"]:
         if rng.random() >= error_rate:
-            boxes.append(dict(box))
+            fits = [p for p in predicted_boxes if p.get("label") == box["label"] and iou(p, box) >= GOOD_ENOUGH_IOU]
+            boxes.append(dict(fits[0]) if fits else dict(box))
             continue
         mistake = rng.choice(("drop", "relabel", "misplace"))
         if mistake == "relabel" and others(box["label"]):
