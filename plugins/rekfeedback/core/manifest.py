@@ -129,33 +129,46 @@ def _plain_confidence(value) -> bool:
 
 def _build(entry: ImageEntry) -> tuple[dict, bool]:
     """The record and whether orjson writes it byte for byte as json.dumps does (see ``_plain_confidence``)."""
-    record: dict = {SOURCE_REF: entry.source_ref}
+    labels = [(label.name, label.provenance) for label in sorted(entry.labels, key=_label_name)]
+    detection = (entry.detection.boxes, entry.detection.provenance) if entry.detection is not None else None
+    return assemble(entry.source_ref, labels, detection, entry.width, entry.height, entry.depth)
+
+
+def _label_name(label: ImageLabel) -> str:
+    return label.name
+
+
+def assemble(source_ref: str, labels, detection, width, height, depth=DEFAULT_DEPTH) -> tuple[dict, bool]:
+    """build_record's record from an entry's parts, and whether ``encode`` may use orjson for it.
+
+    ``labels``: (name, Provenance) pairs sorted by name; ``detection``: (boxes, Provenance) or None.
+    """
+    record: dict = {SOURCE_REF: source_ref}
     plain = True
-    for label in sorted(entry.labels, key=lambda item: item.name):
-        attr = attribute_name(label.name)
-        prov = label.provenance
+    for name, prov in labels:
+        attr = attribute_name(name)
         plain = plain and _plain_confidence(prov.confidence)
         record[attr] = 0
         record[attr + METADATA_SUFFIX] = {
-            "class-name": label.name,
+            "class-name": name,
             "confidence": prov.confidence,
             "type": CLASSIFICATION_TYPE,
             "job-name": prov.job_name,
             "human-annotated": "yes" if prov.human else "no",
             "creation-date": prov.creation_date,
         }
-    if entry.detection is not None:
-        if entry.width is None or entry.height is None:
-            raise ValueError(f"{entry.source_ref}: boxes need the image width and height")
-        boxes = sorted(entry.detection.boxes, key=_box_sort_key)
+    if detection is not None:
+        if width is None or height is None:
+            raise ValueError(f"{source_ref}: boxes need the image width and height")
+        boxes, prov = detection
+        boxes = sorted(boxes, key=_box_sort_key)
         class_ids = {name: i for i, name in enumerate(sorted({b["label"] for b in boxes}))}
-        prov = entry.detection.provenance
-        plain = (plain and _plain_confidence(prov.confidence) and type(entry.width) is int and type(entry.height) is int
-                 and type(entry.depth) is int
+        plain = (plain and _plain_confidence(prov.confidence) and type(width) is int and type(height) is int
+                 and type(depth) is int
                  and all(type(b["left"]) is int and type(b["top"]) is int and type(b["width"]) is int
                          and type(b["height"]) is int for b in boxes))
         record[BOX_ATTRIBUTE] = {
-            "image_size": [{"width": entry.width, "height": entry.height, "depth": entry.depth}],
+            "image_size": [{"width": width, "height": height, "depth": depth}],
             "annotations": [
                 {"class_id": class_ids[b["label"]], "left": b["left"], "top": b["top"],
                  "width": b["width"], "height": b["height"]}
@@ -181,15 +194,20 @@ def dumps(record: dict) -> str:
     return _ENCODER.encode(record)
 
 
-def build_record_and_line(entry: ImageEntry) -> tuple[dict, str]:
-    """The record and its canonical line (the bytes ``dumps`` gives, written by orjson when that is the same)."""
-    record, plain = _build(entry)
+def encode(record: dict, plain: bool) -> str:
+    """``dumps(record)``, by orjson when ``assemble`` says it writes the same bytes."""
     if plain:
         try:
-            return record, orjson.dumps(record).decode()
+            return orjson.dumps(record).decode()
         except TypeError:  # orjson.JSONEncodeError: a lone surrogate, an integer beyond 64 bits
             pass
-    return record, _ENCODER.encode(record)
+    return _ENCODER.encode(record)
+
+
+def build_record_and_line(entry: ImageEntry) -> tuple[dict, str]:
+    """The record and its canonical line."""
+    record, plain = _build(entry)
+    return record, encode(record, plain)
 
 
 def build_line(entry: ImageEntry) -> str:

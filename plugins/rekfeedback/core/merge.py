@@ -1,7 +1,8 @@
 """Merge a turn's normalized answers into the cumulative Rekognition manifest, streaming.
 
-Inputs are line iterables, outputs are callables taking one line (with its newline), so the same
-code runs on local files, S3 streams or lists in tests.
+Inputs are line iterables, outputs are callables taking text (the manifest's in runs of whole
+lines, a reject one line at a time, each line with its newline), so the same code runs on local
+files, S3 streams or lists in tests.
 
 Rules (docs/data-formats.md, issue 6):
 - one answer per image wins: a human answer beats an auto-accepted one; among equals the newest
@@ -17,10 +18,14 @@ Rules (docs/data-formats.md, issue 6):
 Memory: the winning answers (one per distinct new image) and the set of unlabelled images are held
 in memory; the previous manifest is streamed. If it is not already sorted (ours always is), it is
 sorted externally in runs of ``chunk_lines`` spilled to a temporary directory.
+
+Speed: the previous manifest is most of the input and mostly lines this merge wrote, so those are
+checked in chunks with C loops (``join``); answers are read with orjson.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 import heapq
@@ -40,9 +45,10 @@ from rekfeedback.core.manifest import (
     ImageEntry,
     ImageLabel,
     Provenance,
+    assemble,
     build_record,
-    build_record_and_line,
     dumps,
+    encode,
     manifest_date,
     parse_record,
 )
@@ -56,10 +62,12 @@ from rekfeedback.core.validation import (
     REF_GROUP,
     SIMPLE_GROUPS,
     TERMINAL_LINE_TOO_LONG,
+    boxes_labels,
     bucket_of,
     canonical_match,
     fast_check,
     match_labels,
+    simple_labels,
     validate_line,
     validate_record,
 )
@@ -74,6 +82,13 @@ LineSource = tuple[str, Iterable[str]]  # (name used in messages, e.g. the S3 UR
 Writer = Callable[[str], object]
 _FAST_PREFIX = '{"source-ref":"'
 _FLUSH_LINES = 4096  # output lines joined into one write
+_CHUNK_LINES = 512  # previous lines handled together
+_ref_of_match = operator.itemgetter(REF_GROUP)
+_HEAD = operator.methodcaller("group", *SIMPLE_GROUPS[:3])  # (width, amore, bmore)
+_NO_HEAD = (None, None, None)  # no boxes, at most two labels: simple_labels
+_MORE = operator.itemgetter(1, 2)  # (None, None): at most two labels and three boxes
+_NO_MORE = (None, None)
+_CLASS_ROW = operator.methodcaller("group", *SIMPLE_GROUPS[3:])  # simple_labels' arguments
 _DIGIT_MASK = bytes(49 if 48 <= b <= 57 else 48 for b in range(256))  # digits to b"1", all else to b"0"
 _NINETEEN_DIGITS = b"1" * 19
 
@@ -125,6 +140,10 @@ class _Merge:
         self.label_images: Counter = Counter()  # images per label in the written manifest
         self.lines_written = 0
         self.out: list[str] = []  # manifest lines not yet written, without their newline
+        # Kept previous lines counted by their label groups (see _verdicts), added up by _count_rows.
+        self.class_rows: Counter = Counter()
+        self.seen_rows: set = set()
+        self.bad_rows: set = set()
 
     def flush(self) -> None:
         if self.out:
@@ -204,6 +223,24 @@ class _Merge:
                                 file=name, line_no=n, text=text)
 
     # -- writing -------------------------------------------------------------------------------
+    def _count_labels(self, labels, sign: int) -> None:
+        """Count (sign 1) or uncount (sign -1) a kept line's labels."""
+        label_images = self.label_images
+        for name in labels:
+            count = label_images[name] + sign
+            if count:
+                label_images[name] = count
+            else:
+                del label_images[name]
+        if not labels:
+            self.c["verified_empty"] += sign
+
+    def _count_rows(self) -> None:
+        for row, count in self.class_rows.items():
+            if count:
+                self._count_labels(simple_labels(*row), count)
+        self.class_rows.clear()
+
     def _written(self, ref: str, labels: set[str]) -> None:
         self.lines_written += 1
         if self.unlabelled:
@@ -217,8 +254,11 @@ class _Merge:
         rank, text, file, n = self.winners[ref]
         answer = _loads(text)
         try:
-            entry = answer_entry(answer)
-            record, line = build_record_and_line(entry)
+            # answer_entry and build_record_and_line, without the entry objects.
+            prov, source_ref, names, boxes, width, height = _answer_parts(answer)
+            record, plain = assemble(source_ref, [(name, prov) for name in names],
+                                     (boxes, prov) if boxes is not None else None, width, height)
+            line = encode(record, plain)
         except (KeyError, TypeError, ValueError) as exc:
             self.reject("answers", INVALID_ANSWER, f"answer cannot become a manifest line: {exc}",
                         file=file, line_no=n, source_ref=ref, text=text)
@@ -235,7 +275,8 @@ class _Merge:
         self.out.append(line)
         self._written(ref, labels)
         self.c["answers_applied"] += 1
-        self.c["answers_applied_human" if entry.human else "answers_applied_auto"] += 1
+        human = prov.human and (bool(names) or boxes is not None)  # ImageEntry.human
+        self.c["answers_applied_human" if human else "answers_applied_auto"] += 1
         for field in ("confirmed", "rejected", "added", "adjusted"):
             for name in answer.get(field) or ():
                 counts = self.labels.get(name)
@@ -327,18 +368,19 @@ class _Merge:
             self.c["images_updated" if replaces else "images_added"] += 1
         return ok
 
-    def _image(self, ref: str | None, lines: list[tuple[str, re.Match | None]], last: str) -> str:
-        """The general case of ``join`` for one image's previous lines; returns the new ``last``."""
+    def _image(self, ref: str | None, lines: list[tuple[str, re.Match | None]]) -> None:
+        """One image's previous lines (or one line without a source-ref), each with its match or None."""
+        last = self.last
         if ref is not None and ref == last:
             # Same image again after an unreadable line split its group: already written once.
             for line, _ in lines:
                 self.reject("previous", TERMINAL_DUPLICATE_SOURCE_REF,
                             "image appears more than once in the previous manifest; kept the first",
                             source_ref=ref, text=line)
-            return last
+            return
         pending = False
         if ref is not None:
-            last = ref if ref > last else last
+            self.last = ref if ref > last else last
             new_refs, i = self.new_refs, self.next_new
             while i < len(new_refs) and new_refs[i] < ref:
                 self._apply_answer(new_refs[i], replaces=False)
@@ -346,88 +388,163 @@ class _Merge:
             pending = i < len(new_refs) and new_refs[i] == ref
             self.next_new = i + 1 if pending else i
         self.emit_previous(ref, lines, pending)
-        return last
 
     def join(self, previous: Iterator[str]) -> None:
         """Write the previous lines (sorted by source-ref) and the winning answers in source-ref order.
 
-        This loop is the merge's cost: the usual line, in canonical form with no new answer for its
-        image, is handled inline. A line is handled once the next one is read, since an image with
-        several previous lines (which ``emit_previous`` resolves) shows only then.
+        This is the merge's cost, so lines go in chunks. A run of lines in canonical form (see
+        validation.canonical_match), in strictly increasing order and in the manifest's bucket (the
+        usual case) is matched, checked, counted and written by C loops over the run (``_run``);
+        Python only visits the answers and the lines that need more than that. Any other line goes
+        image by image through ``_image`` (duplicates, foreign or invalid lines). The last image of a
+        chunk waits for the next chunk, which may hold more lines of it.
         """
-        self.new_refs = new_refs = sorted(self.winners)
+        self.new_refs = sorted(self.winners)
         self.next_new = 0
-        n = len(new_refs)
-        nxt = new_refs[0] if n else None
-        out, label_images, unlabelled = self.out, self.label_images, self.unlabelled
-        match, labels_of, ref_group, simple = canonical_match, match_labels, REF_GROUP, SIMPLE_GROUPS
-        max_chars, flush_lines = MAX_LINE_CHARS, _FLUSH_LINES
-        # A canonical line starting with this is in the manifest's bucket (a bucket name has no "/").
-        prefix = _FAST_PREFIX + (f"s3://{self.bucket}/" if self.bucket is not None else "")
-        last = ""
-        held = held_m = held_ref = None  # the line read last, not handled yet
-        more = None  # further lines of held_ref's image
-        fast_kept = empty = 0
-        for line in previous:
-            m = match(line) if len(line) <= max_chars else None
-            ref = m[ref_group] if m is not None else source_ref_of(line)
-            if ref == held_ref and ref is not None:
-                if more is None:
-                    more = []
-                more.append((line, m))
-                continue
-            if held is not None:
-                if more is None and held_m is not None and held_ref > last and held.startswith(prefix):
-                    if nxt is not None and nxt < held_ref:
-                        # New images that sort before this one go first (as in _image).
-                        i = self.next_new
-                        while i < n and new_refs[i] < held_ref:
-                            self._apply_answer(new_refs[i], replaces=False)
-                            i += 1
-                        self.next_new = i
-                        nxt = new_refs[i] if i < n else None
-                    if nxt != held_ref:
-                        width, amore, name, second, attr, attr2 = held_m.group(*simple)
-                        if width is not None or amore is not None:
-                            labels = labels_of(held_m)
-                        elif second is None:  # validation.simple_labels, inlined
-                            labels = () if name is None else (name,)
-                        elif attr == attr2:
-                            labels = None
-                        else:
-                            labels = (name, second) if name != second else (name,)
-                        if labels is not None:
-                            # Same bookkeeping as _written, inlined.
-                            for name in labels:
-                                label_images[name] += 1
-                            if not labels:
-                                empty += 1
-                            if unlabelled:
-                                unlabelled.discard(held_ref)
-                            last = held_ref
-                            out.append(held)
-                            fast_kept += 1
-                            if len(out) >= flush_lines:
-                                self.flush()
-                            held, held_m, held_ref = line, m, ref
-                            continue
-                last = self._image(held_ref, [(held, held_m)] + (more or []), last)
-                more = None
-                i = self.next_new
-                nxt = new_refs[i] if i < n else None
-                if len(out) >= flush_lines:
-                    self.flush()
-            held, held_m, held_ref = line, m, ref
-        if held is not None:
-            self._image(held_ref, [(held, held_m)] + (more or []), last)
-        for ref in new_refs[self.next_new:]:
+        self.last = ""
+        self._prefix = f"s3://{self.bucket}/" if self.bucket is not None else ""
+        source = iter(previous)
+        lines: list[str] = []
+        matches: list = []
+        refs: list = []
+        while True:
+            chunk = list(itertools.islice(source, _CHUNK_LINES))
+            if not chunk:
+                break
+            if max(map(len, chunk)) <= MAX_LINE_CHARS:
+                chunk_matches = list(map(canonical_match, chunk))
+            else:
+                chunk_matches = [canonical_match(line) if len(line) <= MAX_LINE_CHARS else None for line in chunk]
+            if None in chunk_matches:
+                chunk_refs = [m[REF_GROUP] if m is not None else source_ref_of(line) for line, m in zip(chunk, chunk_matches)]
+            else:
+                chunk_refs = list(map(_ref_of_match, chunk_matches))
+            lines += chunk
+            matches += chunk_matches
+            refs += chunk_refs
+            # Everything before the last image's first line is complete.
+            end = len(refs) - 1
+            if refs[end] is not None:
+                while end > 0 and refs[end - 1] == refs[end]:
+                    end -= 1
+            if end:
+                self._complete(lines, matches, refs, end)
+                del lines[:end], matches[:end], refs[:end]
+        if lines:
+            self._complete(lines, matches, refs, len(lines))
+        for ref in self.new_refs[self.next_new:]:
             self._apply_answer(ref, replaces=False)
         self.flush()
-        self.c["previous_lines"] += fast_kept
-        self.c["previous_kept"] += fast_kept
-        self.c["verified_empty"] += empty
-        self.lines_written += fast_kept
+        self._count_rows()
 
+    def _complete(self, lines: list[str], matches: list, refs: list, end: int) -> None:
+        """Handle lines[:end], whole images: runs of canonical lines together, any other line alone."""
+        k = 0
+        while k < end:
+            try:
+                j = matches.index(None, k, end)
+            except ValueError:
+                j = end
+            if j < end and refs[j] is not None:
+                while j > k and refs[j - 1] == refs[j]:
+                    j -= 1  # that image continues with a line of another form: handle it whole below
+            if j > k:
+                self._run(lines, matches, refs, k, j)
+            if j < end:
+                k = self._group(lines, matches, refs, j, end)
+            else:
+                k = j
+        if len(self.out) >= _FLUSH_LINES:
+            self.flush()
+
+    def _group(self, lines: list[str], matches: list, refs: list, k: int, end: int) -> int:
+        """One image's lines from lines[k] (or that line alone if it has no source-ref); the index after them."""
+        ref, j = refs[k], k + 1
+        if ref is not None:
+            while j < end and refs[j] == ref:
+                j += 1
+        self._image(ref, list(zip(lines[k:j], matches[k:j])))
+        return j
+
+    def _run(self, lines: list[str], matches: list, refs: list, k: int, end: int) -> None:
+        """Canonical lines[k:end], whole images."""
+        prefix = self._prefix
+        verdicts = None
+        # In strictly increasing order, with the first and last in the bucket, all of them are.
+        if (refs[k] > self.last and refs[k].startswith(prefix) and refs[end - 1].startswith(prefix)
+                and all(map(operator.lt, itertools.islice(refs, k, end - 1), itertools.islice(refs, k + 1, end)))):
+            verdicts = self._verdicts(matches[k:end])
+        if verdicts is None:
+            while k < end:
+                k = self._group(lines, matches, refs, k, end)
+            return
+        class_rows, box_labels = verdicts
+        new_refs, n, out = self.new_refs, len(self.new_refs), self.out
+        start, kept = k, end - k
+        i = self.next_new
+        while i < n and new_refs[i] <= refs[end - 1]:
+            at = bisect.bisect_left(refs, new_refs[i], k, end)
+            out += itertools.islice(lines, k, at)
+            if at < end and refs[at] == new_refs[i]:
+                # An answer for this image: it was counted as kept above; _image decides.
+                m = matches[at]
+                labels = box_labels.pop(m, None)
+                if labels is None:
+                    class_rows[_CLASS_ROW(m)] -= 1
+                else:
+                    self._count_labels(labels, -1)
+                kept -= 1
+                self._image(refs[at], [(lines[at], m)])
+                k = at + 1
+            else:
+                self._apply_answer(new_refs[i], replaces=False)  # a new image
+                self.next_new = i + 1
+                k = at
+            i = self.next_new
+        out += itertools.islice(lines, k, end)
+        self.lines_written += kept
+        self.c["previous_lines"] += kept
+        self.c["previous_kept"] += kept
+        if self.unlabelled:
+            self.unlabelled.difference_update(itertools.islice(refs, start, end))
+        self.last = refs[end - 1]
+
+    def _verdicts(self, part: list):
+        """Check canonical matches together and count their labels as kept; None if any is not valid.
+
+        Lines without boxes and with at most two labels (most lines) are counted by their label
+        groups in ``self.class_rows`` (a C loop; the labels of the rows are added up at the end),
+        lines with up to three boxes are checked by ``boxes_labels``, the rest one by one.
+        Returns the counter of rows and the labels of the other lines (by match).
+        """
+        heads = list(map(_HEAD, part))
+        simple = list(map(operator.eq, heads, itertools.repeat(_NO_HEAD)))
+        rows = list(map(_CLASS_ROW, itertools.compress(part, simple)))
+        unseen = set(rows).difference(self.seen_rows)
+        if unseen:
+            self.seen_rows |= unseen
+            self.bad_rows.update(row for row in unseen if simple_labels(*row) is None)
+        if self.bad_rows and not self.bad_rows.isdisjoint(rows):
+            return None
+        box_labels = {}
+        if len(rows) < len(part):
+            few = list(map(operator.eq, map(_MORE, heads), itertools.repeat(_NO_MORE)))
+            with_boxes = list(itertools.compress(part, map(operator.gt, few, simple)))  # few and not simple
+            if with_boxes:
+                labels = boxes_labels(with_boxes)
+                if labels is None:
+                    return None
+                box_labels = dict(zip(with_boxes, labels))
+            for m in itertools.compress(part, map(operator.not_, few)):
+                labels = match_labels(m)
+                if labels is None:
+                    return None
+                box_labels[m] = frozenset(labels)
+            # All valid: count them.
+            for labels, count in Counter(box_labels.values()).items():
+                self._count_labels(labels, count)
+        self.class_rows.update(rows)
+        return self.class_rows, box_labels
 
 _CREATION_DATE = re.compile(r'"creation-date":"([^"]*)"')
 _CLASS_NAME = re.compile(r'"class-name":"([^"]*)"')
@@ -443,16 +560,16 @@ def _date_or_empty(value: str) -> str:
 def _canonical_rank(m: re.Match) -> tuple[bool, str] | None:
     """``_previous_rank`` of a line in canonical form, read from its text; None when only parsing tells.
 
-    The same as parse_record's unless a label repeats across attributes (parse_record keeps the
-    first) or a box's class is missing from the class-map (parse_record fails): those go the long way.
+    The same as parse_record's for a valid line whose labels do not repeat across attributes
+    (parse_record keeps the first, JSON the last of a repeated key); the others go the long way.
     """
+    if match_labels(m) is None:
+        return None
     classes = m["classes"]
     if classes.count('"class-name":"') > 1:
         names = _CLASS_NAME.findall(classes)
         if len(set(names)) != len(names):
             return None
-    if m["annotations"] and match_labels(m) is None:
-        return None
     line = m.string  # key and values hold no quote: these strings only occur as keys and values
     dates = _CREATION_DATE.findall(line)
     return ('"human-annotated":"yes"' in line, max(map(_date_or_empty, dates), default=""))
@@ -477,6 +594,14 @@ def _canonical(record) -> str | None:
 
 def answer_entry(answer: dict) -> ImageEntry:
     """A normalized answer line as a manifest entry, with the answer's own date and job name."""
+    prov, source_ref, names, boxes, width, height = _answer_parts(answer)
+    return ImageEntry(source_ref=source_ref, width=width, height=height,
+                      labels=[ImageLabel(name, prov) for name in names],
+                      detection=Detection(boxes, prov) if boxes is not None else None)
+
+
+def _answer_parts(answer: dict):
+    """answer_entry's parts: (provenance, source-ref, sorted label names, boxes or None, width, height)."""
     agreement = answer.get("agreement")
     if not isinstance(agreement, (int, float)) or isinstance(agreement, bool) or not 0 <= agreement <= 1:
         agreement = 0.0  # Ground Truth's own value when it has no agreement figure
@@ -486,34 +611,35 @@ def answer_entry(answer: dict) -> ImageEntry:
         creation_date=manifest_date(answer["answered_at"]),
         confidence=float(agreement),
     )
-    entry = ImageEntry(source_ref=answer["source-ref"])
+    source_ref = answer["source-ref"]
+    names, boxes, width, height = [], None, None, None
     kind = answer.get("kind")
     if kind == "boxes":
         width, height = answer.get("width"), answer.get("height")
         if not isinstance(width, int) or not isinstance(height, int):
             raise ValueError("a boxes answer needs integer width and height")
-        entry.width, entry.height = width, height
         boxes = []
         for box in answer.get("boxes") or ():
             if not isinstance(box.get("label"), str):
                 raise ValueError(f"box without a label: {box!r}")
-            boxes.append({"label": box["label"], **{k: int(round(box[k])) for k in ("left", "top", "width", "height")}})
-        entry.detection = Detection(tuple(boxes), prov)
+            boxes.append({"label": box["label"], "left": int(round(box["left"])), "top": int(round(box["top"])),
+                          "width": int(round(box["width"])), "height": int(round(box["height"]))})
+        boxes = tuple(boxes)
     elif kind == "classification":
         labels = answer.get("labels") or []
         if not all(isinstance(name, str) for name in labels):
             raise ValueError(f"labels must be strings: {labels!r}")
-        entry.labels = [ImageLabel(name, prov) for name in sorted(set(labels))]
+        names = sorted(set(labels))
         if isinstance(answer.get("width"), int) and isinstance(answer.get("height"), int):
-            entry.width, entry.height = answer["width"], answer["height"]
+            width, height = answer["width"], answer["height"]
     else:
         raise ValueError(f"kind must be 'classification' or 'boxes', got {kind!r}")
-    if not entry.labels and entry.detection is None and entry.width is not None:
+    if not names and boxes is None and width is not None:
         # "No label applies" is a verified answer. An empty box attribute keeps who said so and when
         # (Rekognition keeps such a line with WARNING_NO_ATTRIBUTE_ANNOTATIONS and trains on nothing
         # from it); a bare source-ref line could not tell a later merge that a human verified it.
-        entry.detection = Detection((), prov)
-    return entry
+        boxes = ()
+    return prov, source_ref, names, boxes, width, height
 
 
 def _scan_sorted(lines: Iterable[str], buckets: Counter) -> bool:

@@ -15,7 +15,9 @@ where Rekognition would drop only the bad attribute and train on the rest withou
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import re
 from dataclasses import dataclass, field
 
@@ -305,6 +307,8 @@ _STR = r'[^"\\\x00-\x1f]'
 _INT = r"(?:0|[1-9][0-9]*)"
 _UNIT = r"(?:0|1|0\.[0-9]+|1\.0+|[0-9](?:\.[0-9]+)?e-[0-9]+)"  # how json.dumps writes 0 <= x <= 1
 _NUM = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+
+
 def _class_attr(i) -> str:
     """One image-level label attribute; ``i`` names its groups (the key is needed for the back-reference)."""
     name = f"(?P<name{i}>{_STR}{{1,{MAX_LABEL_NAME}}})" if i != "x" else f"{_STR}{{1,{MAX_LABEL_NAME}}}"
@@ -321,13 +325,14 @@ def _ann(i="") -> str:
 
 
 _CM = rf'"{_INT}":"{_STR}{{1,{MAX_LABEL_NAME}}}"'
-# The first two labels and boxes and the first class are captured, so that the usual line needs no
-# second pass over its text; the rest (groups amore, bmore, cmmore) is read with findall.
-_CLASSES = rf"(?P<classes>(?:,{_class_attr(1)}(?:,{_class_attr(2)}(?P<amore>(?:,{_class_attr('x')})*))?)?)"
+# The first two labels, three boxes and the first class are captured, so that the usual line needs
+# no second pass over its text; the rest (groups amore, bmore, cmmore; None or "" when there is no
+# more) is read with findall.
+_CLASSES = rf"(?P<classes>(?:,{_class_attr(1)}(?:,{_class_attr(2)}(?P<amore>(?:,{_class_attr('x')})+)?)?)?)"
 _DET_ATTR = (
     rf'"bounding-box":\{{"image_size":\[\{{"width":(?P<width>{_INT}),"height":(?P<height>{_INT}),"depth":{_INT}\}}\],'
-    rf'"annotations":\[(?P<annotations>(?:{_ann(1)}(?:,{_ann(2)}(?P<bmore>(?:,{_ann()})*))?)?)\]\}},"bounding-box-metadata":\{{'
-    rf'"objects":\[(?P<objects>(?:\{{"confidence":{_NUM}\}}(?:,\{{"confidence":{_NUM}\}})*)?)\],'
+    rf'"annotations":\[(?P<annotations>(?:{_ann(1)}(?:,{_ann(2)}(?:,{_ann(3)}(?P<bmore>(?:,{_ann()})+)?)?)?)?)\]\}},'
+    rf'"bounding-box-metadata":\{{"objects":\[(?P<objects>(?:\{{"confidence":{_NUM}\}}(?:,\{{"confidence":{_NUM}\}})*)?)\],'
     rf'"class-map":\{{(?:"(?P<k1>{_INT})":"(?P<v1>{_STR}{{1,{MAX_LABEL_NAME}}})"(?P<cmmore>(?:,{_CM})*))?\}},'
     rf'"type":"{DETECTION_TYPE}","human-annotated":"(?:yes|no)","creation-date":"{_STR}+","job-name":"{_STR}*"\}}'
 )
@@ -339,25 +344,19 @@ _CANONICAL_RE = re.compile(
     rf"{_CLASSES}(?:,{_DET_ATTR})?\}}"
 )
 _G = _CANONICAL_RE.groupindex
-_MATCH_FIELDS = tuple(_G[g] for g in ("name1", "name2", "amore", "width", "height", "c1", "c2", "bmore", "objects",
-                                      "k1", "v1", "cmmore"))
-_ATTRS = (_G["attr1"], _G["attr2"])
-_BOX1 = tuple(_G[k + "1"] for k in "cltwh")
-_BOX12 = _BOX1 + tuple(_G[k + "2"] for k in "cltwh")
+_CLASS_FIELDS = tuple(_G[g] for g in ("name1", "name2", "amore", "attr1", "attr2"))
+# Everything a line's verdict depends on but the box coordinates: few distinct values in a manifest.
+_SHAPE_FIELDS = tuple(_G[g] for g in ("width", "height", "name1", "name2", "amore", "attr1", "attr2", "c1", "c2", "c3",
+                                      "objects", "k1", "v1", "cmmore"))
+_COORDS = tuple(_G[k + i] for i in "123" for k in "ltwh")
+_BOX_NUMBERS = tuple(_G[k + i] for i in "123" for k in "cltwh")
+_WIDTH, _BMORE = _G["width"], _G["bmore"]
 REF_GROUP = _G["ref"]
 BUCKET_GROUP = _G["bucket"]
-SIMPLE_GROUPS = (_G["width"], _G["amore"], _G["name1"], _G["name2"], _G["attr1"], _G["attr2"])
-"""For a matched line whose first two of these groups are None (no boxes, at most two labels),
-``simple_labels`` of these groups is ``match_labels`` of the match, without a call per line."""
-
-
-def simple_labels(name1, name2, attr1, attr2) -> tuple[str, ...] | None:
-    """Spelled out inline by the merge's loop; kept here, next to match_labels, as its reference."""
-    if name2 is None:
-        return () if name1 is None else (name1,)
-    if attr1 == attr2:
-        return None  # a repeated key: JSON would keep only the last one
-    return (name1, name2) if name1 != name2 else (name1,)
+SIMPLE_GROUPS = (_G["width"], _G["amore"], _G["bmore"], _G["name1"], _G["name2"], _G["attr1"], _G["attr2"])
+"""For a matched line whose first three of these groups are None (no boxes, at most two labels),
+``simple_labels`` of the others is ``match_labels`` of the match, without a call per line; with
+boxes but the 2nd and 3rd None, ``boxes_labels`` applies."""
 _CLASS_PAIR_RE = re.compile(rf'"({_STR}+)":0,"{_STR}+":\{{"class-name":"({_STR}+)"')
 _DIGITS_RE = re.compile(r"[0-9]+")
 _CM_RE = re.compile(rf'"([0-9]+)":"({_STR}+)"')
@@ -367,60 +366,160 @@ canonical_match = _CANONICAL_RE.fullmatch
 ``match_labels`` gives its verdict. Lines longer than ``MAX_LINE_CHARS`` must not be passed."""
 
 
+def simple_labels(name1, name2, attr1, attr2) -> tuple[str, ...] | None:
+    """match_labels of a line without boxes whose ``amore`` group is None (at most two labels)."""
+    if name2 is None:
+        return () if name1 is None else (name1,)
+    if attr1 == attr2:
+        return None  # a repeated key: JSON would keep only the last one
+    return (name1, name2) if name1 != name2 else (name1,)
+
+
+def _class_labels(name1, name2, amore, attr1, attr2) -> set[str] | None:
+    if not amore:
+        labels = simple_labels(name1, name2, attr1, attr2)
+        return None if labels is None else set(labels)
+    pairs = _CLASS_PAIR_RE.findall(amore)
+    keys = {attr1, attr2, *(attr for attr, _ in pairs)}
+    if len(keys) != len(pairs) + 2:
+        return None  # a repeated key
+    return {name1, name2, *(label for _, label in pairs)}
+
+
+def _image_size(width_s: str, height_s: str) -> tuple[int, int, float] | None:
+    """Width, height and the smallest box side that survives the training-time resize, if the size is valid."""
+    width, height = int(width_s), int(height_s)
+    if not (MIN_IMAGE_SIDE <= width <= MAX_IMAGE_SIDE and MIN_IMAGE_SIDE <= height <= MAX_IMAGE_SIDE):
+        return None
+    longest = max(width, height)
+    if longest / min(width, height) > MAX_ASPECT_RATIO:
+        return None
+    return width, height, longest / TRAINING_MAX_SIDE if longest > TRAINING_MAX_SIDE else 1  # > 1 px after scaling
+
+
+def _class_map(k1, v1, cmmore) -> dict | None:
+    class_map = {k1: v1}
+    if cmmore:
+        pairs = _CM_RE.findall(cmmore)
+        class_map.update(pairs)
+        if len(class_map) != len(pairs) + 1:
+            return None  # a repeated class id
+    return class_map
+
+
+_INVALID = ("invalid",)
+# _SHAPE_FIELDS values -> (labels, boxes, width, height, min_side) or _INVALID. A manifest has few
+# (sizes, label sets, class maps), so each is judged once; the coordinates are checked every time.
+_SHAPES: dict = {}
+_MAX_SHAPES = 4096
+
+
+def _shape(values: tuple):
+    """The verdict on a line with up to three boxes, but for the boxes' coordinates."""
+    width_s, height_s, name1, name2, amore, attr1, attr2, c1, c2, c3, objects, k1, v1, cmmore = values
+    labels = _class_labels(name1, name2, amore, attr1, attr2)
+    size = _image_size(width_s, height_s)
+    if labels is None or size is None:
+        return _INVALID
+    ids = [c for c in (c1, c2, c3) if c is not None]
+    if ids:  # no boxes is a warning only (WARNING_NO_ATTRIBUTE_ANNOTATIONS / _NO_ANNOTATIONS)
+        class_map = _class_map(k1, v1, cmmore) if k1 is not None else None
+        if class_map is None or objects.count("{") != len(ids):
+            return _INVALID
+        for class_id in ids:
+            if class_id not in class_map:
+                return _INVALID
+            labels.add(class_map[class_id])
+    if len(labels) > MAX_LABELS_PER_IMAGE:
+        return _INVALID
+    return frozenset(labels), len(ids), *size
+
+
+def _shape_of(values: tuple):
+    shape = _SHAPES.get(values)
+    if shape is None:
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        shape = _SHAPES[values] = _shape(values)
+    return shape
+
+
+_shape_values = operator.methodcaller("group", *_SHAPE_FIELDS)
+_coords = operator.methodcaller("group", *_COORDS)
+_labels_of_shape, _boxes_of_shape, _width_of_shape, _height_of_shape, _min_side_of_shape = map(operator.itemgetter, range(5))
+
+
+def boxes_labels(matches: list) -> list[frozenset[str]] | None:
+    """match_labels of each match (as frozensets), checked together by C loops; None if any is not valid.
+
+    For matches whose ``amore`` and ``bmore`` groups are None: at most two labels and three boxes.
+    """
+    shapes = list(map(_SHAPES.get, map(_shape_values, matches)))
+    if None in shapes:
+        shapes = [_shape_of(_shape_values(m)) for m in matches]
+    if _INVALID in shapes:
+        return None
+    counts = list(map(_boxes_of_shape, shapes))
+    # Each box next to its image's width, height and smallest side.
+    widths = list(itertools.chain.from_iterable(map(itertools.repeat, map(_width_of_shape, shapes), counts)))
+    heights = list(itertools.chain.from_iterable(map(itertools.repeat, map(_height_of_shape, shapes), counts)))
+    sides = list(itertools.chain.from_iterable(map(itertools.repeat, map(_min_side_of_shape, shapes), counts)))
+    coords = list(map(int, filter(None, itertools.chain.from_iterable(map(_coords, matches)))))  # l, t, w, h per box
+    if len(coords) != 4 * len(widths):
+        return None
+    lefts, tops, ws, hs = coords[0::4], coords[1::4], coords[2::4], coords[3::4]
+    le, add, gt = operator.le, operator.add, operator.gt
+    if not (all(map(gt, ws, sides)) and all(map(gt, hs, sides)) and all(map(le, map(add, lefts, ws), widths))
+            and all(map(le, map(add, tops, hs), heights))):
+        return None
+    return list(map(_labels_of_shape, shapes))
+
+
 def match_labels(m: re.Match) -> set[str] | None:
     """The labels of a line matched by ``canonical_match`` if it is valid (warnings allowed), else None.
 
-    Does not check the bucket (compare ``m[BUCKET_GROUP]``) nor the length.
+    Does not check the bucket (compare ``m[BUCKET_GROUP]``) nor the length. The verdict on all but
+    the box coordinates is remembered per distinct value of those parts (``_SHAPE_FIELDS``).
     """
-    name1, name2, amore, width_s, height_s, c1, c2, bmore, objects, k1, v1, cmmore = m.group(*_MATCH_FIELDS)
-    if name1 is None:
-        labels = set()
-    elif name2 is None:
-        labels = {name1}
-    else:
-        keys = set(m.group(*_ATTRS))
-        labels = {name1, name2}
-        if amore:
-            pairs = _CLASS_PAIR_RE.findall(amore)
-            keys.update(attr for attr, _ in pairs)
-            labels.update(label for _, label in pairs)
-            if len(keys) != len(pairs) + 2:
-                return None  # a repeated key: JSON would keep only the last one
-        elif len(keys) != 2:
-            return None
-    if width_s is not None:
-        width, height = int(width_s), int(height_s)
-        if not (MIN_IMAGE_SIDE <= width <= MAX_IMAGE_SIDE and MIN_IMAGE_SIDE <= height <= MAX_IMAGE_SIDE):
-            return None
-        longest = width if width > height else height
-        if longest / (height if width > height else width) > MAX_ASPECT_RATIO:
-            return None
-        # No boxes is a warning only (WARNING_NO_ATTRIBUTE_ANNOTATIONS / _NO_ANNOTATIONS).
-        if c1 is not None:
-            if c2 is None:
-                numbers = m.group(*_BOX1)
-            else:
-                numbers = m.group(*_BOX12)
-                if bmore:
-                    numbers += tuple(_DIGITS_RE.findall(bmore))  # five integers per box
-            boxes = len(numbers) // 5
-            if boxes > MAX_BOXES_PER_IMAGE or objects.count("{") != boxes or k1 is None:
+    if m[_WIDTH] is None:
+        labels = _class_labels(*m.group(*_CLASS_FIELDS))
+        return None if labels is None or len(labels) > MAX_LABELS_PER_IMAGE else labels
+    if m[_BMORE]:
+        return _many_boxes_labels(m)
+    values = m.group(*_SHAPE_FIELDS)
+    shape = _shape(values) if values[4] else _shape_of(values)  # over two labels: dates make it unique
+    if shape is _INVALID:
+        return None
+    labels, boxes, width, height, min_side = shape
+    if boxes:
+        coords = m.group(*_COORDS)
+        for k in range(0, 4 * boxes, 4):
+            w, h = int(coords[k + 2]), int(coords[k + 3])
+            if w <= min_side or h <= min_side or int(coords[k]) + w > width or int(coords[k + 1]) + h > height:
                 return None
-            class_map = {k1: v1}
-            if cmmore:
-                pairs = _CM_RE.findall(cmmore)
-                class_map.update(pairs)
-                if len(class_map) != len(pairs) + 1:
-                    return None  # a repeated class id
-            # Smallest side that survives the training-time resize (> 1 px after scaling).
-            min_side = longest / TRAINING_MAX_SIDE if longest > TRAINING_MAX_SIDE else 1
-            column = iter(numbers)
-            for class_id, left, top, w, h in zip(column, column, column, column, column):
-                label = class_map.get(class_id)
-                w, h = int(w), int(h)
-                if label is None or w <= min_side or h <= min_side or int(left) + w > width or int(top) + h > height:
-                    return None
-                labels.add(label)
+    return set(labels)
+
+
+def _many_boxes_labels(m: re.Match) -> set[str] | None:
+    """match_labels of a line with more than three boxes."""
+    width_s, height_s, name1, name2, amore, attr1, attr2, _, _, _, objects, k1, v1, cmmore = m.group(*_SHAPE_FIELDS)
+    labels = _class_labels(name1, name2, amore, attr1, attr2)
+    size = _image_size(width_s, height_s)
+    if labels is None or size is None or k1 is None:
+        return None
+    width, height, min_side = size
+    numbers = m.group(*_BOX_NUMBERS) + tuple(_DIGITS_RE.findall(m[_BMORE]))  # five integers per box
+    boxes = len(numbers) // 5
+    class_map = _class_map(k1, v1, cmmore)
+    if boxes > MAX_BOXES_PER_IMAGE or objects.count("{") != boxes or class_map is None:
+        return None
+    column = iter(numbers)
+    for class_id, left, top, w, h in zip(column, column, column, column, column):
+        label = class_map.get(class_id)
+        w, h = int(w), int(h)
+        if label is None or w <= min_side or h <= min_side or int(left) + w > width or int(top) + h > height:
+            return None
+        labels.add(label)
     if len(labels) > MAX_LABELS_PER_IMAGE:
         return None
     return labels
