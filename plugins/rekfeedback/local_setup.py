@@ -5,7 +5,7 @@ Used by the tests, the demo and `rekfeedback seed-local` (docker-compose). It cr
   (`rekfeedback.synthetic`: pool, seed and test manifests, truth);
 - the Ground Truth execution role (trusts sagemaker.amazonaws.com; inline policy: read/write the
   bucket, invoke the two Lambdas) and a Lambda execution role;
-- the two Lambda functions named in docs/team-contract.md (the emulator runs the project's handlers
+- the two Lambda functions named in docs/contracts.md (the emulator runs the project's handlers
   for them), each with a resource policy letting SageMaker invoke it;
 - a private work team (emulated CreateWorkteam);
 - a Rekognition Custom Labels project and version 1 trained on the seed manifest.

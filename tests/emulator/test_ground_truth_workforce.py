@@ -77,7 +77,7 @@ def knobs(emulator_knobs):
 
 @pytest.fixture
 def recorded():
-    """Local pre-annotation and consolidation handlers that record their events (team-contract shapes)."""
+    """Local pre-annotation and consolidation handlers that record their events (docs/contracts.md shapes)."""
     events = {"pre": [], "post": [], "payloads": []}
     suffix = uuid.uuid4().hex[:6]
     pre_name, post_name = f"test-pre-{suffix}", f"test-post-{suffix}"

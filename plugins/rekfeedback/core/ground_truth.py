@@ -1,6 +1,6 @@
 """Ground Truth formats: job names, input manifests, label-category files, worker answers, output manifests.
 
-Pure (no boto3, no Airflow). The custom verification task contract is in docs/team-contract.md;
+Pure (no boto3, no Airflow). The custom verification task contract is in docs/contracts.md;
 the built-in formats are in aws-formats.md sections 3 to 5.
 
 Job kinds (each with its own LabelAttributeName, which is how an output is recognised later):

@@ -16,7 +16,7 @@ Policies:
 - ``reject-all``: rejects every prediction and adds nothing.
 
 Helpers turn an answer into the two worker-response shapes the emulator writes:
-``verification_answer`` (the custom verification task of docs/team-contract.md) and
+``verification_answer`` (the custom verification task of docs/contracts.md) and
 ``bounding_box_answer`` (the output of the ``crowd-bounding-box`` element used by the built-in box tasks).
 """
 
@@ -125,7 +125,7 @@ def _misplaced(box: dict, image_size: tuple[int, int] | None) -> dict:
 
 
 def verification_answer(source_ref: str, predicted_names: Iterable[str], answer: dict) -> dict:
-    """One image of the custom verification answer (docs/team-contract.md):
+    """One image of the custom verification answer (docs/contracts.md):
     ``{"source-ref", "verdicts": [{"name", "present"}], "added": [...]}``, one verdict per distinct predicted name.
     """
     final = set(normalize(answer)["labels"])
