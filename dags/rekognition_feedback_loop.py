@@ -143,14 +143,19 @@ with DAG(
             return f"human_review.{'ground_truth' if backend == 'ground-truth' else 'label_studio'}_review"
 
         backend = choose_backend(preflight.output)
-        predictions = TURN_PREFIX + "/predictions/"
-        labels = "{{ " + PREFLIGHT + "['facts'].get('labels') or none }}"
-
+        # What both backends take: the predictions, where to write, and how to route them.
+        review_inputs = dict(
+            predictions_uris=TURN_PREFIX + "/predictions/",
+            output_prefix=TURN_PREFIX,
+            labels="{{ " + PREFLIGHT + "['facts'].get('labels') or none }}",
+            auto_accept_threshold=setting("auto_accept_confidence"),
+            audit_rate=setting("audit_rate"),
+            label_unpredicted=setting("label_unpredicted"),
+            aws_conn_id=setting("aws_conn_id"),
+        )
         gt_review = GroundTruthVerificationOperator(
             task_id="ground_truth_review",
-            predictions_uris=predictions,
-            output_prefix=TURN_PREFIX,
-            labels=labels,
+            **review_inputs,
             workteam_arn=setting("workteam_arn"),
             role_arn=setting("role_arn"),
             pre_annotation_lambda_arn=setting("pre_annotation_lambda_arn"),
@@ -158,10 +163,6 @@ with DAG(
             box_task=setting("box_task"),
             batch_size=setting("images_per_task"),
             workers_per_object=setting("workers_per_object"),
-            auto_accept_threshold=setting("auto_accept_confidence"),
-            audit_rate=setting("audit_rate"),
-            label_unpredicted=setting("label_unpredicted"),
-            aws_conn_id=setting("aws_conn_id"),
         )
         gt_wait = GroundTruthLabelingJobSensor(
             task_id="ground_truth_wait",
@@ -173,14 +174,8 @@ with DAG(
         )
         ls_review = LabelStudioReviewOperator(
             task_id="label_studio_review",
-            predictions_uris=predictions,
-            output_prefix=TURN_PREFIX,
-            labels=labels,
+            **review_inputs,
             label_studio_conn_id=setting("labelstudio_conn_id"),
-            auto_accept_threshold=setting("auto_accept_confidence"),
-            audit_rate=setting("audit_rate"),
-            label_unpredicted=setting("label_unpredicted"),
-            aws_conn_id=setting("aws_conn_id"),
         )
         ls_wait = LabelStudioReviewSensor(
             task_id="label_studio_wait",
@@ -255,7 +250,7 @@ with DAG(
     report = TurnReportOperator(
         task_id="report",
         output_prefix=TURN_PREFIX,
-        predictions_uris=predictions,
+        predictions_uris=review_inputs["predictions_uris"],
         answers_uris=collected["answers_uris"],
         merge_summary="{{ ti.xcom_pull(task_ids='dataset.merge') }}",
         training_results="{{ ti.xcom_pull(task_ids='training.train_and_compare') }}",
@@ -275,13 +270,14 @@ with DAG(
         preflight_result = ti.xcom_pull(task_ids="preflight") or {}
         shard_count = int((preflight_result.get("config") or {}).get("shard_count") or 0)
         inference = ti.xcom_pull(task_ids="inference.detect_custom_labels", map_indexes=list(range(shard_count)))
+        collected_review = ti.xcom_pull(task_ids="human_review.answers") or {}
         figures = summarize(
             preflight=preflight_result,
             start=ti.xcom_pull(task_ids="model.start"),
             inference=[i for i in (inference or []) if i],
             stop=ti.xcom_pull(task_ids="model.stop"),
-            review=(ti.xcom_pull(task_ids="human_review.answers") or {}).get("review"),
-            wait=(ti.xcom_pull(task_ids="human_review.answers") or {}).get("wait"),
+            review=collected_review.get("review"),
+            wait=collected_review.get("wait"),
             merge=ti.xcom_pull(task_ids="dataset.merge"),
             training=ti.xcom_pull(task_ids="training.train_and_compare"),
             report=ti.xcom_pull(task_ids="report"),

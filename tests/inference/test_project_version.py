@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
@@ -13,17 +12,9 @@ from rekfeedback.operators.project_version import (
 )
 from rekfeedback.triggers.project_version import ProjectVersionRunningTrigger, ProjectVersionTrainedTrigger
 
+from tests.triggers import first_event
+
 from .conftest import FakeTI, clients, stop_model
-
-
-def first_event(trigger, timeout=30):
-    async def run():
-        gen = trigger.run()
-        try:
-            return await asyncio.wait_for(anext(gen), timeout)
-        finally:
-            await gen.aclose()
-    return asyncio.run(run())
 
 
 def start_op(arn, **kw):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from airflow.sdk import DAG
@@ -11,17 +10,9 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from rekfeedback.operators import ManifestMergeOperator, RekognitionTrainProjectVersionOperator
 from rekfeedback.operators.training import _chunks, attempt_version_name, goes_to_test, version_name_for_run
 
+from tests.triggers import first_event
+
 from .helpers import clients, jsonl, make_dataset, put_text, read_text, train_base_version, truth_answers
-
-
-def first_event(trigger, timeout=60):
-    async def run():
-        gen = trigger.run()
-        try:
-            return await asyncio.wait_for(anext(gen), timeout)
-        finally:
-            await gen.aclose()
-    return asyncio.run(run()).payload
 
 
 def merged_manifest(emulator, data, turn: str) -> str:
@@ -47,7 +38,7 @@ def run_deferred(op, context):
     trigger = deferred.value.trigger
     classpath, kwargs = trigger.serialize()
     assert classpath.endswith("ProjectVersionTrainedTrigger")
-    event = first_event(type(trigger)(**kwargs))
+    event = first_event(type(trigger)(**kwargs)).payload
     return getattr(op, deferred.value.method_name)(context, event=event, **(deferred.value.kwargs or {}))
 
 
