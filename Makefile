@@ -7,15 +7,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench lock emulator labelstudio clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml local/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e . -e local
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m rekfeedback.demo $(DEMO_ARGS)
+	$(BIN)/rekfeedback-local demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -25,7 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/merge_scaling.py
 
 emulator: $(STAMP)
-	$(BIN)/rekfeedback-emulator --host 127.0.0.1 --port 4566
+	$(BIN)/rekfeedback-local emulator --host 127.0.0.1 --port 4566
 
 labelstudio:
 	bash scripts/labelstudio.sh start

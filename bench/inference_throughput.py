@@ -41,7 +41,7 @@ THROTTLE = 0.10
 
 
 def serve_emulator(port: int) -> None:
-    from rekfeedback.emulator.cli import start_in_thread
+    from rekfeedback_local.emulator.cli import start_in_thread
 
     handle = start_in_thread("127.0.0.1", port, training_seconds=0.5, start_seconds=0.2, stop_seconds=0.2)
     # The emulator builds a boto3 S3 client per request thread (~0.2 s each); share one (thread-safe).
@@ -79,7 +79,7 @@ def wait_status(rek, project_arn, version, wanted, timeout=60):
 
 
 def setup_model(s3, rek, n: int, bucket: str) -> tuple[str, dict]:
-    from rekfeedback import synthetic
+    from rekfeedback_local import synthetic
 
     data = synthetic.generate(s3, bucket, "bench", n=n, n_seed=8, n_test=20, seed=5)
     project_arn = rek.create_project(ProjectName="bench")["ProjectArn"]

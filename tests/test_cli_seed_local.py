@@ -1,4 +1,4 @@
-"""`rekfeedback seed-local` provisions a setup that preflight then accepts."""
+"""`rekfeedback-local seed-local` provisions a setup that preflight then accepts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 def test_seed_local_then_preflight_passes(emulator, tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "rekfeedback.cli", "seed-local", "--endpoint-url", emulator.endpoint_url,
+        [sys.executable, "-m", "rekfeedback_local.cli", "seed-local", "--endpoint-url", emulator.endpoint_url,
          "--images", "6"],
         capture_output=True, text=True, timeout=300,
     )

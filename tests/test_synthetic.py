@@ -10,8 +10,8 @@ import boto3
 import pytest
 from PIL import Image
 
-from rekfeedback import synthetic
-from rekfeedback.emulator import manifests
+from rekfeedback_local import synthetic
+from rekfeedback_local.emulator import manifests
 
 
 def _s3(emulator):

@@ -65,7 +65,7 @@ def aws(emulator):
 @pytest.fixture
 def loop_setup(emulator):
     """provision() under unique names; `run_conf` holds every DAG setting, explicitly."""
-    from rekfeedback.local_setup import provision
+    from rekfeedback_local.local_setup import provision
 
     def make(n_images: int = 20, bad_files: bool = True, **settings) -> dict:
         tag = uuid.uuid4().hex[:10]
@@ -96,7 +96,7 @@ def task_states(dag_run) -> dict[str, str]:
 
 
 def xcom(dag_run, task_id: str, map_index: int = -1):
-    """A task's return value, read from the metadata database (as rekfeedback.demo does)."""
+    """A task's return value, read from the metadata database (as rekfeedback_local.demo does)."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 

@@ -172,7 +172,7 @@ def test_a_run_with_no_new_images_ends_cleanly_without_starting_the_model(loop_s
 
 
 def test_happy_path_on_label_studio(label_studio, loop_setup, run_dag, aws, emulator):
-    from rekfeedback.labelstudio_annotator import run_in_background
+    from rekfeedback_local.annotator import run_in_background
 
     setup = loop_setup(n_images=12, review_backend="label-studio", train=False)
     stop_annotator = run_in_background(label_studio.url, label_studio.token, policy="oracle", error_rate=0.0,

@@ -66,8 +66,8 @@ def version_description(rek, project_arn: str, version: str) -> dict:
 
 
 def synthetic_data(emulator, **kwargs) -> dict:
-    """A fresh bucket filled by rekfeedback.synthetic (the summary has every URI)."""
-    from rekfeedback import synthetic
+    """A fresh bucket filled by rekfeedback_local.synthetic (the summary has every URI)."""
+    from rekfeedback_local import synthetic
 
     bucket = unique("synth")
     options = {"n": 20, "seed": 11, "n_seed": 8, "n_test": 24, **kwargs}

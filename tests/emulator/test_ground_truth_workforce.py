@@ -12,7 +12,7 @@ import boto3
 import pytest
 from PIL import Image
 
-from rekfeedback.emulator.lambda_registry import REGISTRY
+from rekfeedback_local.emulator.lambda_registry import REGISTRY
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

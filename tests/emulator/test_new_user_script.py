@@ -1,6 +1,6 @@
 """Done-when check of issue 2: a new user's plain boto3 script against the emulator's console script.
 
-The parent test starts `rekfeedback-emulator` in a subprocess and writes synthetic images and manifests
+The parent test starts `rekfeedback-local emulator` in a subprocess and writes synthetic images and manifests
 to a local folder (using this package). The script itself imports nothing but boto3 and the standard
 library, as a user trying the emulator would write it.
 """
@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from rekfeedback import synthetic
+from rekfeedback_local import synthetic
 
 BUCKET = "new-user-bucket"
 
@@ -258,9 +258,9 @@ def _write_data(folder: pathlib.Path) -> None:
 
 @pytest.fixture
 def console_emulator():
-    """`rekfeedback-emulator --port 0` in a subprocess; yields the environment it printed."""
-    script = pathlib.Path(sys.executable).parent / "rekfeedback-emulator"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "rekfeedback.emulator.cli"]
+    """`rekfeedback-local emulator --port 0` in a subprocess; yields the environment it printed."""
+    script = pathlib.Path(sys.executable).parent / "rekfeedback-local"
+    command = [str(script), "emulator"] if script.exists() else [sys.executable, "-m", "rekfeedback_local.cli", "emulator"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW_CONN_"))}
     proc = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", "0", "--training-seconds", "0.5",
                              "--start-seconds", "0.3", "--stop-seconds", "0.3", "--dataset-seconds", "0.1",

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from rekfeedback.core.boxes import iou
-from rekfeedback.emulator import gt_builtin, policy
+from rekfeedback_local.emulator import gt_builtin, policy
 
 TRUTH = {"labels": ["circle"], "boxes": [{"label": "circle", "left": 10, "top": 20, "width": 50, "height": 40},
                                          {"label": "square", "left": 100, "top": 100, "width": 30, "height": 30}]}

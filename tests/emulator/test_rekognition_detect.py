@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from rekfeedback import synthetic
+from rekfeedback_local import synthetic
 
 from .helpers import FAST, client, project_with_datasets, train, unique
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from rekfeedback import synthetic
+from rekfeedback_local import synthetic
 
 from .helpers import FAST, client, manifest_source, project_with_datasets, train, unique, version_description
 

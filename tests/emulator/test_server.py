@@ -132,7 +132,7 @@ def test_sagemaker_validation_of_missing_members(emulator):
 
 
 def test_start_in_thread_is_independent_and_stoppable():
-    from rekfeedback.emulator.cli import start_in_thread
+    from rekfeedback_local.emulator.cli import start_in_thread
 
     with start_in_thread(port=0, latency=0.01, training_seconds=0.1) as handle:
         assert handle.config.latency == 0.01 and handle.port > 0

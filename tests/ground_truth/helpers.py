@@ -8,7 +8,7 @@ import uuid
 
 import boto3
 
-from rekfeedback import synthetic
+from rekfeedback_local import synthetic
 from rekfeedback.core import boxes as boxlib
 
 RUN_ID = "manual__2026-11-26T05:00:00+00:00"

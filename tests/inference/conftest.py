@@ -8,7 +8,7 @@ import uuid
 import boto3
 import pytest
 
-from rekfeedback import synthetic
+from rekfeedback_local import synthetic
 from rekfeedback.core.paths import parse_s3_uri
 
 

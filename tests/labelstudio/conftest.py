@@ -127,7 +127,7 @@ def aws(request):
     try:
         return request.getfixturevalue("emulator")
     except pytest.FixtureLookupError:
-        from rekfeedback.emulator.cli import start_in_thread
+        from rekfeedback_local.emulator.cli import start_in_thread
 
         handle = start_in_thread()
         mp = pytest.MonkeyPatch()
@@ -170,7 +170,7 @@ def predictions_from_truth(images: list[dict], bucket: str, seed: int = 3) -> li
 @pytest.fixture
 def make_turn(s3):
     """A new turn: synthetic images with truth in S3, and predictions split into `parts` files."""
-    from rekfeedback import synthetic
+    from rekfeedback_local import synthetic
 
     def make(n: int = 6, parts: int = 1, bucket: str = "rekfeedback-ls-tests") -> dict:
         tag = uuid.uuid4().hex[:8]

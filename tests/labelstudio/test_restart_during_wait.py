@@ -10,7 +10,7 @@ import uuid
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from rekfeedback.labelstudio_annotator import annotate_project
+from rekfeedback_local.annotator import annotate_project
 from rekfeedback.sensors.label_studio import LabelStudioReviewSensor
 from tests.labelstudio.conftest import CONN_ID, context_for, other_sessions
 from tests.labelstudio.test_review_loop import read_s3, run_operator

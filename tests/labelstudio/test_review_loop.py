@@ -9,7 +9,7 @@ import pytest
 
 from rekfeedback.core import answers as answerlib
 from rekfeedback.core import label_studio as lsfmt
-from rekfeedback.labelstudio_annotator import annotate_project, s3_truth_reader
+from rekfeedback_local.annotator import annotate_project, s3_truth_reader
 from rekfeedback.operators.label_studio import LabelStudioReviewOperator
 from rekfeedback.sensors.label_studio import LabelStudioReviewSensor
 from tests.labelstudio.conftest import CONN_ID, context_for

@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from rekfeedback.labelstudio_annotator import label_set_of
+from rekfeedback_local.annotator import label_set_of
 from tests.labelstudio.test_review_loop import run_operator
 from tests.report.cdp import FLAGS, _devtools_port, _page_ws, find_chromium
 

@@ -1,4 +1,4 @@
-"""A correct local setup (rekfeedback.local_setup.provision) per test, and helpers to run the checks on it.
+"""A correct local setup (rekfeedback_local.local_setup.provision) per test, and helpers to run the checks on it.
 
 Each test gets its own bucket and Ground Truth role (so breaking one thing never leaks into another
 test); the Lambdas, the work team and the trained project version are shared, as `provision` reuses
@@ -47,7 +47,7 @@ class Setup:
 
 @pytest.fixture
 def setup(emulator):
-    from rekfeedback import local_setup
+    from rekfeedback_local import local_setup
 
     tag = uuid.uuid4().hex[:8]
     result = local_setup.provision(emulator.endpoint_url, bucket=f"preflight-{tag}", role_name=f"gt-role-{tag}",

@@ -29,10 +29,10 @@ import threading
 from dataclasses import dataclass, field
 
 from rekfeedback.core.paths import parse_s3_uri
-from rekfeedback.emulator import gt_builtin, policy
-from rekfeedback.emulator.base import EmulatorEnv
-from rekfeedback.emulator.labeling_job import LabelingJob
-from rekfeedback.emulator.lambda_registry import REGISTRY, LambdaRegistry
+from rekfeedback_local.emulator import gt_builtin, policy
+from rekfeedback_local.emulator.base import EmulatorEnv
+from rekfeedback_local.emulator.labeling_job import LabelingJob
+from rekfeedback_local.emulator.lambda_registry import REGISTRY, LambdaRegistry
 
 log = logging.getLogger(__name__)
 

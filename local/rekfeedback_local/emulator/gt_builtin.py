@@ -15,7 +15,7 @@ import re
 from typing import Sequence
 
 from rekfeedback.core.boxes import iou
-from rekfeedback.emulator import policy
+from rekfeedback_local.emulator import policy
 
 # Account that owns the built-in PRE-/ACS- functions in each region (botocore's model, aws-formats.md 3.7).
 AWS_LAMBDA_ACCOUNTS = {

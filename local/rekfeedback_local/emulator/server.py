@@ -73,7 +73,7 @@ class EmulatorApp:
         if handlers is None or operation not in handlers:
             def missing(_params: dict) -> dict:
                 raise ApiError("InternalFailure", f"SageMaker.{operation} is not emulated in this build of rekfeedback "
-                                                  "(rekfeedback.emulator.sagemaker is missing).", 501)
+                                                  "(rekfeedback_local.emulator.sagemaker is missing).", 501)
             return missing
         return handlers[operation]
 
@@ -82,9 +82,9 @@ class EmulatorApp:
         with self._sagemaker_lock:
             if self._sagemaker is None:
                 try:
-                    module = importlib.import_module("rekfeedback.emulator.sagemaker")
+                    module = importlib.import_module("rekfeedback_local.emulator.sagemaker")
                 except ModuleNotFoundError as exc:
-                    if exc.name != "rekfeedback.emulator.sagemaker":
+                    if exc.name != "rekfeedback_local.emulator.sagemaker":
                         raise
                     return None
                 self._sagemaker = module.handlers(self.env)

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rekfeedback.demo", description=__doc__.splitlines()[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--turns", type=int, default=3)
     p.add_argument("--images", type=int, default=16, help="images in the first batch")
     p.add_argument("--images-per-turn", type=int, default=16, help="new images before each later turn")
@@ -32,7 +31,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--error-rate", type=float, default=0.05, help="simulated workers' share of wrong answers")
     p.add_argument("--dags-folder", default=str(Path.cwd() / "dags"))
     p.add_argument("--out", default=str(Path.cwd() / "out" / "demo"), help="local folder for the reports")
-    return p.parse_args(argv)
 
 
 def _airflow_environment(home: str, dags_folder: str) -> None:
@@ -47,7 +45,7 @@ def _airflow_environment(home: str, dags_folder: str) -> None:
 
 def add_images(s3, bucket: str, images_prefix_uri: str, n: int, turn: int) -> int:
     """A new batch of images lands in the input prefix, as it would overnight."""
-    from rekfeedback import synthetic
+    from rekfeedback_local import synthetic
 
     prefix = images_prefix_uri.split(f"s3://{bucket}/", 1)[1]
     rng = random.Random(1000 + turn)
@@ -89,15 +87,20 @@ def _print_turn(turn: int, state: str, summary: dict | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+    parser = argparse.ArgumentParser(prog="python -m rekfeedback_local.demo", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     home = tempfile.mkdtemp(prefix="rekfeedback-demo-airflow-")
     _airflow_environment(home, args.dags_folder)
     os.environ.setdefault("REKFEEDBACK_POLL_SECONDS", "1")  # the emulator answers in seconds, not hours
     os.environ.setdefault("REKFEEDBACK_RETRY_DELAY_SECONDS", "1")
     started = time.monotonic()
 
-    from rekfeedback.emulator.cli import start_in_thread
-    from rekfeedback.local_setup import provision
+    from rekfeedback_local.emulator.cli import start_in_thread
+    from rekfeedback_local.local_setup import provision
 
     emulator = start_in_thread(training_seconds=2.0, start_seconds=1.0, stop_seconds=0.5,
                                labeling_seconds=2.0, error_rate=args.error_rate, capacity_per_unit=50.0)
@@ -197,7 +200,7 @@ def _start_label_studio(human: bool, emulator):
     print(f"Label Studio on {url}")
     stop_annotator = None
     if not human:
-        from rekfeedback.labelstudio_annotator import run_in_background
+        from rekfeedback_local.annotator import run_in_background
 
         stop_annotator = run_in_background(url, token, policy="oracle", error_rate=0.05)
     else:

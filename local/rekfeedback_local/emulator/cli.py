@@ -1,4 +1,4 @@
-"""`rekfeedback-emulator`: serve the local AWS stand-in, and `start_in_thread` for tests, demos and benchmarks.
+"""`rekfeedback-local emulator`: serve the local AWS stand-in, and `start_in_thread` for tests, demos and benchmarks.
 
 Knobs come from, in increasing priority: EmulatorConfig defaults, REKFEEDBACK_EMULATOR_<KNOB> environment
 variables, command-line flags (`--training-seconds 0.5`), and at run time POST /_rekfeedback/config.
@@ -78,11 +78,7 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0, verbose: bool = Fals
     return EmulatorHandle(server)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rekfeedback-emulator",
-        description="Local stand-in for S3 (moto) and Rekognition Custom Labels / SageMaker Ground Truth on one endpoint.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5005, help="0 picks a free port (printed at start)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
@@ -91,21 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
         # Strings on the command line; EmulatorConfig.update casts them to the knob's type.
         knobs.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, metavar=type(f.default).__name__.upper()
                            if f.default is not None else "INT", help=f"default {f.default!r}")
-    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_environment()
         config.update({f.name: getattr(args, f.name) for f in fields(EmulatorConfig) if getattr(args, f.name) is not None})
     except (KeyError, ValueError) as exc:
-        print(f"rekfeedback-emulator: {exc}", file=sys.stderr)
+        print(f"rekfeedback-local emulator: {exc}", file=sys.stderr)
         return 2
     try:
         server = EmulatorServer(args.host, args.port, config, verbose=args.verbose)
     except OSError as exc:
-        print(f"rekfeedback-emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(f"rekfeedback-local emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     print("# rekfeedback emulator is serving; point clients at it with:")
     for key, value in client_environment(server.endpoint_url, server.env.region).items():

@@ -1,10 +1,10 @@
 """A simulated Label Studio annotator: answers a project's tasks through the REST API.
 
-Uses the same worker policies as the Ground Truth emulator (`rekfeedback.emulator.policy`:
+Uses the same worker policies as the Ground Truth emulator (`rekfeedback_local.emulator.policy`:
 oracle with an error rate, accept-all, reject-all). The oracle's truth comes from the image's S3
-user metadata `truth` (written by `rekfeedback.synthetic`) or from a mapping given by the caller.
+user metadata `truth` (written by `rekfeedback_local.synthetic`) or from a mapping given by the caller.
 
-    rekfeedback labelstudio-annotate --project 3 --policy oracle --error-rate 0.1 --annotators 3 \
+    rekfeedback-local labelstudio-annotate --project 3 --policy oracle --error-rate 0.1 --annotators 3 \
         [--url http://127.0.0.1:8080 --token TOKEN] [--endpoint-url http://127.0.0.1:4566]
     (URL and token default to .labelstudio/env, written by scripts/labelstudio.sh start)
 
@@ -25,7 +25,7 @@ from typing import Callable, Mapping
 from rekfeedback.core import answers as answerlib
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core.paths import parse_s3_uri
-from rekfeedback.emulator import policy as policylib
+from rekfeedback_local.emulator import policy as policylib
 
 log = logging.getLogger(__name__)
 
@@ -197,14 +197,14 @@ def run(args: argparse.Namespace) -> int:
         counts = annotate_project(_DirectHook(url, token), args.project, policy=args.policy,
                                   error_rate=args.error_rate, seed=args.seed, annotators=args.annotators, truth=truth)
     except Exception as exc:  # a CLI: one line saying what went wrong
-        print(f"rekfeedback labelstudio-annotate: {exc}", file=sys.stderr)
+        print(f"rekfeedback-local labelstudio-annotate: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(counts))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="rekfeedback labelstudio-annotate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="rekfeedback-local labelstudio-annotate", description=__doc__.split("\n\n")[0])
     add_arguments(p)
     return run(p.parse_args(argv))
 

@@ -13,11 +13,11 @@ import datetime as dt
 import json
 from typing import Callable
 
-from rekfeedback.emulator import gt_builtin, workforce
-from rekfeedback.emulator.base import EmulatorEnv
-from rekfeedback.emulator.errors import ApiError
-from rekfeedback.emulator.labeling_job import TERMINAL, LabelingJob
-from rekfeedback.emulator.lambda_registry import REGISTRY, LambdaRegistry
+from rekfeedback_local.emulator import gt_builtin, workforce
+from rekfeedback_local.emulator.base import EmulatorEnv
+from rekfeedback_local.emulator.errors import ApiError
+from rekfeedback_local.emulator.labeling_job import TERMINAL, LabelingJob
+from rekfeedback_local.emulator.lambda_registry import REGISTRY, LambdaRegistry
 
 _SORT_KEYS = {
     "Name": lambda j: j.name.lower(),

@@ -17,8 +17,8 @@ import hashlib
 import json
 from typing import Callable
 
-from rekfeedback.emulator.base import EmulatorEnv
-from rekfeedback.emulator.errors import ApiError
+from rekfeedback_local.emulator.base import EmulatorEnv
+from rekfeedback_local.emulator.errors import ApiError
 
 # The server counts calls ("SageMaker.DescribeWorkteam") before dispatching here, so handlers don't.
 

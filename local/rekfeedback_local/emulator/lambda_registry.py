@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
-from rekfeedback.emulator.gt_builtin import function_name
+from rekfeedback_local.emulator.gt_builtin import function_name
 
 Handler = Callable[[dict, Any], Any]
 Target = Union[Handler, str]
@@ -61,7 +61,7 @@ class LambdaRegistry:
         if target is None:
             raise LookupError(
                 f"no handler registered for Lambda {arn}; register one with "
-                f"rekfeedback.emulator.lambda_registry.REGISTRY.register({name!r}, callable)")
+                f"rekfeedback_local.emulator.lambda_registry.REGISTRY.register({name!r}, callable)")
         if isinstance(target, str):
             module, _, attr = target.rpartition(".")
             try:

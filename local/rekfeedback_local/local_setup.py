@@ -1,8 +1,8 @@
 """Provision everything one turn needs on the local emulator, and return the turn's settings.
 
-Used by the tests, the demo and `rekfeedback seed-local` (docker-compose). It creates (or reuses):
+Used by the tests, the demo and `rekfeedback-local seed-local` (docker-compose). It creates (or reuses):
 - the bucket, with the CORS rule Ground Truth's worker UI needs, and synthetic images under it
-  (`rekfeedback.synthetic`: pool, seed and test manifests, truth);
+  (`rekfeedback_local.synthetic`: pool, seed and test manifests, truth);
 - the Ground Truth execution role (trusts sagemaker.amazonaws.com; inline policy: read/write the
   bucket, invoke the two Lambdas) and a Lambda execution role;
 - the two Lambda functions named in docs/contracts.md (the emulator runs the project's handlers
@@ -184,7 +184,7 @@ def _ensure_bucket(s3, bucket: str, region: str) -> None:
 def _ensure_synthetic(s3, bucket: str, prefix: str, n: int, n_seed: int, n_test: int, kind: str, seed: int,
                       bad_files: bool) -> dict:
     """Generate the synthetic data once; a rerun with the same arguments reuses it (it would be identical)."""
-    from rekfeedback import synthetic
+    from rekfeedback_local import synthetic
 
     base = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
     stamp_key = f"{base}manifests/provisioned.json"
