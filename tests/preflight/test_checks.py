@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from rekfeedback_local import local_setup, turn_config
+from rekfeedback import turn_config
+from rekfeedback_local import local_setup
 from rekfeedback.preflight_checks import GT_CORS_RULE
 from tests.preflight.conftest import DAG_ID
 
