@@ -27,6 +27,7 @@ from rekfeedback.core.boxes import pixels_to_ratio
 from . import manifests, model
 from .base import EmulatorEnv
 from .errors import ApiError
+from .rekognition_admin import ADMIN_OPERATIONS, AdminOperations
 
 MAX_S3_IMAGE = 15 * 1024 * 1024
 MAX_BYTES_IMAGE = 4 * 1024 * 1024
@@ -37,7 +38,7 @@ _FEATURE_CACHE_SIZE = 20_000
 OPERATIONS = (
     "CreateProject", "DescribeProjects", "CreateDataset", "DescribeDataset", "ListDatasetEntries",
     "UpdateDatasetEntries", "CreateProjectVersion", "DescribeProjectVersions", "StartProjectVersion",
-    "StopProjectVersion", "DetectCustomLabels",
+    "StopProjectVersion", "DetectCustomLabels", *ADMIN_OPERATIONS,
 )
 
 
@@ -137,6 +138,8 @@ class Version:
             self.status, self.status_message = "RUNNING", "The model is running."
         elif self.status == "STOPPING" and now >= self.transition_at:
             self.status, self.status_message = "STOPPED", "The model is ready to run."
+        elif self.status == "COPYING_IN_PROGRESS" and now >= self.transition_at:
+            self.status, self.status_message = "COPYING_COMPLETED", "The model was copied."
 
 
 class TrainingFailure(Exception):
@@ -148,13 +151,14 @@ class TrainingFailure(Exception):
 # ------------------------------------------------------------------------------------------ service
 
 
-class RekognitionService:
+class RekognitionService(AdminOperations):
     def __init__(self, env: EmulatorEnv) -> None:
         self.env = env
         self.lock = threading.RLock()
         self.projects: dict[str, Project] = {}  # by ARN
         self.datasets: dict[str, Dataset] = {}
         self.versions: dict[str, Version] = {}
+        self.tags: dict[str, dict[str, str]] = {}  # project or version ARN -> tags (TagResource)
         self._cache: OrderedDict[tuple, model.ImageInfo | model.InvalidImage] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._rng = random.Random(env.config.seed)
@@ -182,6 +186,7 @@ class RekognitionService:
                 raise ApiError("ResourceInUseException", f"The project {name} already exists.")
             arn = self._arn(f"project/{name}/{self._next_serial()}")
             self.projects[arn] = Project(name, arn, self.env.clock(), params.get("Feature", "CUSTOM_LABELS"), params.get("AutoUpdate"))
+            self._add_tags(arn, params.get("Tags"))
         return {"ProjectArn": arn}
 
     def DescribeProjects(self, params: dict) -> dict:
@@ -381,6 +386,7 @@ class RekognitionService:
             version = Version(name, arn, project, now, output, params.get("VersionDescription"), params.get("KmsKeyId"),
                               train_ready_at=now + self.config.training_seconds)
             self.versions[arn] = version
+            self._add_tags(arn, params.get("Tags"))
         fail = self.config.fail_training
         threading.Thread(target=self._train, args=(version, plan, fail), name=f"train-{name}", daemon=True).start()
         return {"ProjectVersionArn": arn}
