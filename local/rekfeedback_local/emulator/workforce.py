@@ -260,14 +260,17 @@ class JobRun:
         if contents is None:
             obj.skipped = True
             return
-        start = self.env.clock()
+        submitted = math.ceil(self.env.clock() * 1000) / 1000
         for worker, content in enumerate(contents):
-            accepted = start - 30.0 + 5.0 * worker
+            # Workers accept the task after the job was created and submit it now, as on AWS (the
+            # worker-response reference shows acceptanceTime <= submissionTime, both within the job).
+            accepted = self.job.created + (submitted - self.job.created) * worker / (len(contents) + 1)
+            accepted = math.ceil(accepted * 1000) / 1000  # written to the millisecond: never before the job
             obj.workers.append({
                 "acceptanceTime": _iso_z(accepted),
                 "answerContent": content,
-                "submissionTime": _iso_z(accepted + 20.0),
-                "timeSpentInSeconds": 20.0,
+                "submissionTime": _iso_z(submitted),
+                "timeSpentInSeconds": round(submitted - accepted, 3),
                 "workerId": self._worker_id(worker),
                 "workerMetadata": {"identityData": {
                     "identityProviderType": "Cognito",
@@ -473,14 +476,14 @@ class JobRun:
         return uri
 
     def _stamp(self, folder: str = "") -> str:
-        """Ground Truth names these files by second; a suffix keeps two files of one second apart."""
-        base = dt.datetime.fromtimestamp(self.env.clock(), dt.timezone.utc).strftime("%Y-%m-%d_%H:%M:%S")
-        stamp, n = base, 1
-        while (folder, stamp) in self.written:
-            n += 1
-            stamp = f"{base}-{n}"
-        self.written.add((folder, stamp))
-        return stamp
+        """Ground Truth names these files `%Y-%m-%d_%H:%M:%S` by the second of the batch (sms-data-output):
+        a second batch in the same emulated second is dated the next free second, never suffixed, so code
+        that parses the names (AWS's object-detection notebook does) reads every file."""
+        second = int(self.env.clock())
+        while (folder, second) in self.written:
+            second += 1
+        self.written.add((folder, second))
+        return dt.datetime.fromtimestamp(second, dt.timezone.utc).strftime("%Y-%m-%d_%H:%M:%S")
 
     def _worker_id(self, worker: int) -> str:
         digest = hashlib.sha1(f"{self.task_config['WorkteamArn']}:{worker}".encode()).hexdigest()
