@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from rekfeedback.preflight_checks import GT_CORS_RULE
+from rekfeedback.preflight import GT_CORS_RULE
 
 PRE_ANNOTATION_FUNCTION = "rekfeedback-pre-annotation"
 CONSOLIDATION_FUNCTION = "rekfeedback-annotation-consolidation"

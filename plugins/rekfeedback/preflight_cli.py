@@ -75,7 +75,7 @@ def load_settings(path: Path | None, overrides: list[str]) -> dict[str, Any]:
 
 
 def labelstudio_target(args: argparse.Namespace, conn_id: str):
-    from rekfeedback.preflight_checks import LabelStudioTarget
+    from rekfeedback.preflight import LabelStudioTarget
 
     url = args.labelstudio_url or os.environ.get("LABEL_STUDIO_URL")
     token = args.labelstudio_token or os.environ.get("LABEL_STUDIO_TOKEN")
@@ -117,7 +117,7 @@ def _parse_connection(text: str) -> tuple[str | None, str | None, str | None]:
 def run(args: argparse.Namespace) -> int:
     import boto3
 
-    from rekfeedback.preflight_checks import run_checks
+    from rekfeedback.preflight import run_checks
 
     try:
         settings = load_settings(args.config, args.param)

@@ -33,7 +33,7 @@ class Setup:
 
     def check(self, labelstudio=None, **overrides):
         from rekfeedback import turn_config
-        from rekfeedback.preflight_checks import run_checks
+        from rekfeedback.preflight import run_checks
 
         config = turn_config.resolve({**self.config, **overrides}, environ={})
         return run_checks(config, clients=self.client, region="us-east-1", dag_id=DAG_ID, labelstudio=labelstudio)

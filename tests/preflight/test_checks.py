@@ -9,7 +9,7 @@ import pytest
 
 from rekfeedback import turn_config
 from rekfeedback_local import local_setup
-from rekfeedback.preflight_checks import GT_CORS_RULE
+from rekfeedback.preflight import GT_CORS_RULE
 from tests.preflight.conftest import DAG_ID
 
 OTHER_REGION_WORKTEAM = "arn:aws:sagemaker:eu-west-1:123456789012:workteam/private-crowd/rekfeedback-reviewers"
@@ -258,7 +258,7 @@ def test_nothing_new_is_a_warning(setup):
 
 @pytest.mark.parametrize("backend_config", [{"review_backend": "label-studio"}])
 def test_label_studio_backend_skips_ground_truth_checks(setup, backend_config):
-    from rekfeedback.preflight_checks import LabelStudioTarget
+    from rekfeedback.preflight import LabelStudioTarget
 
     setup.client("s3").delete_bucket_cors(Bucket=setup.result["bucket"])  # only Ground Truth needs it
     report = setup.check(labelstudio=LabelStudioTarget(url="http://127.0.0.1:9", token="x", conn_id="ls"),

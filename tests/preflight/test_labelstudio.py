@@ -8,7 +8,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from rekfeedback.operators import FeedbackLoopPreflightOperator
-from rekfeedback.preflight_checks import LabelStudioTarget
+from rekfeedback.preflight import LabelStudioTarget
 from tests.preflight.conftest import DAG_ID
 
 pytestmark = pytest.mark.labelstudio

@@ -1,6 +1,6 @@
 """Preflight findings and their report: what is wrong with which resource, and what to do about it.
 
-Pure: the checks (`rekfeedback.preflight_checks`) call AWS and Label Studio and produce `Finding`s;
+Pure: the checks (`rekfeedback.preflight`) call AWS and Label Studio and produce `Finding`s;
 this module only records and formats them, so the operator's log, its failure message and the
 `rekfeedback preflight` command print the same list.
 """

@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from rekfeedback import turn_config
 from rekfeedback.core.paths import turn_prefix
-from rekfeedback.preflight_checks import LabelStudioTarget, run_checks
+from rekfeedback.preflight import LabelStudioTarget, run_checks
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
