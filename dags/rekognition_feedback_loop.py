@@ -32,7 +32,8 @@ from rekfeedback.operators import (
     TurnReportOperator,
 )
 from rekfeedback.sensors import GroundTruthLabelingJobSensor, LabelStudioReviewSensor
-from rekfeedback.turn_config import PROJECT_VERSION_ARN_RE, SETTINGS
+from rekfeedback.core.arns import PROJECT_VERSION_SCHEMA_PATTERN
+from rekfeedback.turn_config import SETTINGS
 
 DAG_ID = "rekognition_feedback_loop"
 # Deployment settings, read from the environment (no I/O): how often waits poll AWS / Label Studio.
@@ -64,7 +65,7 @@ def _param(s) -> Param:
     if s.name == "project_version_arn":
         # Blank lets a nightly schedule run on the Variable; anything else must look like an ARN,
         # and the form refuses it before a run exists.
-        schema["pattern"] = f"^$|{PROJECT_VERSION_ARN_RE.pattern}"
+        schema["pattern"] = f"^$|{PROJECT_VERSION_SCHEMA_PATTERN}"
     return Param(s.default, **schema)
 
 

@@ -14,10 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-PROJECT_VERSION_ARN_RE = re.compile(
-    r"^arn:aws[a-z-]*:rekognition:[a-z0-9-]+:\d{12}:project/[a-zA-Z0-9_.\-]{1,255}/version/"
-    r"[a-zA-Z0-9_.\-]{1,255}/\d{13}$"
-)
+from rekfeedback.core import arns
+
+PROJECT_VERSION_ARN_RE = arns.PROJECT_VERSION
 ARN_EXAMPLE = "arn:aws:rekognition:us-east-1:123456789012:project/my-project/version/my-project.2026-01-01T00.00.00/1700000000000"
 
 
@@ -155,7 +154,7 @@ def check_project_version_arn(arn: str | None) -> str | None:
     if not arn:
         return ("project_version_arn is required: give it in the Trigger form, or set the Variable "
                 f"`rekfeedback_project_version_arn`. It looks like {ARN_EXAMPLE}")
-    if not PROJECT_VERSION_ARN_RE.match(arn):
+    if not arns.match(arns.PROJECT_VERSION, arn):
         return (f"project_version_arn {arn!r} is not a Rekognition project-version ARN. It looks like "
                 f"{ARN_EXAMPLE} (copy it from the model's page in the Rekognition console)")
     return None
@@ -183,9 +182,6 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise TurnConfigError("\n".join(f"- {p}" for p in problems))
     return config
 
-
-def project_arn_of(version_arn: str) -> str:
-    return version_arn.split("/version/")[0]
 
 
 def cumulative_manifest_uri(config: dict[str, Any], dag_id: str) -> str:

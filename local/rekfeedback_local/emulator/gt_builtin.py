@@ -14,6 +14,7 @@ import random
 import re
 from typing import Sequence
 
+from rekfeedback.core import arns
 from rekfeedback.core.boxes import iou
 from rekfeedback_local.emulator import policy
 
@@ -39,11 +40,10 @@ ELEMENT = {
     MULTI_LABEL: "crowd-image-classifier-multi-select",
 }
 DEFAULT_VERDICTS = ("good", "bad")
-_ARN = re.compile(r"^arn:aws[a-z\-]*:lambda:(?P<region>[a-z0-9\-]*):(?P<account>\d{12}):function:(?P<name>[^:]+)(:.*)?$")
 
 
 def function_name(arn: str) -> str:
-    match = _ARN.match(arn or "")
+    match = arns.match(arns.LAMBDA, arn)
     return match.group("name") if match else arn
 
 
@@ -52,7 +52,7 @@ def builtin_task(arn: str | None, region: str) -> str | None:
 
     Raises ValueError for a PRE-/ACS- name that is not AWS's in this region, or a type the emulator lacks.
     """
-    match = _ARN.match(arn or "")
+    match = arns.match(arns.LAMBDA, arn)
     if not match or not re.match(r"^(PRE|ACS)-", match.group("name")):
         return None
     expected = AWS_LAMBDA_ACCOUNTS.get(region)

@@ -21,6 +21,7 @@ import json
 import re
 from typing import Iterable
 
+from rekfeedback.core import arns
 from rekfeedback.core import answers as ans
 from rekfeedback.core import boxes as boxlib
 
@@ -58,7 +59,6 @@ AWS_LAMBDA_ACCOUNTS = {
 }
 
 JOB_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
-_LAMBDA_ARN_RE = re.compile(r"arn:aws[a-z\-]*:lambda:[a-z0-9\-]+:\d{12}:function:[A-Za-z0-9\-_]{1,64}(:[A-Za-z0-9$_\-]+)?")
 
 
 # --- names ---------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def builtin_lambda_arn(region: str, prefix: str, kind: str, partition: str = "aw
 
 
 def is_lambda_arn(value) -> bool:
-    return isinstance(value, str) and bool(_LAMBDA_ARN_RE.fullmatch(value))
+    return isinstance(value, str) and bool(arns.match(arns.LAMBDA, value))
 
 
 # --- input files ---------------------------------------------------------------------------------
@@ -522,8 +522,6 @@ def plan_jobs(review_set, *, labels: list[str] | None = None, batch_size: int = 
 
 # --- parameters ----------------------------------------------------------------------------------------
 
-_WORKTEAM_RE = re.compile(r"arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:workteam/[a-z\-]+/[A-Za-z0-9\-_./]+")
-_ROLE_RE = re.compile(r"arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
 _KEYWORD_RE = re.compile(r"[A-Za-z0-9]+( [A-Za-z0-9]+)*")
 _TAG_RE = re.compile(r"[\w\s.:/=+\-@]*", re.UNICODE)
 
@@ -542,10 +540,10 @@ def _text(name, value, low, high):
 
 def validate_parameters(p: dict) -> dict:
     """Check the operator's job parameters; raise ValueError naming the first bad one and what to do."""
-    if not isinstance(p.get("workteam_arn"), str) or not _WORKTEAM_RE.fullmatch(p["workteam_arn"]):
+    if not isinstance(p.get("workteam_arn"), str) or not arns.match(arns.WORKTEAM, p["workteam_arn"]):
         raise ValueError("workteam_arn must be a SageMaker workteam ARN like "
                          f"arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<team>, got {p.get('workteam_arn')!r}")
-    if not isinstance(p.get("role_arn"), str) or not _ROLE_RE.fullmatch(p["role_arn"]):
+    if not isinstance(p.get("role_arn"), str) or not arns.match(arns.ROLE, p["role_arn"]):
         raise ValueError("role_arn must be an IAM role ARN (the GroundTruthRoleArn output of infra/ground-truth.yaml), "
                          f"got {p.get('role_arn')!r}")
     for name in ("pre_annotation_lambda_arn", "annotation_consolidation_lambda_arn"):

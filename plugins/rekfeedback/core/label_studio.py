@@ -8,10 +8,10 @@ same majority vote as Ground Truth (`core.answers.vote`).
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Iterable
 from xml.sax.saxutils import quoteattr
 
+from rekfeedback.core import arns
 from rekfeedback.core import answers as answerlib
 from rekfeedback.core import boxes as boxlib
 
@@ -119,8 +119,7 @@ def model_version(model: str | None) -> str:
     """A short model version for Label Studio's UI: the version name of a project-version ARN."""
     if not model:
         return "unknown"
-    m = re.search(r":project/[^/]+/version/([^/]+)/", model)
-    return m.group(1) if m else model[-100:]
+    return arns.version_name(model) or model[-100:]
 
 
 def item_from_task(task: dict) -> dict:

@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.sdk.exceptions import AirflowException
 
-_VERSION_ARN = re.compile(
-    r"arn:(?P<partition>aws[a-z\-]*):rekognition:(?P<region>[a-z0-9\-]+):(?P<account>\d{12}):"
-    r"project/(?P<project>[a-zA-Z0-9_.\-]{1,255})/version/(?P<version>[a-zA-Z0-9_.\-]{1,255})/(?P<created>\d+)"
-)
+from rekfeedback.core.arns import ProjectVersionRef, parse_project_version_arn  # noqa: F401 (public here)
 
 # Statuses from which StartProjectVersion is accepted.
 STARTABLE = frozenset({"TRAINING_COMPLETED", "STOPPED", "FAILED", "COPYING_COMPLETED"})
-
-
-@dataclass(frozen=True)
-class ProjectVersionRef:
-    arn: str
-    partition: str
-    region: str
-    account: str
-    project_name: str
-    version_name: str
-
-
-def parse_project_version_arn(arn: str) -> ProjectVersionRef:
-    """Split a model ARN. The project's own ARN ends in the project's creation number, which the
-    version ARN does not carry, so `RekognitionCustomLabelsHook.get_project_arn` looks it up."""
-    m = _VERSION_ARN.fullmatch((arn or "").strip())
-    if not m:
-        raise ValueError(
-            f"project_version_arn must look like arn:aws:rekognition:<region>:<account>:project/<project>/"
-            f"version/<version>/<number>, got {arn!r}"
-        )
-    return ProjectVersionRef(m.group(0), m["partition"], m["region"], m["account"], m["project"], m["version"])
 
 
 class RekognitionCustomLabelsHook(AwsBaseHook):

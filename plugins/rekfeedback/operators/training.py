@@ -18,6 +18,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
+from rekfeedback.core import arns
 from rekfeedback.core.evaluation import compare, parse_summary
 from rekfeedback.core.merge import source_ref_of
 from rekfeedback.core.paths import parse_s3_uri, run_key
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 # UpdateDatasetEntries.Changes.GroundTruth must be under 5 MB (5,242,880 bytes); keep a margin.
 DEFAULT_MAX_CHUNK_BYTES = 4_500_000
-_PROJECT_ARN = re.compile(r"arn:aws[a-z\-]*:rekognition:[a-z0-9\-]+:\d{12}:project/([a-zA-Z0-9_.\-]{1,255})/\d+")
 _DATASET_DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 _DATASET_FAILED = {"CREATE_FAILED", "UPDATE_FAILED"}
 
@@ -173,7 +173,7 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
 
     def _project_arn(self) -> str:
         if self.project_arn:
-            if not _PROJECT_ARN.fullmatch(str(self.project_arn).strip()):
+            if not arns.match(arns.PROJECT, self.project_arn):
                 raise ValueError(f"project_arn must look like arn:aws:rekognition:<region>:<account>:project/<name>/<number>, "
                                  f"got {self.project_arn!r}")
             return str(self.project_arn).strip()
@@ -308,7 +308,7 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
 
     def _update_datasets(self, project_arn: str, turn, test_share: float) -> None:
         rek = self.hook.conn
-        project_name = _PROJECT_ARN.fullmatch(project_arn).group(1)
+        project_name = arns.match(arns.PROJECT, project_arn)["project"]
         projects = rek.describe_projects(ProjectNames=[project_name])["ProjectDescriptions"]
         datasets = {d["DatasetType"]: d["DatasetArn"] for d in (projects[0].get("Datasets") or [])} if projects else {}
         with tempfile.TemporaryDirectory(prefix="rekfeedback-train-") as tmp:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,17 +18,6 @@ SAGEMAKER_TRUST_POLICY = {"Version": "2012-10-17", "Statement": [
 MANIFEST_SUFFIXES = (".manifest", ".jsonl", ".json")
 MARKER_NAME = ".rekfeedback-preflight-marker"
 MAX_LISTED = 1_000_000  # a prefix with more keys than this is counted as "at least"
-
-WORKTEAM_ARN_RE = re.compile(
-    r"^arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):workteam/"
-    r"(?P<kind>private-crowd|public-crowd|vendor-crowd)/(?P<name>[A-Za-z0-9-]+)$")
-ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/(?:[\w+=,.@/-]*/)?(?P<name>[\w+=,.@-]{1,64})$")
-LAMBDA_ARN_RE = re.compile(
-    r"^arn:aws[a-z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:(?P<name>[A-Za-z0-9_-]{1,64})"
-    r"(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$")
-VERSION_ARN_PARTS_RE = re.compile(
-    r"^arn:aws[a-z-]*:rekognition:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):project/(?P<project>[^/]+)/version/"
-    r"(?P<version>[^/]+)/(?P<stamp>\d+)$")
 
 # Model version statuses: which ones a turn can use as they are.
 USABLE_STATUSES = {"TRAINING_COMPLETED", "STOPPED", "RUNNING", "COPYING_COMPLETED"}

@@ -6,16 +6,17 @@ import json
 
 from botocore.exceptions import ClientError
 
+from rekfeedback.core import arns
 from rekfeedback.core import ground_truth as gt
 from rekfeedback.core import iam_policy
 from rekfeedback.core.paths import parse_s3_uri
-from rekfeedback.preflight.checker import Checker, LAMBDA_ARN_RE, ROLE_ARN_RE, SAGEMAKER, SAGEMAKER_TRUST_POLICY, WORKTEAM_ARN_RE, error_message, is_not_found, s3_arn
+from rekfeedback.preflight.checker import Checker, SAGEMAKER, SAGEMAKER_TRUST_POLICY, error_message, is_not_found, s3_arn
 
 def check_workteam(checker: Checker) -> None:
     if not checker.ground_truth or not checker.usable("workteam_arn"):
         return
     report, arn = checker.report, checker.config["workteam_arn"]
-    m = WORKTEAM_ARN_RE.match(arn)
+    m = arns.match(arns.WORKTEAM, arn)
     if not m:
         report.error("workteam", arn, "not a work team ARN",
                      "use arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<team> (SageMaker console > "
@@ -84,7 +85,7 @@ def check_role(checker: Checker) -> None:
     if not checker.ground_truth or not checker.usable("role_arn"):
         return
     report, arn = checker.report, checker.config["role_arn"]
-    m = ROLE_ARN_RE.match(arn)
+    m = arns.match(arns.ROLE, arn)
     if not m:
         report.error("role", arn, "not an IAM role ARN",
                      "use arn:aws:iam::<account>:role/<name> (infra output GroundTruthRoleArn)")
@@ -170,7 +171,7 @@ def check_lambdas(checker: Checker) -> None:
 
 def _check_lambda(checker: Checker, setting: str, arn: str) -> None:
     report = checker.report
-    m = LAMBDA_ARN_RE.match(arn)
+    m = arns.match(arns.LAMBDA, arn)
     if not m:
         report.error("lambda", arn, f"{setting} is not a Lambda function ARN",
                      "use arn:aws:lambda:<region>:<account>:function:<name> (infra outputs PreAnnotationLambdaArn "

@@ -6,13 +6,14 @@ import json
 
 from botocore.exceptions import ClientError
 
-from rekfeedback.preflight.checker import Checker, TRANSIENT_STATUSES, USABLE_STATUSES, VERSION_ARN_PARTS_RE
+from rekfeedback.core import arns
+from rekfeedback.preflight.checker import Checker, TRANSIENT_STATUSES, USABLE_STATUSES
 
 def check_model(checker: Checker) -> None:
     if not checker.usable("project_version_arn"):
         return
     report, arn = checker.report, checker.config["project_version_arn"]
-    parts = VERSION_ARN_PARTS_RE.match(arn)
+    parts = arns.match(arns.PROJECT_VERSION, arn)
     if parts["region"] != checker.region:
         report.error("model", arn, f"the model version is in region {parts['region']} but the AWS connection uses "
                                    f"{checker.region}",
@@ -32,7 +33,7 @@ def check_model(checker: Checker) -> None:
         .get("ProjectVersionDescriptions", [])
     exact = [v for v in versions if v["ProjectVersionArn"] == arn]
     if not exact:
-        elsewhere = _find_version_elsewhere(rek, arn, project_name, version_name, parts["stamp"])
+        elsewhere = _find_version_elsewhere(rek, arn, project_name, version_name, parts["created"])
         if elsewhere:
             report.error("model", arn, f"the model version belongs to project {elsewhere['project']!r}, not to "
                                        f"{project_name!r} named in the ARN",
