@@ -228,6 +228,8 @@ class Evaluation:
     per_label: dict[str, dict]  # label -> {"F1Score", "Precision", "Recall", "Threshold", "NumberOfTestingImages"}
     confusion: list[dict]
     testing_images: int
+    average_precision: float | None = None  # object detection only (mAP over labels), as AWS reports it
+    average_recall: float | None = None  # object detection only (mAR over labels)
 
 
 def evaluate(model: CentroidModel, items: list[tuple[manifests.Entry, ImageInfo]]) -> Evaluation:
@@ -279,12 +281,34 @@ def evaluate(model: CentroidModel, items: list[tuple[manifests.Entry, ImageInfo]
         {"GroundTruthLabel": t, "PredictedLabel": p, "Value": round(v / totals[t], 4)}
         for (t, p), v in sorted(pairs.items())
     ]
+    detection = model.use_case == manifests.OBJECT_LOCALIZATION
+    curves = [_precision_recall_area(scored.get(label, []), positives[label]) for label in per_label]
     return Evaluation(
         f1=round(sum(m["F1Score"] for m in per_label.values()) / n, 4),
         precision=round(sum(m["Precision"] for m in per_label.values()) / n, 4),
         recall=round(sum(m["Recall"] for m in per_label.values()) / n, 4),
-        per_label=per_label, confusion=confusion, testing_images=len(items),
+        per_label=per_label, confusion=[] if detection else confusion, testing_images=len(items),
+        average_precision=round(sum(ap for ap, _ in curves) / n, 4) if detection else None,
+        average_recall=round(sum(ar for _, ar in curves) / n, 4) if detection else None,
     )
+
+
+def _precision_recall_area(scored: list[tuple[float, bool]], positives: int) -> tuple[float, float]:
+    """(average precision, recall reached) of one label: the area under its precision-recall curve with
+    all-point interpolation, and the recall at the lowest confidence."""
+    if not positives:
+        return 0.0, 0.0
+    points, tp, fp = [], 0, 0
+    for _confidence, correct in sorted(scored, key=lambda s: -s[0]):
+        tp += correct
+        fp += not correct
+        points.append((tp / positives, tp / (tp + fp)))
+    area, previous_recall = 0.0, 0.0
+    for i, (recall, _precision) in enumerate(points):
+        best_after = max(p for _, p in points[i:])  # interpolated precision
+        area += (recall - previous_recall) * best_after
+        previous_recall = recall
+    return area, previous_recall
 
 
 def _best_threshold(scored: list[tuple[float, bool]], positives: int) -> tuple[float, float, float, float]:
