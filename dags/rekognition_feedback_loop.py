@@ -46,6 +46,7 @@ CONFIG = PREFLIGHT + "['config']"
 TURN_PREFIX = "{{ " + PREFLIGHT + "['turn_prefix'] }}"
 CUMULATIVE = "{{ " + PREFLIGHT + "['cumulative_manifest_uri'] }}"
 UNUSABLE = "{{ " + PREFLIGHT + "['unusable_images_uri'] }}"
+PAID = "{{ " + PREFLIGHT + "['paid_predictions_uri'] }}"
 
 
 def setting(name: str) -> str:
@@ -124,7 +125,11 @@ with DAG(
             input_prefix="{{ none if " + CONFIG + "['input_uri'].endswith('.manifest') else " + CONFIG + "['input_uri'] }}",
             input_manifest="{{ " + CONFIG + "['input_uri'] if " + CONFIG + "['input_uri'].endswith('.manifest') else none }}",
             output_prefix=TURN_PREFIX,
-            exclude_manifests=[CUMULATIVE, UNUSABLE],
+            # Unusable images are skipped through the paid-work ledger, by ETag (a fixed file is tried again).
+            exclude_manifests=[CUMULATIVE],
+            paid_predictions_uri=PAID,
+            checkpoint_every=setting("checkpoint_images"),
+            checkpoint_interval=setting("checkpoint_seconds"),
             shard_count=setting("shard_count"),
             min_confidence=setting("min_confidence"),
             max_results=setting("max_results"),

@@ -39,6 +39,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Blank: the Variable `rekfeedback_project_version_arn` or env `REKFEEDBACK_PROJECT_VERSION_ARN`."),
     Setting("start_model", "boolean", True, "Model",
             "Start the model version if it is not running, and stop it after inference when this run started it."),
+    Setting("stop_leftover_models", "boolean", True, "Model",
+            "Preflight stops a model version an earlier turn of this loop started and left running (a crash, a "
+            "killed teardown)."),
     Setting("min_inference_units", "integer", 1, "Model", "Inference units to start the model with.", minimum=1, maximum=100),
     Setting("max_inference_units", "integer", 1, "Model", "Upper bound for auto-scaling inference units.", minimum=1, maximum=100),
     # Inference
@@ -49,6 +52,11 @@ SETTINGS: tuple[Setting, ...] = (
             "manifest lives at `<output_uri>/<dag_id>/dataset/cumulative.manifest`."),
     Setting("min_confidence", "number", 50.0, "Inference", "DetectCustomLabels MinConfidence (0-100).", minimum=0, maximum=100),
     Setting("max_results", ["null", "integer"], None, "Inference", "DetectCustomLabels MaxResults; blank for all labels.", minimum=1),
+    Setting("checkpoint_images", "integer", 50, "Inference",
+            "Save the predictions done so far after this many new ones: a killed worker loses at most that many "
+            "paid answers.", minimum=1, maximum=100000),
+    Setting("checkpoint_seconds", "number", 5.0, "Inference",
+            "... or after this many seconds, whichever comes first.", minimum=0.5, maximum=3600),
     Setting("shard_count", "integer", 2, "Inference",
             "Inference shards, run as mapped tasks (spread over workers).", minimum=1, maximum=64),
     Setting("max_failed_share", "number", 0.2, "Inference",
@@ -109,7 +117,12 @@ def _coerce(setting: Setting, value: Any) -> Any:
     if value.strip() == "" and "null" in types:
         return None
     if "boolean" in types:
-        return value.strip().lower() in ("1", "true", "yes", "on")
+        text = value.strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
     if "integer" in types:
         return int(value)
     if "number" in types:
@@ -131,22 +144,74 @@ def resolve(
     params: dict[str, Any],
     variable_get: Callable[[str], str | None] = lambda _key: None,
     environ: dict[str, str] | None = None,
+    sources: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Blank params take the Variable `rekfeedback_<name>`, then env `REKFEEDBACK_<NAME>`, then the default."""
+    """Blank params take the Variable `rekfeedback_<name>`, then env `REKFEEDBACK_<NAME>`, then the default.
+
+    `sources`, when given, is filled with where each value came from (for `check_values`' messages).
+    A Variable or environment value that does not parse is kept as text: `check_values` reports it.
+    """
     environ = os.environ if environ is None else environ
+    sources = {} if sources is None else sources
     out: dict[str, Any] = {}
     for s in SETTINGS:
         value = params.get(s.name)
+        sources[s.name] = "the Trigger form (param)"
         if value in (None, ""):
+            source = f"the Airflow Variable `rekfeedback_{s.name}`"
             fallback = variable_get(f"rekfeedback_{s.name}")
             if fallback in (None, ""):
-                fallback = environ.get(_env_name(s.name))
+                source, fallback = f"the environment variable `{_env_name(s.name)}`", environ.get(_env_name(s.name))
             if fallback not in (None, ""):
-                value = _coerce(s, fallback)
+                sources[s.name] = source
+                try:
+                    value = _coerce(s, fallback)
+                except ValueError:
+                    value = fallback
         if value in (None, "") and s.default not in (None, ""):
             value = s.default
+            sources[s.name] = "the default"
         out[s.name] = value
     return out
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if kind == "null":
+        return value is None
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, str) or value is None
+
+
+def check_values(config: dict[str, Any], sources: dict[str, str] | None = None) -> list[str]:
+    """Type, range and choice of every setting, whatever its source; one problem per line, naming the
+    setting, where its value came from and what to do. The form checks params itself; Variables and
+    environment variables are only checked here, before anything is started or paid."""
+    problems = []
+    for s in SETTINGS:
+        if s.name not in config:
+            continue
+        value = config[s.name]
+        types = s.type if isinstance(s.type, list) else [s.type]
+        where = (sources or {}).get(s.name) or (f"the form, the Variable `rekfeedback_{s.name}` "
+                                                f"or env `{_env_name(s.name)}`")
+        fix = f"fix it in {where}" if sources else f"check {where}"
+        if not any(_type_ok(value, t) for t in types):
+            problems.append(f"{s.name}={value!r} from {where} is not a {' or '.join(t for t in types if t != 'null')}; "
+                            f"{fix}")
+            continue
+        if s.enum and value not in s.enum:
+            problems.append(f"{s.name}={value!r} from {where} must be one of {', '.join(map(str, s.enum))}; {fix}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if s.minimum is not None and value < s.minimum:
+                problems.append(f"{s.name}={value!r} from {where} must be >= {s.minimum:g}; {fix}")
+            if s.maximum is not None and value > s.maximum:
+                problems.append(f"{s.name}={value!r} from {where} must be <= {s.maximum:g}; {fix}")
+    return problems
 
 
 def check_project_version_arn(arn: str | None) -> str | None:
@@ -162,7 +227,7 @@ def check_project_version_arn(arn: str | None) -> str | None:
 
 def validate(config: dict[str, Any]) -> dict[str, Any]:
     """Check what can be checked without calling AWS; raise TurnConfigError listing every problem."""
-    problems = []
+    problems = check_values(config)
     arn_problem = check_project_version_arn(config.get("project_version_arn"))
     if arn_problem:
         problems.append(arn_problem)
@@ -171,7 +236,8 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         if not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", value):
             problems.append(f"{name} must be an S3 URI like s3://my-bucket/prefix/, got {value!r} "
                             f"(set it in the form, the Variable `rekfeedback_{name}` or env `{_env_name(name)}`)")
-    if config.get("min_inference_units", 1) > config.get("max_inference_units", 1):
+    units = (config.get("min_inference_units", 1), config.get("max_inference_units", 1))
+    if all(_type_ok(u, "integer") for u in units) and units[0] > units[1]:
         problems.append("min_inference_units must not exceed max_inference_units")
     if config.get("review_backend") == "ground-truth":
         for name in ("workteam_arn", "role_arn", "pre_annotation_lambda_arn", "consolidation_lambda_arn"):
@@ -191,3 +257,13 @@ def cumulative_manifest_uri(config: dict[str, Any], dag_id: str) -> str:
 def unusable_images_uri(config: dict[str, Any], dag_id: str) -> str:
     """The loop's list of images that can never be predicted (written by the merge, skipped by later turns)."""
     return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/unusable.jsonl"
+
+
+def paid_predictions_uri(config: dict[str, Any], dag_id: str) -> str:
+    """The loop's ledger of paid work (core.paid): answers to reuse, images known unusable, by ETag."""
+    return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/paid/"
+
+
+def owned_models_uri(config: dict[str, Any], dag_id: str) -> str:
+    """Where each turn records a model version it owns until its teardown stopped it (core.ownership)."""
+    return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/owned-models/"

@@ -63,6 +63,7 @@ class EngineResult:
     throttles: int = 0
     elapsed: float = 0.0
     processed: int = 0  # images finished in this attempt
+    checkpoints: int = 0  # checkpoint writes (S3 PUTs in the operator): the cost of losing little to a kill
     header_bytes: list[int] = field(default_factory=list)
 
     @property
@@ -110,8 +111,8 @@ class InferenceEngine:
         policy: RetryPolicy | None = None,
         max_workers: int = 32,
         checkpoint: Callable[[list[dict]], None] | None = None,
-        checkpoint_every: int = 500,
-        checkpoint_interval: float = 30.0,
+        checkpoint_every: int = 50,
+        checkpoint_interval: float = 5.0,
         progress_interval: float = 30.0,
         max_failed_share: float = 0.1,
         run_fatal_codes: Iterable[str] = RUN_FATAL_CODES,
@@ -225,6 +226,7 @@ class InferenceEngine:
                 if self.checkpoint and since_checkpoint and (
                         since_checkpoint >= self.checkpoint_every or now - last_checkpoint >= self.checkpoint_interval):
                     self.checkpoint(list(finished.values()))
+                    result.checkpoints += 1
                     since_checkpoint, last_checkpoint = 0, now
                 if now - last_progress >= self.progress_interval:
                     self._log_progress(result, len(finished), now - started)
@@ -240,6 +242,7 @@ class InferenceEngine:
         result.lines = sort_lines(finished.values())
         if self.checkpoint and since_checkpoint:
             self.checkpoint(list(result.lines))
+            result.checkpoints += 1
         self._log_progress(result, len(finished), result.elapsed, final=True)
         if fatal is not None:
             raise InferenceAborted(fatal[0], fatal[1], len(finished), len(tasks))

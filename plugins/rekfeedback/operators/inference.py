@@ -13,11 +13,13 @@ from airflow.sdk.exceptions import AirflowException
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from rekfeedback.core import paid
 from rekfeedback.core import predictions as preds
 from rekfeedback.core.imagesize import probe_image
 from rekfeedback.core.inference_engine import ImageTask, InferenceAborted, InferenceEngine, TooManyFailures
 from rekfeedback.core.paths import S3Uri, parse_s3_uri, shard_part_name
 from rekfeedback.core.throughput import AdaptiveLimiter
+from rekfeedback.hooks.loop_store import LoopStore
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
 from rekfeedback.links.s3 import S3OutputLink
@@ -34,6 +36,7 @@ class S3RangeReader:
     def __init__(self, s3, bucket: str, key: str):
         self.s3, self.bucket, self.key = s3, bucket, key
         self.total_size: int | None = None
+        self.etag: str | None = None  # of the bytes read: what a paid answer is about
 
     def __call__(self, start: int, end: int) -> bytes:
         try:
@@ -43,6 +46,7 @@ class S3RangeReader:
                 self.total_size = self.total_size if self.total_size is not None else (0 if start == 0 else None)
                 return b""  # past the end (or an empty object)
             raise
+        self.etag = paid.normalize_etag(resp.get("ETag")) or self.etag
         content_range = resp.get("ContentRange") or ""
         if "/" in content_range and not content_range.endswith("/*"):
             self.total_size = int(content_range.rsplit("/", 1)[1])
@@ -87,8 +91,13 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
     :param max_concurrency: most DetectCustomLabels calls in flight.
     :param initial_rate: calls per second to start probing from; the limit adapts to the model.
     :param max_rate: never exceed this many calls per second (None: no cap but the model's).
-    :param checkpoint_every: checkpoint after this many newly finished images ...
-    :param checkpoint_interval: ... or after this many seconds, whichever comes first.
+    :param checkpoint_every: checkpoint after this many newly finished images ... (templated)
+    :param checkpoint_interval: ... or after this many seconds, whichever comes first: a killed worker
+        loses at most that much paid work. (templated)
+    :param paid_predictions_uri: the loop's ledger of paid work (``<dataset>/paid/``, core.paid): answers
+        found there for the same model and object ETag are reused without a call, images recorded there
+        as unusable are skipped until their ETag changes, and this shard's paid lines are added to it,
+        also when the task fails. None: no ledger. (templated)
     :param progress_interval: seconds between progress log lines.
     :param extensions: object name extensions taken from ``input_prefix``. (templated)
     """
@@ -97,6 +106,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
     template_fields: Sequence[str] = aws_template_fields(
         "project_version_arn", "output_prefix", "input_prefix", "input_manifest", "exclude_manifests",
         "shard_index", "shard_count", "min_confidence", "max_results", "max_failed_share", "extensions",
+        "checkpoint_every", "checkpoint_interval", "paid_predictions_uri",
     )
     operator_extra_links = (RekognitionProjectVersionLink(), S3OutputLink())
     ui_color = "#ffe8cc"
@@ -117,8 +127,9 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         max_concurrency: int = 32,
         initial_rate: float = 10.0,
         max_rate: float | None = None,
-        checkpoint_every: int = 500,
-        checkpoint_interval: float = 30.0,
+        checkpoint_every: int | str = 50,
+        checkpoint_interval: float | str = 5.0,
+        paid_predictions_uri: str | None = None,
         progress_interval: float = 30.0,
         extensions: Sequence[str] = preds.IMAGE_EXTENSIONS,
         **kwargs,
@@ -139,6 +150,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         self.max_rate = max_rate
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
+        self.paid_predictions_uri = paid_predictions_uri
         self.progress_interval = progress_interval
         self.extensions = extensions
 
@@ -202,7 +214,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         self.s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=preds.dumps_jsonl(lines).encode("utf-8"),
                            ContentType="application/x-ndjson")
 
-    def _list_images(self) -> list[ImageTask]:
+    def _list_images(self) -> tuple[list[ImageTask], dict[str, str | None]]:
         if bool(self.input_prefix) == bool(self.input_manifest):
             raise ValueError("give exactly one of input_prefix (s3://bucket/prefix of images) and "
                              f"input_manifest (s3:// URI of a manifest); got {self.input_prefix!r} and "
@@ -212,23 +224,15 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             text = self._read_text(uri)
             if text is None:
                 raise AirflowException(f"input_manifest {uri} does not exist; check the URI.")
-            return [ImageTask(ref) for ref in preds.source_refs_from_manifest(text, f"input_manifest {uri}")]
+            return [ImageTask(ref) for ref in preds.source_refs_from_manifest(text, f"input_manifest {uri}")], {}
         uri = parse_s3_uri(self.input_prefix, "input_prefix")
         extensions = _as_list(self.extensions)
-        tasks, other = [], 0
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=uri.bucket, Prefix=uri.key):
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if key.endswith("/"):
-                    continue
-                if preds.has_image_extension(key, extensions):
-                    tasks.append(ImageTask(f"s3://{uri.bucket}/{key}", obj.get("Size")))
-                else:
-                    other += 1
+        images, other = LoopStore(self.s3).list_images(uri, extensions)
         if other:
             self.log.info("Ignored %d object(s) under %s without an image extension (%s)", other, uri,
                           ", ".join(extensions))
-        return tasks
+        return ([ImageTask(i["source-ref"], i["size"]) for i in images],
+                {i["source-ref"]: i["etag"] for i in images})
 
     def _exclusions(self) -> set[str]:
         texts = []
@@ -240,6 +244,23 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
                 continue
             texts.append((str(uri), text))
         return preds.exclusion_set(texts)
+
+    def _use_ledger(self, todo: list[ImageTask], done: list[dict], etags: dict, context: Context,
+                    part: str) -> tuple[list[ImageTask], list[dict], int, S3Uri | None]:
+        """Drop known-unusable images from `todo` and find paid answers to reuse (core.paid.plan)."""
+        if not self.paid_predictions_uri:
+            return todo, [], 0, None
+        prefix = parse_s3_uri(self.paid_predictions_uri, "paid_predictions_uri")
+        own = paid.ledger_file(prefix, (context or {}).get("run_id") or "adhoc", part)
+        store = LoopStore(self.s3)
+        ledger = store.read_ledger(prefix)
+        done_refs = {line.get("source-ref") for line in done}
+        candidates = [t.source_ref for t in todo if t.source_ref not in done_refs]
+        current = store.etags_for(candidates, etags, ledger)
+        etags.update({ref: etag for ref, etag in current.items() if ref in ledger})
+        plan = paid.plan(current, ledger, self.project_version_arn)
+        unusable = {line["source-ref"] for line in plan.unusable}
+        return [t for t in todo if t.source_ref not in unusable], plan.reuse, len(unusable), own
 
     # --- run ----------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict:
@@ -256,8 +277,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         RekognitionProjectVersionLink.persist_for_arn(context, self, arn, region, partition)
         S3OutputLink.persist_uri(context, self, str(output), region, partition)
 
-        self._check_model_running()
-        listed = self._list_images()
+        listed, etags = self._list_images()
         shard = [t for t in listed if preds.shard_of(t.source_ref, shard_count) == shard_index]
         done: list[dict] = []
         for uri in (output, checkpoint):  # a finished earlier try, then a partial one
@@ -269,33 +289,57 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         excluded = self._exclusions() - {line.get("source-ref") for line in done}
         todo = [t for t in shard if t.source_ref not in excluded]
         skipped = len(shard) - len(todo)
-        self.log.info("Shard %d of %d: %d of %d images; %d already labelled or unusable (excluded); %d to predict",
-                      shard_index, shard_count, len(shard), len(listed), skipped, len(todo))
+        todo, reused, known_unusable, ledger_uri = self._use_ledger(todo, done, etags, context, part)
+        self.log.info("Shard %d of %d: %d of %d images; %d already labelled (excluded); %d known unusable and "
+                      "unchanged (skipped); %d paid answers reused; %d to predict", shard_index, shard_count,
+                      len(shard), len(listed), skipped, known_unusable, len(reused), len(todo))
+        skipped += known_unusable
+        done.extend(reused)
+        done_refs = {line.get("source-ref") for line in done if not line.get("error")}
+        if any(t.source_ref not in done_refs for t in todo):
+            self._check_model_running()  # only when something is left to call: a complete rerun needs no model
 
         s3, rek = self.s3, self.detect_client
+        seen_etags: dict[str, str | None] = {}
 
         def probe(task: ImageTask):
             ref = parse_s3_uri(task.source_ref, "source-ref")
-            return probe_image(S3RangeReader(s3, ref.bucket, ref.key), size=task.size)
+            reader = S3RangeReader(s3, ref.bucket, ref.key)
+            try:
+                return probe_image(reader, size=task.size)
+            finally:
+                seen_etags[task.source_ref] = reader.etag
 
         def detect(task: ImageTask, _probe) -> dict:
             ref = parse_s3_uri(task.source_ref, "source-ref")
             return rek.detect_custom_labels(ProjectVersionArn=arn, Image={"S3Object": {"Bucket": ref.bucket,
                                                                                         "Name": ref.key}}, **options)
 
+        last_checkpoint: list[list[dict]] = [done]
+
+        def save_checkpoint(lines: list[dict]) -> None:
+            self._put_lines(checkpoint, lines)
+            last_checkpoint[0] = lines
+
+        def record_paid(lines: list[dict]) -> None:
+            # Before any failure is raised: what was paid for, or found unusable, is kept for later turns.
+            if ledger_uri is not None:
+                LoopStore(s3).write_ledger(ledger_uri, paid.ledger_lines(lines, {**etags, **seen_etags}))
+
         engine = InferenceEngine(
             probe=probe, detect=detect, model=arn,
             limiter=AdaptiveLimiter(initial_rate=self.initial_rate, max_rate=self.max_rate or 10_000.0,
                                     max_concurrency=int(self.max_concurrency)),
             max_workers=int(self.max_concurrency),
-            checkpoint=lambda lines: self._put_lines(checkpoint, lines),
-            checkpoint_every=self.checkpoint_every, checkpoint_interval=self.checkpoint_interval,
+            checkpoint=save_checkpoint,
+            checkpoint_every=int(self.checkpoint_every), checkpoint_interval=float(self.checkpoint_interval),
             progress_interval=self.progress_interval, max_failed_share=max_failed_share, log=self.log,
         )
         failure: TooManyFailures | None = None
         try:
             result = engine.run(todo, done=done)
         except InferenceAborted as exc:
+            record_paid(last_checkpoint[0])
             what = ("the model stopped running during the run" if exc.code == "ResourceNotReadyException"
                     else "the model cannot be used")
             raise AirflowException(
@@ -306,6 +350,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         except TooManyFailures as exc:
             failure, result = exc, exc.result
         self._put_lines(output, result.lines)
+        record_paid(result.lines)
         summary = preds.summarize(result.lines)
         xcom = {
             "output_uri": str(output),
@@ -319,6 +364,9 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             "throttles": result.throttles,
             "errors": summary["errors"],
             "resumed": result.resumed,
+            "reused": len(reused),
+            "known_unusable": known_unusable,
+            "checkpoint_puts": result.checkpoints,
             "shard_index": shard_index,
             "shard_count": shard_count,
         }
@@ -326,3 +374,4 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         if failure is not None:
             raise AirflowException(f"{failure} Predictions written to {output}.")
         return xcom
+

@@ -104,9 +104,16 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
 
     def execute(self, context: Context) -> dict:
         raw = self.params_to_check if self.params_to_check not in (None, "") else context.get("params")
-        config = turn_config.resolve(_as_params(raw), variable_get=variable_get)
+        sources: dict[str, str] = {}
+        config = turn_config.resolve(_as_params(raw), variable_get=variable_get, sources=sources)
         if self.aws_conn_id:
             config["aws_conn_id"] = self.aws_conn_id
+        # A Variable or environment value is checked as strictly as the form: before anything is touched.
+        bad = turn_config.check_values(config, sources)
+        if bad:
+            text = "Preflight: settings out of range or of the wrong type:\n" + "\n".join(f"- {p}" for p in bad)
+            self.log.error("%s", text)
+            raise AirflowFailException(text)
         clients = self._client_factory()
         region = clients("s3").meta.region_name  # the connection's region (or boto3's default chain)
         dag_id = context["dag"].dag_id if context.get("dag") is not None else context["ti"].dag_id
@@ -136,6 +143,7 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
             "turn_prefix": turn,
             "cumulative_manifest_uri": turn_config.cumulative_manifest_uri(config, dag_id),
             "unusable_images_uri": turn_config.unusable_images_uri(config, dag_id),
+            "paid_predictions_uri": turn_config.paid_predictions_uri(config, dag_id),
             "candidates": int(report.facts.get("candidates") or 0),
             "new_images": new_images,
             "warnings": [f.as_dict() for f in report.warnings],

@@ -52,6 +52,7 @@ class Checker:
     role_documents: list | None = None  # readable policies of the GT role
     role_unreadable: list = field(default_factory=list)  # policies that could not be read
     turn_prefix: str | None = None  # this run's prefix: what an earlier try of the same run predicted is still new
+    etags: dict = field(default_factory=dict)  # source-ref -> ETag, from the input listing
 
     def client(self, service: str):
         return self.clients(service)

@@ -44,6 +44,7 @@ def run_checks(config: dict, *, clients: Callable[[str], Any], region: str, dag_
     checker.report.facts.setdefault("candidates", 0 if not checker.usable("input_uri") else
                                     checker.report.facts.get("candidates", 0))
     checker.report.facts.setdefault("new_images", len(checker.new_uris))
+    checker.report.facts.setdefault("to_predict", checker.report.facts["new_images"])
     return checker.report
 
 

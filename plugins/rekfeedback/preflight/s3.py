@@ -8,7 +8,10 @@ import uuid
 from botocore.exceptions import ClientError
 
 from rekfeedback import turn_config
+from rekfeedback.core import paid
 from rekfeedback.core.paths import parse_s3_uri
+from rekfeedback.core.throughput import classify_code
+from rekfeedback.hooks.loop_store import LoopStore
 from rekfeedback.core.predictions import exclusion_set, has_image_extension, iter_jsonl, source_refs_from_manifest
 from rekfeedback.preflight.checker import Checker, GT_CORS_RULE, MANIFEST_SUFFIXES, MARKER_NAME, MAX_LISTED, bucket_region, error_code, error_message, is_denied, is_not_found
 
@@ -26,7 +29,7 @@ def check_input(checker: Checker) -> None:
             candidates = [r for r in refs if has_image_extension(r)]
             ignored = len(refs) - len(candidates)
         else:
-            candidates, ignored = _list_images(s3, loc.bucket, loc.key)
+            candidates, ignored = _list_images(s3, loc.bucket, loc.key, checker.etags)
     except ClientError as exc:
         if error_code(exc) == "NoSuchBucket":
             report.error("input", uri, f"bucket {loc.bucket} does not exist (or not in this account)",
@@ -68,7 +71,7 @@ def check_input(checker: Checker) -> None:
     report.ok("input", uri)
 
 
-def _list_images(s3, bucket: str, prefix: str) -> tuple[list[str], int]:
+def _list_images(s3, bucket: str, prefix: str, etags: dict) -> tuple[list[str], int]:
     images, ignored = [], 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
@@ -76,6 +79,7 @@ def _list_images(s3, bucket: str, prefix: str) -> tuple[list[str], int]:
                 continue
             if has_image_extension(obj["Key"]):
                 images.append(f"s3://{bucket}/{obj['Key']}")
+                etags[images[-1]] = paid.normalize_etag(obj.get("ETag"))
             else:
                 ignored += 1
         if len(images) >= MAX_LISTED:
@@ -84,21 +88,38 @@ def _list_images(s3, bucket: str, prefix: str) -> tuple[list[str], int]:
 
 
 def _count_new(checker: Checker, candidates: list[str]) -> None:
-    """New = not in the cumulative manifest, not known to be unusable, or this run's own (a rerun)."""
+    """New = not in the cumulative manifest, not known to be unusable (same ETag), or this run's own (a rerun).
+
+    Also counts `to_predict`: the new images that need a DetectCustomLabels call, i.e. not already
+    predicted by this run (a rerun) nor paid for by an earlier turn (core.paid): when it is 0 the
+    model is not started.
+    """
     report = checker.report
     done: set[str] = set()
     if checker.usable("output_uri"):
-        for uri, what in ((turn_config.cumulative_manifest_uri(checker.config, checker.dag_id), "cumulative manifest"),
-                          (turn_config.unusable_images_uri(checker.config, checker.dag_id), "list of unusable images")):
-            refs = _refs_of(checker, uri, what)
-            if refs is None:
-                return
-            done |= refs
-    if done and checker.turn_prefix:
-        done -= _predicted_by_this_run(checker)
-    checker.new_uris = [u for u in candidates if u not in done]
-    report.facts["already_labelled"] = len(candidates) - len(checker.new_uris)
-    report.facts["new_images"] = len(checker.new_uris)
+        uri = turn_config.cumulative_manifest_uri(checker.config, checker.dag_id)
+        refs = _refs_of(checker, uri, "cumulative manifest")
+        if refs is None:
+            return
+        done |= refs
+    own = _predicted_by_this_run(checker) if checker.turn_prefix else {}
+    done -= set(own)
+    new = [u for u in candidates if u not in done]
+    to_predict = [u for u in new if u not in own or classify_code((own[u].get("error") or {}).get("code")) != "fatal"]
+    report.facts["known_unusable"] = report.facts["reusable_predictions"] = 0
+    if checker.usable("output_uri") and checker.usable("project_version_arn") and to_predict:
+        store = LoopStore(checker.client("s3"))
+        ledger = store.read_ledger(parse_s3_uri(turn_config.paid_predictions_uri(checker.config, checker.dag_id)))
+        plan = paid.plan(store.etags_for(to_predict, checker.etags, ledger), ledger,
+                         checker.config["project_version_arn"])
+        unusable = {line["source-ref"] for line in plan.unusable}
+        new = [u for u in new if u not in unusable]
+        to_predict = plan.todo
+        report.facts["known_unusable"], report.facts["reusable_predictions"] = len(unusable), len(plan.reuse)
+    checker.new_uris = new
+    report.facts["already_labelled"] = len(candidates) - len(new) - report.facts["known_unusable"]
+    report.facts["new_images"] = len(new)
+    report.facts["to_predict"] = len(to_predict)
     if not checker.new_uris:
         report.warning("input", checker.config["input_uri"],
                        f"nothing new to label: all {len(candidates)} images are already in the cumulative manifest "
@@ -124,17 +145,20 @@ def _refs_of(checker: Checker, uri: str, what: str) -> set[str] | None:
     return None
 
 
-def _predicted_by_this_run(checker: Checker) -> set[str]:
-    """Images in this run's prediction files: an earlier try of the run took them, so they are still its own."""
+def _predicted_by_this_run(checker: Checker) -> dict[str, dict]:
+    """Lines of this run's prediction files (and checkpoints): an earlier try of the run took these
+    images, so they are still its own, and those done need no call again."""
     loc = parse_s3_uri(checker.turn_prefix).join("predictions")
-    s3, refs = checker.client("s3"), set()
+    s3, lines = checker.client("s3"), {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.key + "/"):
         for obj in page.get("Contents", []):
             if obj["Key"].endswith(".jsonl"):
                 text = s3.get_object(Bucket=loc.bucket, Key=obj["Key"])["Body"].read()
-                refs.update(line["source-ref"] for line in iter_jsonl(text, f"s3://{loc.bucket}/{obj['Key']}")
-                            if isinstance(line.get("source-ref"), str))
-    return refs
+                for line in iter_jsonl(text, f"s3://{loc.bucket}/{obj['Key']}"):
+                    ref = line.get("source-ref")
+                    if isinstance(ref, str) and (ref not in lines or not line.get("error")):
+                        lines[ref] = line
+    return lines
 
 
 # ----------------------------------------------------------------------------------------- output
