@@ -81,3 +81,15 @@ def test_label_studio_connection_that_does_not_exist(setup):
     with pytest.raises(AirflowFailException) as info:
         run({**setup.config, "review_backend": "label-studio", "labelstudio_conn_id": "no_such_ls_conn"})
     assert "no_such_ls_conn" in str(info.value)
+
+
+@pytest.mark.parametrize("name,value", [("MAX_RESULTS", "-5"), ("AUTO_ACCEPT_CONFIDENCE", "-1"),
+                                        ("SHARD_COUNT", "many"), ("TRAIN", "maybe")])
+def test_a_bad_value_from_an_environment_variable_fails_preflight_naming_it(setup, monkeypatch, name, value):
+    monkeypatch.setenv(f"REKFEEDBACK_{name}", value)
+    setup.emulator.reset_stats()
+    with pytest.raises(AirflowFailException) as info:
+        run({**setup.config, name.lower(): None})
+    assert f"REKFEEDBACK_{name}" in str(info.value) and f"{name.lower()}=" in str(info.value)
+    assert setup.emulator.calls["Rekognition.StartProjectVersion"] == 0
+    assert sum(setup.emulator.calls.values()) == 0  # failed before touching anything
