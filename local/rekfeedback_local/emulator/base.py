@@ -20,7 +20,10 @@ ACCOUNT_ID = "123456789012"
 class EmulatorConfig:
     """Fault and load knobs (command-line flags, REKFEEDBACK_EMULATOR_* environment, POST /_rekfeedback/config)."""
 
-    latency: float = 0.0  # seconds added to every DetectCustomLabels call
+    # A real model answers DetectCustomLabels in a few hundred milliseconds, so one sequential client makes
+    # at most 1 / latency = 4 calls/s and is never throttled by one unit's 5 calls/s, as on AWS. Tests set
+    # latency 0 (tests/fixtures/emulator.py) and benchmarks their own values.
+    latency: float = 0.25  # seconds added to every DetectCustomLabels call
     capacity_per_unit: float = 5.0  # DetectCustomLabels transactions per second per inference unit
     throttle_rate: float = 0.0  # share of DetectCustomLabels calls throttled at random
     training_seconds: float = 1.0

@@ -276,7 +276,9 @@ class RekognitionService(AdminOperations):
         with self.lock:
             ds = self._dataset(params["DatasetArn"])
             ds.settle(now)
-            entries = list(ds.entries.values())
+            # The service counts a dataset's entries once it is created; while CREATE_IN_PROGRESS its
+            # stats are still zero (API_DatasetStats: "statistics for the dataset" once imported).
+            entries = [] if ds.status == "CREATE_IN_PROGRESS" else list(ds.entries.values())
             labels = {name for e in entries for name in e.labels}
             return {"DatasetDescription": {
                 "CreationTimestamp": ds.created, "LastUpdatedTimestamp": ds.updated, "Status": ds.status,

@@ -127,11 +127,32 @@ def _check_request(params: dict, region: str) -> None:
     if pre_type and not params.get("LabelCategoryConfigS3Uri"):
         raise ApiError("ValidationException", f"LabelCategoryConfigS3Uri is required for the built-in task "
                                               f"type {pre_type}.")
+    if params.get("LabelingJobAlgorithmsConfig"):
+        _refuse_automated_labeling(pre_type)
     uris = [params["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"],
             params["OutputConfig"]["S3OutputPath"]]
     for uri in uris:
         if not uri.startswith("s3://"):
             raise ApiError("ValidationException", f"{uri!r} is not supported by the emulator; use an s3:// URI.")
+
+
+# sms-automated-labeling: "Automated data labeling is available for the following Ground Truth built-in task
+# types: image classification (single label), image semantic segmentation, object detection (bounding box)
+# and text classification (single label)." Custom tasks and adjustment/verification jobs have none.
+AUTOMATED_LABELING_TASKS = (gt_builtin.BOUNDING_BOX, gt_builtin.SINGLE_LABEL, "SemanticSegmentation", "TextMultiClass")
+
+
+def _refuse_automated_labeling(task: str | None) -> None:
+    """Automated labeling is refused: with AWS's rule where AWS has none for the task, and as not emulated
+    where AWS has it (it needs 1,250+ objects and a trained SageMaker model; the emulator would have to
+    invent MachineLabeled answers, which would make a green test a lie)."""
+    if task not in AUTOMATED_LABELING_TASKS:
+        raise ApiError("ValidationException", f"LabelingJobAlgorithmsConfig (automated data labeling) is not "
+                                              f"supported for {'custom' if task is None else task} labeling jobs; "
+                                              "remove it.")
+    raise ApiError("ValidationException", f"The emulator does not emulate automated data labeling for {task} "
+                                          "jobs; remove LabelingJobAlgorithmsConfig to run the job with human "
+                                          "workers only.")
 
 
 def _matches(job: LabelingJob, params: dict) -> bool:
