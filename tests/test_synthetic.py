@@ -102,7 +102,7 @@ def test_bad_arguments_are_explained(emulator, s3_bucket):
 
 
 def test_console_command(emulator, capsys):
-    from rekfeedback.cli import main
+    from rekfeedback_local.cli import main
 
     bucket = "synth-cli-bucket"
     assert main(["synth", "--bucket", bucket, "--prefix", "cli", "--n", "5", "--n-seed", "4", "--n-test", "2",
