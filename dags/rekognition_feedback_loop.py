@@ -3,7 +3,12 @@
 preflight -> model.start -> inference.detect_custom_labels (mapped over shards) -> model.stop (a
 teardown: runs even when inference fails, stops only what this run started) -> human_review (Ground
 Truth or Label Studio; the wait is deferred, no worker slot is held) -> dataset.merge ->
-training.train_and_compare (optional) -> report -> summary.
+training.train_and_compare (optional; skipped while fewer than `min_new_labels` new verified images
+arrived) -> champion.gate (is the new version better, on the same TEST set?) -> report ->
+champion.approval (with `require_approval`) -> champion.record (the champion record next to the
+cumulative manifest; an asset event) -> champion.start_new / stop_old (with `serve_champion`) ->
+champion.prune (`keep_versions`) -> summary. A run without an explicit `project_version_arn` runs
+the champion.
 
 Trigger it from the UI form with a project-version ARN, or set the environment variable
 `REKFEEDBACK_SCHEDULE` (a cron, e.g. `0 2 * * *`) to run it nightly with defaults taken from the
@@ -18,9 +23,13 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Param, TaskGroup, task
+from airflow.sdk import DAG, Asset, Param, TaskGroup, task
 
 from rekfeedback.operators import (
+    ChampionApprovalOperator,
+    ChampionGateOperator,
+    ChampionPruneOperator,
+    ChampionRecordOperator,
     FeedbackLoopPreflightOperator,
     GroundTruthVerificationOperator,
     LabelStudioReviewOperator,
@@ -47,6 +56,9 @@ TURN_PREFIX = "{{ " + PREFLIGHT + "['turn_prefix'] }}"
 CUMULATIVE = "{{ " + PREFLIGHT + "['cumulative_manifest_uri'] }}"
 UNUSABLE = "{{ " + PREFLIGHT + "['unusable_images_uri'] }}"
 PAID = "{{ " + PREFLIGHT + "['paid_predictions_uri'] }}"
+CHAMPION_RECORD = "{{ " + PREFLIGHT + "['champion_record_uri'] }}"
+# Every change of the champion record is an event of this asset; its extra is the champion.
+CHAMPION_ASSET = Asset(name="rekfeedback_champion", uri="x-rekfeedback://champion")
 
 
 def setting(name: str) -> str:
@@ -236,22 +248,115 @@ with DAG(
     with TaskGroup("training", tooltip="Train the next version and compare F1") as training:
 
         @task.branch
-        def train_or_not(preflight_result: dict) -> str:
-            return "training.train_and_compare" if preflight_result["config"]["train"] else "report"
+        def train_or_not(preflight_result: dict, merge_result: dict) -> str:
+            import logging
 
-        decide = train_or_not(preflight.output)
+            from rekfeedback.core.champion import should_train
+
+            config = preflight_result["config"]
+            if not config["train"]:
+                return "champion.gate"
+            trains, why = should_train(config.get("min_new_labels"), int(preflight_result.get("verified_since_champion") or 0),
+                                       int(((merge_result or {}).get("answers") or {}).get("applied_human") or 0))
+            logging.getLogger("airflow.task").info("%s", why)
+            return "training.train_and_compare" if trains else "champion.gate"
+
+        decide = train_or_not(preflight.output, merge.output)
         train = RekognitionTrainProjectVersionOperator(
             task_id="train_and_compare",
             manifest_uri="{{ ti.xcom_pull(task_ids='dataset.merge')['cumulative_manifest_uri'] or "
                          "ti.xcom_pull(task_ids='dataset.merge')['manifest_uri'] }}",
             output_prefix=TURN_PREFIX,
-            base_version_arn=setting("project_version_arn"),
+            # The challenger is compared with the champion, even on a run pinned to another version.
+            base_version_arn="{{ " + PREFLIGHT + "['champion_arn'] }}",
             test_share=setting("test_share"),
             improvement_margin=setting("improvement_margin"),
             aws_conn_id=setting("aws_conn_id"),
             waiter_delay=POLL_SECONDS,
         )
         merge >> decide >> train
+
+    with TaskGroup("champion", tooltip="Promote the better version: gate, approval, record, serving") as champion:
+        gate = ChampionGateOperator(
+            task_id="gate",
+            training_result="{{ ti.xcom_pull(task_ids='training.train_and_compare') }}",
+            merge_summary="{{ ti.xcom_pull(task_ids='dataset.merge') }}",
+            champion_record_uri=CHAMPION_RECORD,
+            champion_arn="{{ " + PREFLIGHT + "['champion_arn'] }}",
+            served_by=setting("project_version_arn"),
+            train=setting("train"),
+            improvement_margin=setting("improvement_margin"),
+            max_label_regression=setting("max_label_regression"),
+            min_f1=setting("min_f1"),
+            min_new_labels=setting("min_new_labels"),
+            require_approval=setting("require_approval"),
+            report_uri=TURN_PREFIX + "/report/index.html",
+            aws_conn_id=setting("aws_conn_id"),
+            trigger_rule="none_failed_min_one_success",
+        )
+        GATE = "ti.xcom_pull(task_ids='champion.gate')"
+
+        @task.branch
+        def approve_or_not(gate_result: dict) -> str:
+            return "champion.approval" if gate_result.get("needs_approval") else "champion.record"
+
+        ask = approve_or_not(gate.output)
+        approval = ChampionApprovalOperator(
+            task_id="approval",
+            subject="Promote {{ " + GATE + "['comparison']['new_version_arn'].split('/version/')[1].split('/')[0] }} "
+                    "to the loop's model?",
+            body="{{ " + GATE + "['approval_body'] }}",
+            timeout_hours=setting("approval_timeout_hours"),
+        )
+        record = ChampionRecordOperator(
+            task_id="record",
+            gate="{{ " + GATE + " }}",
+            approval="{{ ti.xcom_pull(task_ids='champion.approval') }}",
+            champion_record_uri=CHAMPION_RECORD,
+            approval_timeout_action=setting("approval_timeout_action"),
+            aws_conn_id=setting("aws_conn_id"),
+            outlets=[CHAMPION_ASSET],
+            trigger_rule="none_failed_min_one_success",
+        )
+        RECORD = "ti.xcom_pull(task_ids='champion.record')"
+
+        @task.branch
+        def serve_or_not(record_result: dict, preflight_result: dict) -> str:
+            # Blue/green only for a champion something relies on: it was RUNNING before the turn.
+            config = preflight_result["config"]
+            was_running = preflight_result.get("champion_status_before") == "RUNNING"
+            if config.get("serve_champion") and record_result.get("promoted") and was_running:
+                return "champion.start_new"
+            return "champion.prune"
+
+        serve = serve_or_not(record.output, preflight.output)
+        start_new = RekognitionStartProjectVersionOperator(
+            task_id="start_new",
+            project_version_arn="{{ " + RECORD + "['champion']['project_version_arn'] }}",
+            min_inference_units=setting("min_inference_units"),
+            max_inference_units=setting("max_inference_units"),
+            aws_conn_id=setting("aws_conn_id"),
+            waiter_delay=POLL_SECONDS,
+            waiter_max_attempts=max(1, 3600 // POLL_SECONDS),
+        )
+        stop_old = RekognitionStopProjectVersionOperator(
+            task_id="stop_old",
+            project_version_arn="{{ " + RECORD + "['previous_champion'] }}",
+            force=True,  # the old champion was running before the turn: the new one replaces it
+            aws_conn_id=setting("aws_conn_id"),
+            waiter_delay=max(1, POLL_SECONDS // 6),
+        )
+        prune = ChampionPruneOperator(
+            task_id="prune",
+            champion_record_uri=CHAMPION_RECORD,
+            project_version_arn=setting("project_version_arn"),
+            keep_versions=setting("keep_versions"),
+            aws_conn_id=setting("aws_conn_id"),
+            trigger_rule="none_failed_min_one_success",
+        )
+        ask >> [approval, record]
+        approval >> record >> serve >> [start_new, prune]
+        start_new >> stop_old >> prune
 
     report = TurnReportOperator(
         task_id="report",
@@ -260,13 +365,14 @@ with DAG(
         answers_uris=collected["answers_uris"],
         merge_summary="{{ ti.xcom_pull(task_ids='dataset.merge') }}",
         training_results="{{ ti.xcom_pull(task_ids='training.train_and_compare') }}",
+        champion="{{ ti.xcom_pull(task_ids='champion.gate') }}",
         history_uri="{{ " + CONFIG + "['output_uri'].rstrip('/') ~ '/' ~ dag.dag_id ~ '/reports/history.json' }}",
         inference_unit_hours="{{ ((ti.xcom_pull(task_ids='model.stop') or {}).get('running_seconds') or 0) "
                              "/ 3600.0 * " + CONFIG + "['min_inference_units'] }}",
         aws_conn_id=setting("aws_conn_id"),
         trigger_rule="none_failed_min_one_success",
     )
-    [decide, train] >> report
+    [decide, train] >> gate >> report >> ask
 
     @task(trigger_rule="none_failed_min_one_success")
     def summary(ti=None) -> dict:
@@ -287,6 +393,8 @@ with DAG(
             merge=ti.xcom_pull(task_ids="dataset.merge"),
             training=ti.xcom_pull(task_ids="training.train_and_compare"),
             report=ti.xcom_pull(task_ids="report"),
+            champion=ti.xcom_pull(task_ids="champion.record"),
+            pruned=ti.xcom_pull(task_ids="champion.prune"),
         )
         import logging
 
@@ -295,4 +403,4 @@ with DAG(
             log.info("%s: %s", key, value)
         return figures
 
-    report >> summary()
+    prune >> summary()

@@ -4,7 +4,10 @@ Starts the emulator in this process, provisions a local setup (bucket, synthetic
 Lambdas, work team, project and version 1 trained on a small seed set), then runs the DAG with
 `dag.test()` on a SQLite metadata database in a temporary AIRFLOW_HOME, once per turn. Before each
 later turn a new batch of images lands in the same input prefix: each turn only pays for the new ones.
-Prints each turn's summary (including F1 of each version) and where the manifests and reports are.
+Every turn runs with no project_version_arn in its conf: the first one seeds the champion from the
+local setup's version 1 (the environment), later ones run the champion the DAG promoted. Prints
+each turn's summary (including F1 of each version), the champion after each turn, and where the
+manifests and reports are.
 Leaves nothing running.
 """
 
@@ -78,12 +81,15 @@ def _print_turn(turn: int, state: str, summary: dict | None) -> None:
         return
     order = ["images_seen", "images_skipped", "predicted", "failed", "no_prediction", "sent_to_humans",
              "auto_accepted", "confirmed", "rejected", "added", "adjusted", "manifest_images",
-             "f1_before", "f1_after", "improved", "model_hours"]
+             "f1_before", "f1_after", "improved", "served_by", "champion_decision", "model_hours"]
     for key in order:
         if key in summary:
             print(f"    {key:<16} {summary[key]}")
     for key, value in sorted(summary.get("outputs", {}).items()):
         print(f"    {key:<16} {value}")
+    for reason in summary.get("champion_reasons") or []:
+        print(f"    why              {reason}")
+    print(f"    champion now     {summary.get('champion')}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,23 +141,24 @@ def run(args: argparse.Namespace) -> int:
         import boto3
 
         s3 = boto3.client("s3")
-        version = setup["project_version_arn"]
+        champion = setup["project_version_arn"]
         reports = []
         for turn in range(1, args.turns + 1):
             if turn > 1:
                 add_images(s3, setup["bucket"], setup["input_uri"], args.images_per_turn, turn)
-            dag_run = dag.test(run_conf={"project_version_arn": version})
+            # No ARN in the conf: the DAG runs its champion (seeded from REKFEEDBACK_PROJECT_VERSION_ARN).
+            dag_run = dag.test(run_conf={})
             summary = _xcom(dag_run, "summary")
             _print_turn(turn, str(dag_run.state), summary)
             if summary:
                 if summary.get("report_local_path"):
                     reports.append(summary["report_local_path"])
-                if summary.get("new_version_arn") and summary.get("improved"):
-                    version = summary["new_version_arn"]
+                champion = summary.get("champion") or champion
             if str(dag_run.state) != "success":
                 print(f"turn {turn} did not succeed; stopping the demo", file=sys.stderr)
                 return 1
-        print(f"\nDone in {time.monotonic() - started:.0f} s. Model in use after the demo: {version}")
+        print(f"\nDone in {time.monotonic() - started:.0f} s. Champion after the demo: {champion}")
+        print(f"Champion record: {setup['output_uri']}rekognition_feedback_loop/dataset/champion.json")
         print(f"Cumulative manifest: {setup['output_uri']}rekognition_feedback_loop/dataset/cumulative.manifest "
               f"(in the emulator's S3; gone when it stops)")
         out = _download_reports(s3, setup, Path(args.out))
@@ -174,7 +181,7 @@ def _download_reports(s3, setup: dict, out: Path) -> Path | None:
         for obj in page.get("Contents", []):
             key = obj["Key"]
             if key.endswith(("report/index.html", "report/figures.json", "output.manifest", "summary.json",
-                             "cumulative.manifest")):
+                             "cumulative.manifest", "champion.json")):
                 target = out / key[len(prefix):]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 s3.download_file(bucket, key, str(target))

@@ -25,7 +25,8 @@ def get_provider_info() -> dict:
             "rekfeedback.operators.preflight", "rekfeedback.operators.project_version",
             "rekfeedback.operators.inference", "rekfeedback.operators.ground_truth",
             "rekfeedback.operators.label_studio", "rekfeedback.operators.manifest",
-            "rekfeedback.operators.training", "rekfeedback.operators.report"]}],
+            "rekfeedback.operators.training", "rekfeedback.operators.report",
+            "rekfeedback.operators.champion"]}],
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": [
             "rekfeedback.sensors.ground_truth", "rekfeedback.sensors.label_studio"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": [

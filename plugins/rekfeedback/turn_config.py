@@ -93,7 +93,26 @@ SETTINGS: tuple[Setting, ...] = (
             "before and after compare like with like; raise it to grow the TEST set (a project without a TEST "
             "dataset needs it above 0).", minimum=0, maximum=0.5),
     Setting("improvement_margin", "number", 0.0, "Training",
-            "The new version must beat the old F1 by this much to count as better.", minimum=0, maximum=1),
+            "The new version must beat the champion's F1 by more than this to become champion.", minimum=0, maximum=1),
+    # Champion
+    Setting("max_label_regression", "number", 0.05, "Champion",
+            "Refuse a promotion when any label's F1 drops by more than this.", minimum=0, maximum=1),
+    Setting("min_f1", "number", 0.0, "Champion",
+            "Refuse a promotion when the new version's F1 is below this.", minimum=0, maximum=1),
+    Setting("min_new_labels", ["null", "integer"], None, "Champion",
+            "Train only when at least this many new human-verified images were merged since the champion "
+            "was trained (blank: every turn trains).", minimum=0),
+    Setting("require_approval", "boolean", False, "Champion",
+            "A person approves each promotion in Airflow's Required Actions before it happens."),
+    Setting("approval_timeout_hours", "number", 24, "Champion",
+            "How long the approval waits for an answer.", minimum=0.0001),
+    Setting("approval_timeout_action", "string", "keep", "Champion",
+            "What an unanswered approval does: keep the champion or promote anyway.", enum=["keep", "promote"]),
+    Setting("serve_champion", "boolean", False, "Champion",
+            "When the old champion was RUNNING before the turn, start the new champion (min_inference_units) "
+            "and stop the old one once the new one runs. Off: the loop never touches a model it did not start."),
+    Setting("keep_versions", ["null", "integer"], None, "Champion",
+            "Delete losing challengers this loop trained beyond the newest N (blank: delete nothing).", minimum=0),
     # Connections
     Setting("aws_conn_id", "string", "aws_default", "Connections", "Airflow AWS connection."),
 )
@@ -267,3 +286,8 @@ def paid_predictions_uri(config: dict[str, Any], dag_id: str) -> str:
 def owned_models_uri(config: dict[str, Any], dag_id: str) -> str:
     """Where each turn records a model version it owns until its teardown stopped it (core.ownership)."""
     return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/owned-models/"
+
+
+def champion_record_uri(config: dict[str, Any], dag_id: str) -> str:
+    """The loop's champion record, next to the cumulative manifest (rekfeedback.core.champion)."""
+    return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/champion.json"

@@ -214,3 +214,42 @@ def _poll_status(rek, project: str, version: str, wanted: str) -> None:
     while version_description(rek, project, version)["Status"] != wanted:
         assert time.time() < deadline, f"{version} never reached {wanted}"
         time.sleep(0.05)
+
+
+def test_delete_refuses_a_running_or_training_version_then_the_version_goes(emulator, rek, data, trained, emulator_knobs):
+    emulator_knobs(training_seconds=0.5, start_seconds=0.2, stop_seconds=0.2)
+    project = trained["project"]
+    arn = rek.create_project_version(ProjectArn=project, VersionName="to-delete",
+                                     OutputConfig={"S3Bucket": data["bucket"], "S3KeyPrefix": "out"})["ProjectVersionArn"]
+    with pytest.raises(ClientError) as err:
+        rek.delete_project_version(ProjectVersionArn=arn)  # still training
+    assert err.value.response["Error"]["Code"] == "ResourceInUseException"
+    assert "TRAINING_IN_PROGRESS" in err.value.response["Error"]["Message"]
+    rek.get_waiter("project_version_training_completed").wait(ProjectArn=project, VersionNames=["to-delete"],
+                                                              WaiterConfig=FAST)
+    rek.start_project_version(ProjectVersionArn=arn, MinInferenceUnits=1)
+    rek.get_waiter("project_version_running").wait(ProjectArn=project, VersionNames=["to-delete"], WaiterConfig=FAST)
+    with pytest.raises(ClientError) as err:
+        rek.delete_project_version(ProjectVersionArn=arn)  # running: stop it first
+    assert err.value.response["Error"]["Code"] == "ResourceInUseException"
+    assert "RUNNING" in err.value.response["Error"]["Message"]
+    rek.stop_project_version(ProjectVersionArn=arn)
+    _poll_status(rek, project, "to-delete", "STOPPED")
+
+    assert rek.delete_project_version(ProjectVersionArn=arn)["Status"] == "DELETING"
+    assert version_description(rek, project, "to-delete")["Status"] == "DELETING"
+    _poll_gone(rek, project, "to-delete")
+    names = [d["ProjectVersionArn"] for d in rek.describe_project_versions(ProjectArn=project)["ProjectVersionDescriptions"]]
+    assert arn not in names and trained["version"] in names  # only that version went
+    with pytest.raises(ClientError) as err:
+        rek.delete_project_version(ProjectVersionArn=arn)
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def _poll_gone(rek, project: str, version: str) -> None:
+    import time
+
+    deadline = time.time() + 10
+    while rek.describe_project_versions(ProjectArn=project, VersionNames=[version])["ProjectVersionDescriptions"]:
+        assert time.time() < deadline, f"{version} was never deleted"
+        time.sleep(0.05)

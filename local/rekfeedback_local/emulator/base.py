@@ -37,6 +37,9 @@ class EmulatorConfig:
     unlabelled_share: float = 0.0  # share of objects the workforce leaves unlabelled
     max_active_labeling_jobs: int = 50  # CreateLabelingJob answers ResourceLimitExceeded beyond this
     fail_training: bool = False  # every new project version fails training
+    # "circle>square": versions created from now on learn every `circle` example as `square` (a systematic
+    # labelling mistake that slipped into the dataset), so that label's F1 regresses. "" is off.
+    mislabel_training: str = ""
     dataset_seconds: float = 0.2  # CreateDataset / UpdateDatasetEntries stay *_IN_PROGRESS this long
     seed: int = 7
 

@@ -38,7 +38,7 @@ _FEATURE_CACHE_SIZE = 20_000
 OPERATIONS = (
     "CreateProject", "DescribeProjects", "CreateDataset", "DescribeDataset", "ListDatasetEntries",
     "UpdateDatasetEntries", "CreateProjectVersion", "DescribeProjectVersions", "StartProjectVersion",
-    "StopProjectVersion", "DetectCustomLabels", *ADMIN_OPERATIONS,
+    "StopProjectVersion", "DeleteProjectVersion", "DetectCustomLabels", *ADMIN_OPERATIONS,
 )
 
 
@@ -124,7 +124,7 @@ class Version:
     data_results: dict = field(default_factory=dict)  # TrainingDataResult / TestingDataResult
     min_units: int | None = None
     max_units: int | None = None
-    transition_at: float = 0.0  # when STARTING -> RUNNING or STOPPING -> STOPPED happens
+    transition_at: float = 0.0  # when STARTING -> RUNNING, STOPPING -> STOPPED or DELETING -> gone happens
     limiter: SlidingWindow = field(default_factory=SlidingWindow)
 
     def settle(self, now: float) -> None:
@@ -140,6 +140,10 @@ class Version:
             self.status, self.status_message = "STOPPED", "The model is ready to run."
         elif self.status == "COPYING_IN_PROGRESS" and now >= self.transition_at:
             self.status, self.status_message = "COPYING_COMPLETED", "The model was copied."
+
+    def gone(self, now: float) -> bool:
+        """A deleted version is listed as DELETING for a moment, then no more."""
+        return self.status == "DELETING" and now >= self.transition_at
 
 
 class TrainingFailure(Exception):
@@ -356,6 +360,7 @@ class RekognitionService(AdminOperations):
         if not output.get("S3Bucket"):
             raise ApiError("InvalidParameterException", "OutputConfig.S3Bucket is required.")
         training, testing = params.get("TrainingData"), params.get("TestingData")
+        mislabel = _parse_mislabel(self.config.mislabel_training)
         now = self.env.clock()
         with self.lock:
             project = self._project(params["ProjectArn"])
@@ -390,6 +395,7 @@ class RekognitionService(AdminOperations):
             self.versions[arn] = version
             self._add_tags(arn, params.get("Tags"))
         fail = self.config.fail_training
+        plan["mislabel"] = mislabel
         threading.Thread(target=self._train, args=(version, plan, fail), name=f"train-{name}", daemon=True).start()
         return {"ProjectVersionArn": arn}
 
@@ -398,6 +404,7 @@ class RekognitionService(AdminOperations):
         now = self.env.clock()
         with self.lock:
             project = self._project(params["ProjectArn"])
+            self._forget_deleted(now)
             chosen = [v for v in self.versions.values() if v.project is project and (names is None or v.name in names)]
             chosen.sort(key=lambda v: -v.created)  # newest first, as the service lists them
             page, token = _paginate(chosen, params)
@@ -463,7 +470,27 @@ class RekognitionService(AdminOperations):
             v.transition_at = now + self.config.stop_seconds
             return {"Status": v.status}
 
+    def DeleteProjectVersion(self, params: dict) -> dict:
+        now = self.env.clock()
+        with self.lock:
+            v = self._version(params["ProjectVersionArn"])
+            v.settle(now)
+            # The service refuses a version that runs, trains, or is on its way in or out.
+            if v.status in ("RUNNING", "STARTING", "STOPPING", "TRAINING_IN_PROGRESS", "COPYING_IN_PROGRESS"):
+                raise ApiError("ResourceInUseException",
+                               f"The model {v.arn} is {v.status}; stop it (or wait for training to finish) before deleting it.")
+            if v.status != "DELETING":
+                v.status, v.status_message = "DELETING", "The model is being deleted."
+                v.transition_at = now + self.config.stop_seconds
+            return {"Status": v.status}
+
+    def _forget_deleted(self, now: float) -> None:
+        for arn in [arn for arn, v in self.versions.items() if v.gone(now)]:
+            del self.versions[arn]
+            self.tags.pop(arn, None)
+
     def _version(self, arn: str) -> Version:
+        self._forget_deleted(self.env.clock())
         v = self.versions.get(arn)
         if v is None:
             raise ApiError("ResourceNotFoundException", f"The model {arn} does not exist.")
@@ -497,7 +524,10 @@ class RekognitionService(AdminOperations):
             if fail:
                 raise TrainingFailure("ERROR_INJECTED_FAILURE", "Training failed (fail_training is set on the emulator).")
             _check_training_data(train_items, test_items, use_case)
-            fitted = model.fit(use_case, model.training_examples(use_case, train_items))
+            wrong, instead = plan.get("mislabel") or (None, None)
+            examples = [(f, instead if label == wrong else label)
+                        for f, label in model.training_examples(use_case, train_items)]
+            fitted = model.fit(use_case, examples)
             evaluation = model.evaluate(fitted, test_items)
             v.data_results = self._write_manifests(v, (train_items, train_rejected), (test_items, test_rejected), plan)
             v.summary_key = self._write_summary(v, evaluation, len(train_items))
@@ -733,6 +763,15 @@ def _aggregated(ev: model.Evaluation) -> dict:
     else:
         out["ConfusionMatrix"] = ev.confusion
     return out
+
+
+def _parse_mislabel(knob: str) -> tuple[str, str] | None:
+    if not knob:
+        return None
+    wrong, sep, instead = knob.partition(">")
+    if not sep or not wrong.strip() or not instead.strip():
+        raise ApiError("InvalidParameterException", f"emulator knob mislabel_training must look like 'circle>square', got {knob!r}")
+    return wrong.strip(), instead.strip()
 
 
 def _copy_entry(entry: manifests.Entry) -> manifests.Entry:

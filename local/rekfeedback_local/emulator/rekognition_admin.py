@@ -36,6 +36,7 @@ class AdminOperations:
         # the project's datasets go with it.
         with self.lock:
             project = self._project(params["ProjectArn"])
+            self._forget_deleted(self.env.clock())  # a deleted model stops blocking once it is gone
             models = [v.name for v in self.versions.values() if v.project is project]
             if models:
                 raise ApiError("ResourceInUseException",

@@ -87,6 +87,11 @@ def render_report(figures: Mapping, *, title: str | None = None) -> str:
     ]
     details = _section("details", "Per label", "Counts behind the charts.",
                        label_table(figures.get("labels") or {}))
+    if figures.get("champion"):
+        details += _section("champion", "Which model does the loop use?",
+                            "The champion timeline: the version that served each turn, F1 of the champion and of "
+                            "the version trained in the turn, and what was decided, with the reason.",
+                            champion_table(figures["champion"]))
     return (
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -396,6 +401,22 @@ def label_table(labels: Mapping[str, Mapping]) -> str:
                 cells.append(f"<td>{val}</td>")
         body.append(f"<tr><th scope=\"row\">{escape(name)}</th>{''.join(cells)}</tr>")
     return f"<table><thead><tr><th scope=\"col\">Label</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def champion_table(champion: Mapping) -> str:
+    turns = champion.get("timeline") or []
+    if not turns:
+        return _empty("champion", "No turn has been recorded yet.")
+    rows = []
+    for t in turns:
+        name = _version_name({"version_arn": t.get("served_by")}) if t.get("served_by") else "—"
+        challenger = _version_name({"version_arn": t.get("challenger")}) if t.get("challenger") else "—"
+        rows.append(f"<tr><th scope=\"row\">{escape(str(t.get('run') or ''))}</th><td>{escape(name)}</td>"
+                    f"<td>{_f3(t.get('f1_champion'))}</td><td>{escape(challenger)}</td><td>{_f3(t.get('f1_challenger'))}</td>"
+                    f"<td>{escape(str(t.get('decision') or ''))}</td><td>{escape('; '.join(t.get('reasons') or []))}</td></tr>")
+    head = "".join(f"<th scope=\"col\">{h}</th>" for h in ("Turn", "Served by", "Champion F1", "Challenger",
+                                                           "Challenger F1", "Decision", "Why"))
+    return f"<table data-table=\"champion\"><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 # --- small helpers -----------------------------------------------------------------------------

@@ -20,6 +20,8 @@ def summarize(
     merge: dict | None,
     training: dict | None,
     report: dict | None,
+    champion: dict | None = None,
+    pruned: dict | None = None,
 ) -> dict[str, Any]:
     """Every step's result is optional: a skipped step contributes nothing, and says so by its absence."""
     shards = [s for s in (inference or []) if isinstance(s, dict)]
@@ -69,6 +71,19 @@ def summarize(
         "backend": (review or {}).get("backend"),
         "outputs": {k: v for k, v in outputs.items() if v},
     }
+    if champion:
+        summary.update({
+            "champion": (champion.get("champion") or {}).get("project_version_arn"),
+            "champion_decision": champion.get("decision"),
+            "champion_reasons": champion.get("reasons"),
+            "champion_timeline": [
+                {k: t.get(k) for k in ("run", "served_by", "f1_champion", "f1_challenger", "decision")}
+                for t in champion.get("timeline") or []],
+            "served_by": (preflight or {}).get("config", {}).get("project_version_arn"),
+        })
+        summary["outputs"]["champion_record"] = champion.get("record_uri")
+    if pruned and pruned.get("deleted"):
+        summary["versions_deleted"] = pruned["deleted"]
     if preflight and preflight.get("warnings"):
         summary["warnings"] = [w.get("problem", str(w)) if isinstance(w, dict) else str(w) for w in preflight["warnings"]]
     return summary

@@ -87,3 +87,21 @@ class RekognitionCustomLabelsHook(AwsBaseHook):
             time.sleep(waiter_delay)
         raise AirflowException(f"Model {project_version_arn} still {status} after {waiter_max_attempts} checks "
                                f"{waiter_delay}s apart; expected {'/'.join(sorted(statuses))}.")
+
+    def list_project_versions(self, project_arn: str) -> list[dict]:
+        """Every version of a project (DescribeProjectVersions, all pages), newest first."""
+        out: list[dict] = []
+        for page in self.conn.get_paginator("describe_project_versions").paginate(ProjectArn=project_arn):
+            out.extend(page.get("ProjectVersionDescriptions") or [])
+        return out
+
+    def delete_project_version(self, project_version_arn: str) -> str:
+        """DeleteProjectVersion; the service refuses a running or training version (ResourceInUseException)."""
+        return self.conn.delete_project_version(ProjectVersionArn=project_version_arn)["Status"]
+
+    @staticmethod
+    def testing_manifests(description: dict) -> list[dict]:
+        """S3 objects ({"Bucket", "Name"}) of the TEST images a trained version was evaluated on."""
+        result = (description.get("TestingDataResult") or {}).get("Output") or {}
+        return [a["GroundTruthManifest"]["S3Object"] for a in result.get("Assets") or []
+                if (a.get("GroundTruthManifest") or {}).get("S3Object")]

@@ -14,6 +14,10 @@ _MODULES = {
     "RekognitionTrainProjectVersionOperator": "training",
     "FeedbackLoopPreflightOperator": "preflight",
     "TurnReportOperator": "report",
+    "ChampionGateOperator": "champion",
+    "ChampionApprovalOperator": "champion",
+    "ChampionRecordOperator": "champion",
+    "ChampionPruneOperator": "champion",
 }
 
 __all__ = sorted(_MODULES)

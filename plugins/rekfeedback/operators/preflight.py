@@ -11,9 +11,12 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from botocore.exceptions import ClientError
 
 from rekfeedback import turn_config
-from rekfeedback.core.paths import turn_prefix
+from rekfeedback.core import champion as champion_core
+from rekfeedback.core.paths import parse_s3_uri, turn_prefix
+from rekfeedback.hooks.rekognition import parse_project_version_arn
 from rekfeedback.preflight import LabelStudioTarget, run_checks
 
 if TYPE_CHECKING:
@@ -102,10 +105,55 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
             return cache[service]
         return make
 
+    def _choose_version(self, config: dict, params: dict, clients, dag_id: str, run_id: str) -> dict:
+        """The version this turn runs: an explicit ARN, else the loop's champion, else the configured seed.
+
+        Sets config["project_version_arn"] (what every later task uses) and returns what the champion
+        steps need: the record's URI, the champion's ARN (the seed on the first run) and the source.
+        """
+        try:
+            uri = parse_s3_uri(turn_config.champion_record_uri(config, dag_id), "champion record")
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return {"champion_record_uri": None, "champion_arn": config.get("project_version_arn"),
+                    "serving_source": "explicit" if params.get("project_version_arn") else "seed"}
+        try:
+            body = clients("s3").get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+                raise AirflowFailException(f"cannot read the champion record {uri}: {code}; give this connection "
+                                           "s3:GetObject on the output prefix") from exc
+            body = None
+        try:
+            record = champion_core.parse_record(body, str(uri))
+        except champion_core.ChampionRecordError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        arn, source, note = champion_core.serving_version(params.get("project_version_arn") or None, record,
+                                                          config.get("project_version_arn"))
+        self.log.info("Model version: %s", note)
+        config["project_version_arn"] = arn
+        return {"champion_record_uri": str(uri), "champion_arn": champion_core.champion_arn(record) or arn,
+                "serving_source": source,
+                # min_new_labels counts from here; a rerun of this run does not count its own answers twice.
+                "verified_since_champion": champion_core.verified_since_champion(record, exclude_run=run_id)}
+
+    @staticmethod
+    def _status_of(clients, arn: str | None) -> str | None:
+        """A model's status before the turn (serve_champion looks at the champion's), None if unknown."""
+        try:
+            ref = parse_project_version_arn(arn or "")
+            rek = clients("rekognition")
+            project = rek.describe_projects(ProjectNames=[ref.project_name])["ProjectDescriptions"][0]["ProjectArn"]
+            found = rek.describe_project_versions(ProjectArn=project, VersionNames=[ref.version_name])
+            return found["ProjectVersionDescriptions"][0]["Status"]
+        except (ClientError, IndexError, KeyError, ValueError):
+            return None
+
     def execute(self, context: Context) -> dict:
         raw = self.params_to_check if self.params_to_check not in (None, "") else context.get("params")
+        params = _as_params(raw)
         sources: dict[str, str] = {}
-        config = turn_config.resolve(_as_params(raw), variable_get=variable_get, sources=sources)
+        config = turn_config.resolve(params, variable_get=variable_get, sources=sources)
         if self.aws_conn_id:
             config["aws_conn_id"] = self.aws_conn_id
         # A Variable or environment value is checked as strictly as the form: before anything is touched.
@@ -117,6 +165,7 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
         clients = self._client_factory()
         region = clients("s3").meta.region_name  # the connection's region (or boto3's default chain)
         dag_id = context["dag"].dag_id if context.get("dag") is not None else context["ti"].dag_id
+        champion = self._choose_version(config, params, clients, dag_id, str(context["run_id"]))
         labelstudio = None
         if config.get("review_backend") == "label-studio":
             labelstudio = labelstudio_target(config.get("labelstudio_conn_id") or "label_studio_default")
@@ -144,6 +193,10 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
             "cumulative_manifest_uri": turn_config.cumulative_manifest_uri(config, dag_id),
             "unusable_images_uri": turn_config.unusable_images_uri(config, dag_id),
             "paid_predictions_uri": turn_config.paid_predictions_uri(config, dag_id),
+            **champion,
+            "champion_status_before": (report.facts.get("model_status")
+                                       if champion.get("champion_arn") == config.get("project_version_arn")
+                                       else self._status_of(clients, champion.get("champion_arn"))),
             "candidates": int(report.facts.get("candidates") or 0),
             "new_images": new_images,
             "warnings": [f.as_dict() for f in report.warnings],

@@ -63,6 +63,8 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
     :param merge_summary: the merge task's summary (dict or JSON string); its `manifest_uri` gives
         the dataset size per label unless `manifest_uri` is set.
     :param training_results: the training task's result (dict or JSON string), or None.
+    :param champion: the champion gate's result (dict or JSON string), or None: its decision, reasons
+        and the champion timeline (ChampionGateOperator) go into the figures and the page.
     :param manifest_uri: the cumulative manifest to count images per label from (optional).
     :param history_uri: a JSON file listing earlier turns `[{"run", "figures_uri", "turn"}]`; read,
         then updated with this turn (keyed by run). None: no history across turns.
@@ -74,7 +76,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
 
     aws_hook_class = S3Hook
     template_fields: Sequence[str] = aws_template_fields(
-        "output_prefix", "predictions_uris", "answers_uris", "merge_summary", "training_results",
+        "output_prefix", "predictions_uris", "answers_uris", "merge_summary", "training_results", "champion",
         "manifest_uri", "history_uri", "inference_unit_hours", "human_objects", "training_hours",
     )
     template_fields_renderers = {"merge_summary": "json", "training_results": "json"}
@@ -88,6 +90,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         answers_uris: list[str] | str = (),
         merge_summary: dict | str | None = None,
         training_results: dict | str | None = None,
+        champion: dict | str | None = None,
         manifest_uri: str | None = None,
         history_uri: str | None = None,
         inference_unit_hours: float | str = 0.0,
@@ -109,6 +112,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         self.answers_uris = answers_uris
         self.merge_summary = merge_summary
         self.training_results = training_results
+        self.champion = champion
         self.manifest_uri = manifest_uri
         self.history_uri = history_uri
         self.inference_unit_hours = inference_unit_hours
@@ -180,6 +184,9 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
             inputs={"predictions": [str(u) for u in prediction_files], "answers": present_answers,
                     "missing": missing, "manifest": manifest_uri},
         )
+        gate = _json_param(self.champion, "champion")
+        if gate:
+            figures["champion"] = {k: gate.get(k) for k in ("decision", "reasons", "timeline")}
         self._put(figures_uri, json.dumps(figures, indent=2, allow_nan=False), "application/json")
         self._put(index_uri, render_report(figures), "text/html; charset=utf-8")
         if self.history_uri:

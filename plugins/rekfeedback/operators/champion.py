@@ -1,0 +1,316 @@
+"""The champion steps of a turn: the promotion gate, the optional human approval, the record, keep_versions.
+
+The logic lives in `rekfeedback.core.champion`; these operators read and write the champion record
+(`<output_uri>/<dag_id>/dataset/champion.json`) and call Rekognition through the hook.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.standard.operators.hitl import HITLOperator
+from botocore.exceptions import ClientError
+
+from rekfeedback.core import champion as core
+from rekfeedback.core.paths import parse_s3_uri
+from rekfeedback.core.predictions import iter_jsonl
+from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+APPROVE, REJECT = "Approve", "Reject"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _as_dict(value: Any, what: str) -> dict | None:
+    """A task's XCom rendered natively, as JSON or as a Python repr; None/blank is None."""
+    if value in (None, "", "None"):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = ast.literal_eval(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a dict (a task's result), got {type(value).__name__}")
+    return value
+
+
+def _optional_number(value: Any, what: str, cast=float):
+    if value in (None, "", "None"):
+        return None
+    try:
+        return cast(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number or blank, got {value!r}") from None
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+class _RecordStore:
+    """Read and write the champion record with an S3Hook (the operators below share it)."""
+
+    def __init__(self, s3: S3Hook, uri: str) -> None:
+        self.s3, self.uri = s3, parse_s3_uri(uri, "champion_record_uri")
+
+    def read(self) -> dict | None:
+        try:
+            body = self.s3.get_conn().get_object(Bucket=self.uri.bucket, Key=self.uri.key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        return core.parse_record(body, str(self.uri))
+
+    def write(self, record: dict) -> None:
+        self.s3.get_conn().put_object(Bucket=self.uri.bucket, Key=self.uri.key, Body=core.dumps_record(record).encode(),
+                                      ContentType="application/json")
+
+
+class _ChampionOperator(AwsBaseOperator[RekognitionCustomLabelsHook]):
+    aws_hook_class = RekognitionCustomLabelsHook
+    ui_color = "#fff3bf"
+
+    def _store(self, uri: str) -> _RecordStore:
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
+                    config=self.botocore_config)
+        return _RecordStore(s3, uri)
+
+
+class ChampionGateOperator(_ChampionOperator):
+    """Decide whether this turn's challenger may replace the champion, and say why.
+
+    Checks (core.champion.gate): the challenger's F1 is at least ``min_f1``, beats the champion's
+    by more than ``improvement_margin``, no label's F1 drops by more than ``max_label_regression``,
+    and both were evaluated on the same TEST images (else "not like with like", refused). Without a
+    challenger (training off, or skipped under ``min_new_labels``) it records why. Writes nothing:
+    ``champion.record`` writes the decision, after the approval when one is required.
+
+    Returns ``{"decision", "reasons", "checks", "needs_approval", "approval_body", "comparison",
+    "new_verified_images", "served_by", "champion_arn", "test_sets", "timeline"}``.
+    """
+
+    template_fields: Sequence[str] = aws_template_fields(
+        "training_result", "merge_summary", "champion_record_uri", "champion_arn", "served_by", "train",
+        "improvement_margin", "max_label_regression", "min_f1", "min_new_labels", "require_approval", "report_uri",
+    )
+
+    def __init__(self, *, training_result: Any, merge_summary: Any, champion_record_uri: str, champion_arn: str | None,
+                 served_by: str | None = None, train: Any = True, improvement_margin: Any = 0.0,
+                 max_label_regression: Any = 0.05, min_f1: Any = 0.0, min_new_labels: Any = None,
+                 require_approval: Any = False, report_uri: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.training_result = training_result
+        self.merge_summary = merge_summary
+        self.champion_record_uri = champion_record_uri
+        self.champion_arn = champion_arn
+        self.served_by = served_by
+        self.train = train
+        self.improvement_margin = improvement_margin
+        self.max_label_regression = max_label_regression
+        self.min_f1 = min_f1
+        self.min_new_labels = min_new_labels
+        self.require_approval = require_approval
+        self.report_uri = report_uri
+
+    def execute(self, context: Context) -> dict:
+        settings = core.Gate(improvement_margin=_optional_number(self.improvement_margin, "improvement_margin") or 0.0,
+                             max_label_regression=_optional_number(self.max_label_regression, "max_label_regression") or 0.0,
+                             min_f1=_optional_number(self.min_f1, "min_f1") or 0.0)
+        run = str(context["run_id"])
+        record = self._store(self.champion_record_uri).read()
+        comparison = _as_dict(self.training_result, "training_result")
+        merge = _as_dict(self.merge_summary, "merge_summary") or {}
+        new_verified = int(((merge.get("answers") or {}).get("applied_human")) or 0)
+        out: dict[str, Any] = {"served_by": self.served_by, "champion_arn": self.champion_arn,
+                               "new_verified_images": new_verified, "needs_approval": False, "approval_body": None,
+                               "checks": [], "test_sets": {}, "comparison": None}
+        if comparison is None or not comparison.get("new_version_arn"):
+            since = core.verified_since_champion(record, exclude_run=run)
+            trains, why = core.should_train(_optional_number(self.min_new_labels, "min_new_labels", int), since, new_verified)
+            if _flag(self.train) and not trains:
+                out.update(decision=core.TRAINING_SKIPPED, reasons=[why])
+            else:
+                out.update(decision=core.NOT_TRAINED, reasons=["no challenger this turn (train is off)"])
+        else:
+            test_sets = {"champion": self._test_set(comparison.get("base_version_arn")),
+                         "challenger": self._test_set(comparison["new_version_arn"])}
+            verdict = core.gate(comparison, settings, champion_test_set=test_sets["champion"],
+                                challenger_test_set=test_sets["challenger"])
+            keys = ("new_version_arn", "base_version_arn", "f1_before", "f1_after", "delta", "per_label")
+            out.update(decision=core.PROMOTED if verdict["promote"] else core.KEPT, reasons=verdict["reasons"],
+                       checks=verdict["checks"], test_sets=test_sets, comparison={k: comparison.get(k) for k in keys})
+            if verdict["promote"] and _flag(self.require_approval):
+                out["needs_approval"] = True
+                counts = {"new human-verified images": new_verified, "images in the dataset": merge.get("manifest_lines"),
+                          "testing images": comparison.get("testing_images"),
+                          "training images": comparison.get("training_images")}
+                out["approval_body"] = core.approval_markdown(comparison, verdict, counts=counts,
+                                                              report_uri=self.report_uri)
+        pending = core.record_turn(record, run=run, at=_now(), served_by=self.served_by, seed_arn=self.champion_arn,
+                                   decision=out["decision"] + (" (awaiting approval)" if out["needs_approval"] else ""),
+                                   reasons=out["reasons"], comparison=comparison, new_verified_images=new_verified,
+                                   test_sets=out["test_sets"])
+        out["timeline"] = core.timeline(pending)
+        for reason in out["reasons"]:
+            self.log.info("Champion gate: %s", reason)
+        return out
+
+    def _test_set(self, arn: str | None) -> str | None:
+        """Fingerprint of the TEST images a version was evaluated on (None when it cannot be read)."""
+        if not arn:
+            return None
+        manifests = self.hook.testing_manifests(self.hook.describe_project_version(arn))
+        if not manifests:
+            self.log.warning("Version %s reports no testing manifest (TestingDataResult)", arn)
+            return None
+        s3 = self._store(self.champion_record_uri).s3.get_conn()
+        refs = []
+        for obj in manifests:
+            body = s3.get_object(Bucket=obj["Bucket"], Key=obj["Name"])["Body"].read().decode("utf-8")
+            refs.extend(line.get("source-ref", "") for line in iter_jsonl(body.splitlines(), obj["Name"]))
+        return core.test_set_fingerprint(refs)
+
+
+class ChampionApprovalOperator(HITLOperator):
+    """Ask a person to approve the promotion (Airflow's Required Actions); waits without a worker slot.
+
+    Options Approve / Reject; the timeout answer is Reject (``champion.record`` applies
+    ``approval_timeout_action``, keep by default). ``timeout_hours`` is templated, unlike
+    HITLOperator's ``response_timeout``, so the Trigger form sets it.
+    """
+
+    template_fields: Sequence[str] = (*HITLOperator.template_fields, "timeout_hours")
+    ui_color = "#fff3bf"
+
+    def __init__(self, *, timeout_hours: Any = 24, **kwargs) -> None:
+        kwargs.setdefault("options", [APPROVE, REJECT])
+        kwargs.setdefault("defaults", [REJECT])
+        super().__init__(**kwargs)
+        self.timeout_hours = timeout_hours
+
+    def execute(self, context: Context):
+        hours = _optional_number(self.timeout_hours, "approval_timeout_hours")
+        self.response_timeout = timedelta(hours=hours) if hours else None
+        return super().execute(context)
+
+
+class ChampionRecordOperator(_ChampionOperator):
+    """Write the turn's decision into the champion record (promoting the challenger if it won) and emit it.
+
+    Returns ``{"decision", "reasons", "promoted", "champion", "previous_champion", "timeline",
+    "record_uri"}``; the record's summary is also the extra of this task's asset event.
+    """
+
+    template_fields: Sequence[str] = aws_template_fields(
+        "gate", "approval", "champion_record_uri", "approval_timeout_action")
+
+    def __init__(self, *, gate: Any, champion_record_uri: str, approval: Any = None,
+                 approval_timeout_action: str = "keep", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.gate = gate
+        self.approval = approval
+        self.champion_record_uri = champion_record_uri
+        self.approval_timeout_action = approval_timeout_action
+
+    def _final(self, gate: dict) -> tuple[str, list[str]]:
+        decision, reasons = gate["decision"], list(gate["reasons"])
+        if not (decision == core.PROMOTED and gate.get("needs_approval")):
+            return decision, reasons
+        answer = _as_dict(self.approval, "approval") or {}
+        chosen = answer.get("chosen_options") or []
+        who = (answer.get("responded_by_user") or {}).get("name") if isinstance(answer.get("responded_by_user"), dict) else None
+        if not answer:
+            return core.REJECTED, reasons + ["no approval answer: the champion stays"]
+        if who is None and str(self.approval_timeout_action) != "promote":
+            return core.REJECTED, reasons + ["approval timed out: the champion stays (approval_timeout_action keep)"]
+        if who is None:
+            return core.PROMOTED, reasons + ["approval timed out: promoted (approval_timeout_action promote)"]
+        if APPROVE in chosen:
+            return core.PROMOTED, reasons + [f"approved by {who}"]
+        return core.REJECTED, reasons + [f"rejected by {who}: the champion stays"]
+
+    def execute(self, context: Context) -> dict:
+        gate = _as_dict(self.gate, "gate")
+        if gate is None:
+            raise ValueError("gate (the champion.gate task's result) is required")
+        decision, reasons = self._final(gate)
+        store = self._store(self.champion_record_uri)
+        before = store.read()
+        comparison = gate.get("comparison") or {}
+        record = core.record_turn(before, run=str(context["run_id"]), at=_now(), served_by=gate.get("served_by"),
+                                  seed_arn=gate.get("champion_arn"), decision=decision, reasons=reasons,
+                                  comparison=comparison, new_verified_images=gate.get("new_verified_images") or 0,
+                                  test_sets=gate.get("test_sets"))
+        store.write(record)
+        previous = core.champion_arn(before) or gate.get("champion_arn")
+        champion = record["champion"]
+        promoted = champion["project_version_arn"] != previous
+        for reason in reasons:
+            self.log.info("Champion: %s", reason)
+        self.log.info("Champion %s (since %s): %s", champion["project_version_arn"], champion["since"], store.uri)
+        extra = {"project_version_arn": champion["project_version_arn"], "since": champion["since"],
+                 "promoted_by_run": champion["promoted_by_run"], "f1": champion["f1"],
+                 "per_label": champion["per_label"], "decision": decision, "record_uri": str(store.uri)}
+        outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
+        for outlet in (self.outlets or []) if outlet_events is not None else []:
+            try:
+                outlet_events[outlet].extra.update(extra)
+            except (KeyError, TypeError, AttributeError) as exc:  # an alias or a non-asset outlet
+                self.log.info("No asset event extra for outlet %r: %s", outlet, exc)
+        return {"decision": decision, "reasons": reasons, "promoted": promoted, "champion": champion,
+                "previous_champion": previous if promoted else None, "timeline": core.timeline(record),
+                "record_uri": str(store.uri)}
+
+
+class ChampionPruneOperator(_ChampionOperator):
+    """keep_versions: delete losing challengers beyond the newest N (DeleteProjectVersion).
+
+    Only versions the record lists as created by this loop; never the champion or an earlier
+    champion, never a RUNNING, starting, stopping or training version (core.champion.versions_to_delete).
+    Blank ``keep_versions`` deletes nothing. Returns ``{"deleted": [arn, ...], "keep_versions"}``.
+    """
+
+    template_fields: Sequence[str] = aws_template_fields("champion_record_uri", "keep_versions", "project_version_arn")
+
+    def __init__(self, *, champion_record_uri: str, project_version_arn: str, keep_versions: Any = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.champion_record_uri = champion_record_uri
+        self.project_version_arn = project_version_arn
+        self.keep_versions = keep_versions
+
+    def execute(self, context: Context) -> dict:
+        keep = _optional_number(self.keep_versions, "keep_versions", int)
+        if keep is None:
+            self.log.info("keep_versions is blank: no version is deleted.")
+            return {"deleted": [], "keep_versions": None}
+        store = self._store(self.champion_record_uri)
+        record = store.read()
+        project_arn = self.hook.project_arn_for_version(str(self.project_version_arn))
+        statuses = {d["ProjectVersionArn"]: d["Status"] for d in self.hook.list_project_versions(project_arn)}
+        deleted = []
+        for arn, why in core.versions_to_delete(record, statuses, keep):
+            try:
+                self.hook.delete_project_version(arn)
+            except ClientError as exc:  # e.g. started by someone between our look and the call
+                self.log.warning("Not deleting %s: %s", arn, exc)
+                continue
+            self.log.info("Deleted model version %s: %s", arn, why)
+            deleted.append(arn)
+        if deleted:
+            store.write(core.mark_deleted(record, deleted, _now()))
+        return {"deleted": deleted, "keep_versions": keep}
