@@ -186,6 +186,7 @@ with DAG(
             task_id="ground_truth_wait",
             job_names="{{ ti.xcom_pull(task_ids='human_review.ground_truth_review')['jobs'] }}",
             answers_uri="{{ ti.xcom_pull(task_ids='human_review.ground_truth_review')['answers_uri'] }}",
+            agreement_threshold=setting("agreement_threshold"),
             poke_interval=POLL_SECONDS,
             timeout=timedelta(hours=72).total_seconds(),
             aws_conn_id=setting("aws_conn_id"),
@@ -199,6 +200,7 @@ with DAG(
             task_id="label_studio_wait",
             review="{{ ti.xcom_pull(task_ids='human_review.label_studio_review') }}",
             label_studio_conn_id=setting("labelstudio_conn_id"),
+            agreement_threshold=setting("agreement_threshold"),
             min_annotated_share=setting("labelstudio_min_share"),
             deadline="{{ (dag_run.start_date + macros.timedelta(hours=" + CONFIG + "['labelstudio_deadline_hours'])).isoformat() "
                      "if " + CONFIG + "['labelstudio_deadline_hours'] else none }}",

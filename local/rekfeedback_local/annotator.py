@@ -1,7 +1,9 @@
 """A simulated Label Studio annotator: answers a project's tasks through the REST API.
 
 Uses the same worker policies as the Ground Truth emulator (`rekfeedback_local.emulator.policy`:
-oracle with an error rate, accept-all, reject-all). The oracle's truth comes from the image's S3
+oracle with an error rate, accept-all, reject-all, careless), or a crew of annotators of different
+quality (`--crew "ann=oracle:0.02,dan=careless:0.35"`, policy.parse_crew) from which each task's
+annotators are drawn. The oracle's truth comes from the image's S3
 user metadata `truth` (written by `rekfeedback_local.synthetic`) or from a mapping given by the caller.
 
     rekfeedback-local labelstudio-annotate --project 3 --policy oracle --error-rate 0.1 --annotators 3 \
@@ -55,8 +57,11 @@ def _for_kind(answer: dict | None, kind: str) -> dict | None:
 
 def annotate_project(hook, project_id: int, *, policy: str = "oracle", error_rate: float = 0.0, seed: int = 0,
                      annotators: int = 1, truth: Mapping[str, dict] | Callable[[str], dict | None] | None = None,
-                     limit: int | None = None) -> dict:
-    """Answer every task of the project up to `annotators` annotations each; returns counts."""
+                     limit: int | None = None, crew: str = "") -> dict:
+    """Answer every task of the project up to `annotators` annotations each; returns counts.
+
+    With a `crew`, each task's annotators are drawn from it (seeded by the task's image)."""
+    members = policylib.parse_crew(crew)
     if policy not in policylib.POLICIES:
         raise ValueError(f"unknown policy {policy!r}; use one of {', '.join(policylib.POLICIES)}")
     if annotators < 1:
@@ -75,13 +80,16 @@ def annotate_project(hook, project_id: int, *, policy: str = "oracle", error_rat
         w, h, kind = item["width"], item["height"], item["kind"]
         predicted = {"labels": [p["name"] for p in item["predicted"]],
                      "boxes": answerlib.predicted_pixel_boxes(item) if kind == "boxes" else []}
-        image_truth = _for_kind(truth_of(item["source-ref"]) if policy == "oracle" else None, kind)
+        needs_truth = policy == "oracle" or any(m.policy in ("oracle", "careless") for m in members)
+        image_truth = _for_kind(truth_of(item["source-ref"]) if needs_truth else None, kind)
+        who = policylib.assign(members, annotators, random.Random(f"{seed}\x00{item['source-ref']}")) if members \
+            else [policylib.Annotator(f"annotator-{k}", policy, error_rate) for k in range(annotators)]
         for k in range(have, annotators):
             if limit is not None and counts["created"] >= limit:
                 return counts
             rng = random.Random(f"{seed}\x00{item['source-ref']}\x00{k}")
-            answer = policylib.worker_answer(image_truth, predicted, policy, rng, error_rate=error_rate,
-                                             label_set=label_set, image_size=(w, h) if w and h else None)
+            answer = who[k].answer(image_truth, predicted, rng, label_set=label_set,
+                                   image_size=(w, h) if w and h else None)
             hook.create_annotation(task["id"], lsfmt.answer_result(_for_kind(answer, kind), w, h, kind))
             counts["created"] += 1
     log.info("simulated annotator on project %s: %s", project_id, counts)
@@ -109,7 +117,7 @@ class _DirectHook:
 def run_in_background(url: str, token: str, *, policy: str = "oracle", error_rate: float = 0.0, seed: int = 0,
                       annotators: int = 1, interval: float = 1.0, endpoint_url: str | None = None,
                       truth: Mapping[str, dict] | Callable[[str], dict | None] | None = None,
-                      include_existing: bool = False) -> Callable[[], dict]:
+                      include_existing: bool = False, crew: str = "") -> Callable[[], dict]:
     """Answer new tasks as they arrive, in a daemon thread, until the returned `stop()` is called.
 
     Polls the server every `interval` seconds and answers every project that appeared after the
@@ -123,7 +131,8 @@ def run_in_background(url: str, token: str, *, policy: str = "oracle", error_rat
     if policy not in policylib.POLICIES:
         raise ValueError(f"unknown policy {policy!r}; use one of {', '.join(policylib.POLICIES)}")
     hook = _DirectHook(url, token)
-    if truth is None and policy == "oracle":
+    policylib.parse_crew(crew)  # a bad crew fails here, not in the thread
+    if truth is None and (policy == "oracle" or crew):
         import boto3
 
         truth = s3_truth_reader(boto3.client("s3", endpoint_url=endpoint_url))
@@ -138,7 +147,7 @@ def run_in_background(url: str, token: str, *, policy: str = "oracle", error_rat
                     if project["id"] in ignored or stopping.is_set():
                         continue
                     counts = annotate_project(hook, project["id"], policy=policy, error_rate=error_rate, seed=seed,
-                                              annotators=annotators, truth=truth)
+                                              annotators=annotators, truth=truth, crew=crew)
                     totals["created"] += counts["created"]
             except Exception as exc:  # noqa: BLE001 - a server restarting, a project deleted: try again next poll
                 totals["errors"] += 1
@@ -176,7 +185,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", type=int, required=True, help="project id")
     p.add_argument("--policy", default="oracle", choices=policylib.POLICIES)
     p.add_argument("--error-rate", type=float, default=0.0)
-    p.add_argument("--annotators", type=int, default=1)
+    p.add_argument("--annotators", type=int, default=1, help="annotations per task")
+    p.add_argument("--crew", default="", help='annotators of different quality, e.g. "ann=oracle:0.02,dan=careless:0.35"')
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--endpoint-url", default=None, help="S3 endpoint (the emulator) to read the images' truth from")
 
@@ -189,13 +199,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"give --url and --token, or start Label Studio so that {args.env_file} exists", file=sys.stderr)
         return 2
     truth = None
-    if args.policy == "oracle":
+    if args.policy == "oracle" or args.crew:
         import boto3
 
         truth = s3_truth_reader(boto3.client("s3", endpoint_url=args.endpoint_url))
     try:
         counts = annotate_project(_DirectHook(url, token), args.project, policy=args.policy,
-                                  error_rate=args.error_rate, seed=args.seed, annotators=args.annotators, truth=truth)
+                                  error_rate=args.error_rate, seed=args.seed, annotators=args.annotators, truth=truth,
+                                  crew=args.crew)
     except Exception as exc:  # a CLI: one line saying what went wrong
         print(f"rekfeedback-local labelstudio-annotate: {exc}", file=sys.stderr)
         return 1

@@ -80,7 +80,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("box_task", "string", "adjustment", "Ground Truth",
             "Task for bounding boxes.", enum=["adjustment", "verification"]),
     Setting("images_per_task", "integer", 5, "Ground Truth", "Images per verification task.", minimum=1, maximum=50),
-    Setting("workers_per_object", "integer", 1, "Ground Truth", "Workers who answer each task.", minimum=1, maximum=9),
+    Setting("workers_per_object", "integer", 1, "Human review",
+            "Workers (Ground Truth) or annotators (Label Studio) who answer each image; several are consolidated "
+            "by majority vote with an agreement score.", minimum=1, maximum=9),
+    Setting("agreement_threshold", "number", 0.6, "Human review",
+            "With several workers per image: an answer whose agreement (share of workers who gave the consolidated "
+            "answer) is below this is not merged as verified; it goes to the review round, or stays pending for a "
+            "later turn.", minimum=0, maximum=1),
     Setting("labelstudio_conn_id", "string", "label_studio_default", "Label Studio", "Airflow connection of the Label Studio server."),
     Setting("labelstudio_min_share", "number", 1.0, "Label Studio",
             "Finish when this share of tasks is annotated and `labelstudio_deadline_hours` has passed.", minimum=0, maximum=1),

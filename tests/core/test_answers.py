@@ -80,29 +80,6 @@ def test_diff_boxes_confirmed_adjusted_rejected_added():
     assert strict["adjusted"] == [] and strict["rejected"].count("cat") == 1
 
 
-def test_vote_labels_majority_ties_and_agreement():
-    labels, agreement = ans.vote_labels([["cat"], ["cat", "dog"], ["cat"]], predicted=["cat", "dog"])
-    assert labels == ["cat"] and agreement == pytest.approx(2 / 3)
-    # Two workers disagree on a predicted label: the tie keeps the model's call.
-    labels, agreement = ans.vote_labels([["cat"], []], predicted=["cat"])
-    assert labels == ["cat"] and agreement == 0.5
-    # ... and a tie on a label the model did not predict does not add it.
-    labels, _ = ans.vote_labels([["bird"], []], predicted=[])
-    assert labels == []
-    assert ans.vote_labels([["x"]])[1] == 1.0
-
-
-def test_vote_boxes_keeps_majority_clusters_and_averages():
-    w1 = [box("cat", 100, 100), box("dog", 300, 300)]
-    w2 = [box("cat", 104, 100)]
-    w3 = [box("cat", 102, 100), box("bird", 0, 0)]
-    kept, agreement = ans.vote_boxes([w1, w2, w3])
-    assert kept == [box("cat", 102, 100)]
-    assert agreement == pytest.approx(1 / 3)  # only w2 drew exactly the consensus
-    result = ans.vote([{"boxes": w1}, {"boxes": w2}, {"boxes": w3}], kind="boxes")
-    assert result["labels"] == ["cat"] and result["workers"] == 3
-
-
 def test_auto_accepted_answer_converts_boxes_to_pixels():
     item = {"source-ref": "s3://b/a.jpg", "width": 200, "height": 100, "kind": "boxes", "route": "auto-accept",
             "predicted": [{"name": "cat", "confidence": 97, "box": {"left": 0.1, "top": 0.2, "width": 0.5, "height": 0.5}}],

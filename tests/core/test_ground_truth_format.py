@@ -101,7 +101,9 @@ def test_consolidate_object_majority_vote():
     value = gt.consolidate_object([w(True), w(False, ["bird"]), w(True)])
     a, b = value["images"]
     assert a == {"source-ref": "s3://b/a.jpg", "labels": ["cat"], "confirmed": ["cat"], "rejected": [],
-                 "added": [], "workers": 3, "agreement": pytest.approx(0.6667)}
+                 "added": [], "workers": 3, "agreement": pytest.approx(0.6667),
+                 "label_agreement": {"bird": 0.3333, "cat": 0.6667},
+                 "candidates": [{"labels": ["cat"]}, {"labels": ["bird"]}, {"labels": ["cat"]}]}
     assert b["labels"] == ["dog"] and b["added"] == ["dog"] and b["agreement"] == 1.0
     assert value["workers"] == 3 and value["agreement"] == pytest.approx((2 / 3 + 1) / 2, abs=1e-4)
 

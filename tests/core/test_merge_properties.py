@@ -126,7 +126,8 @@ def test_newest_human_answer_wins_and_rejected_predictions_are_dropped():
     assert record["circle-metadata"]["human-annotated"] == "yes"
     assert record["circle-metadata"]["creation-date"] == "2026-11-26T08:00:00.000000"
     assert summary["answers"] == {"read": 4, "distinct_images": 1, "repeated": 1, "superseded": 2,
-                                  "older_than_manifest": 0, "applied": 1, "applied_human": 1, "applied_auto_accepted": 0}
+                                  "older_than_manifest": 0, "applied": 1, "applied_human": 1, "applied_auto_accepted": 0,
+                                  "pending_agreement": 0}
     assert summary["labels"]["square"]["rejected"] == 1 and summary["labels"]["circle"]["confirmed"] == 1
 
 

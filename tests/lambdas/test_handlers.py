@@ -83,7 +83,8 @@ def test_consolidation_majority_vote_over_disagreeing_workers(emulator, s3_bucke
     assert first["agreement"] == pytest.approx(0.5, abs=1e-3)
     second = result[1]["consolidatedAnnotation"]["content"]["verified-labels"]
     assert second["images"] == [{"source-ref": "s3://imgs/c.jpg", "labels": ["circle"], "confirmed": ["circle"],
-                                 "rejected": [], "added": [], "workers": 1, "agreement": 1.0}]
+                                 "rejected": [], "added": [], "workers": 1, "agreement": 1.0,
+                                 "label_agreement": {"circle": 1.0}, "candidates": [{"labels": ["circle"]}]}]
     json.dumps(result)  # what Ground Truth receives must be plain JSON
 
 

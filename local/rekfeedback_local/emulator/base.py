@@ -33,6 +33,7 @@ class EmulatorConfig:
     workforce_policy: str = "oracle"  # oracle | accept-all | reject-all
     error_rate: float = 0.0  # oracle's share of wrong answers
     workers_per_object: int | None = None  # overrides NumberOfHumanWorkersPerDataObject when set
+    annotators: str = ""  # a crew of different quality, "name=policy:error_rate,..." (policy.parse_crew); blank: everyone is workforce_policy/error_rate
     fail_labeling_jobs: bool = False  # every new labeling job fails with a FailureReason
     unlabelled_share: float = 0.0  # share of objects the workforce leaves unlabelled
     max_active_labeling_jobs: int = 50  # CreateLabelingJob answers ResourceLimitExceeded beyond this

@@ -14,6 +14,12 @@ Policies:
   oracle cannot know better than the model and accepts the predictions as they are.
 - ``accept-all``: accepts the predictions as they are.
 - ``reject-all``: rejects every prediction and adds nothing.
+- ``careless``: clicks through: with probability ``error_rate`` answers at random (a random subset
+  of the label set; in a box task, random boxes), otherwise accepts the predictions as they are.
+
+A crew of annotators of different quality (``crew``/``parse_crew``): each has its own policy and
+error rate; the Ground Truth workforce and the Label Studio annotator draw the workers of an image
+from it, so consensus, the review round and the noise check can be measured.
 
 Helpers turn an answer into the two worker-response shapes the emulator writes:
 ``verification_answer`` (the custom verification task of docs/contracts.md) and
@@ -23,9 +29,10 @@ Helpers turn an answer into the two worker-response shapes the emulator writes:
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-POLICIES = ("oracle", "accept-all", "reject-all")
+POLICIES = ("oracle", "accept-all", "reject-all", "careless")
 BOX_KEYS = ("left", "top", "width", "height")
 
 
@@ -62,6 +69,8 @@ def worker_answer(
     predicted = normalize(predicted)
     if policy == "reject-all":
         return {"labels": [], "boxes": []}
+    if policy == "careless":
+        return _careless(predicted, rng, error_rate, label_set, image_size, truth)
     if policy == "accept-all" or truth is None:
         return predicted
     return _oracle(normalize(truth), rng, error_rate, label_set, image_size, predicted["boxes"])
@@ -106,6 +115,71 @@ def _oracle(truth: dict, rng: random.Random, error_rate: float, label_set: Seque
             # In a box task a wrongly seen object comes with a box.
             boxes.append({**_misplaced(rng.choice(truth["boxes"]), image_size), "label": extra})
     return {"labels": sorted(labels), "boxes": boxes}
+
+
+def _careless(predicted: dict, rng: random.Random, error_rate: float, label_set: Sequence[str],
+              image_size: tuple[int, int] | None, truth: dict | None) -> dict:
+    if rng.random() >= error_rate or not label_set:
+        return predicted
+    names = sorted(rng.sample(list(label_set), rng.randint(0, min(2, len(label_set)))))
+    boxed = bool(predicted["boxes"]) or bool(truth and normalize(truth)["boxes"])
+    if not boxed:
+        return {"labels": names, "boxes": []}
+    width, height = image_size or (200, 200)
+    boxes = []
+    for name in names:
+        w, h = rng.randint(8, max(8, width // 3)), rng.randint(8, max(8, height // 3))
+        boxes.append({"label": name, "left": rng.randint(0, max(0, width - w)), "top": rng.randint(0, max(0, height - h)),
+                      "width": w, "height": h})
+    return {"labels": names, "boxes": boxes}
+
+
+# --- a crew of annotators of different quality ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Annotator:
+    name: str
+    policy: str = "oracle"
+    error_rate: float = 0.0
+
+    def answer(self, truth, predicted, rng, label_set=(), image_size=None) -> dict:
+        return worker_answer(truth, predicted, self.policy, rng, self.error_rate, label_set, image_size)
+
+
+# Two careful people, one average and one who clicks through (a third of their answers at random).
+DEFAULT_CREW = "ann=oracle:0.02,ben=oracle:0.05,cem=oracle:0.12,dan=careless:0.35"
+
+
+def parse_crew(text: str) -> list[Annotator]:
+    """``name=policy:error_rate,...`` (e.g. DEFAULT_CREW) -> annotators; a bad entry names itself."""
+    crew = []
+    for entry in (e.strip() for e in (text or "").split(",")):
+        if not entry:
+            continue
+        try:
+            name, rest = entry.split("=", 1)
+            policy, _, rate = rest.partition(":")
+            annotator = Annotator(name.strip(), policy.strip(), float(rate or 0.0))
+        except ValueError as exc:
+            raise ValueError(f"annotator {entry!r}: expected name=policy:error_rate ({exc})") from exc
+        if annotator.policy not in POLICIES or not 0 <= annotator.error_rate <= 1 or not annotator.name:
+            raise ValueError(f"annotator {entry!r}: policy must be one of {', '.join(POLICIES)} and the error "
+                             "rate between 0 and 1")
+        crew.append(annotator)
+    if len({a.name for a in crew}) != len(crew):
+        raise ValueError(f"annotator names must be distinct: {text!r}")
+    return crew
+
+
+def assign(crew: Sequence[Annotator], workers: int, rng: random.Random) -> list[Annotator]:
+    """The crew members who answer one image: distinct while the crew is large enough, drawn at random
+    (whoever picks the task up first), so the careless one answers some images and not others."""
+    if not crew:
+        raise ValueError("the crew is empty")
+    picked = rng.sample(list(crew), min(workers, len(crew)))
+    while len(picked) < workers:
+        picked.append(crew[len(picked) % len(crew)])
+    return picked
 
 
 def _misplaced(box: dict, image_size: tuple[int, int] | None) -> dict:

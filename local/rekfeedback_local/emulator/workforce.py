@@ -56,6 +56,7 @@ class _Object:
     skipped: bool = False  # pre-annotation Lambda said no human annotation is required
     size: tuple = (0, 0, 3)  # width, height, depth of a box task's image
     initial: list = field(default_factory=list)  # boxes under review (adjustment, verification)
+    members: list = field(default_factory=list)  # the annotators (policy.Annotator) who answered it
 
     @property
     def id(self) -> str:
@@ -249,6 +250,7 @@ class JobRun:
         if rng.random() < float(self.config.unlabelled_share):
             obj.failure = EXPIRED_REASON
             return
+        obj.members = self._members(rng)
         try:
             if self.task:
                 contents = self._builtin_answers(obj, rng)
@@ -271,7 +273,7 @@ class JobRun:
                 "answerContent": content,
                 "submissionTime": _iso_z(submitted),
                 "timeSpentInSeconds": round(submitted - accepted, 3),
-                "workerId": self._worker_id(worker),
+                "workerId": self._worker_id(worker, obj.members[worker].name if self.crew else None),
                 "workerMetadata": {"identityData": {
                     "identityProviderType": "Cognito",
                     "issuer": f"https://cognito-idp.{self.env.region}.amazonaws.com/{self.env.region}_Emulated1",
@@ -284,9 +286,19 @@ class JobRun:
     def _workers_per_object(self) -> int:
         return int(self.config.workers_per_object or self.task_config["NumberOfHumanWorkersPerDataObject"])
 
-    def _answer(self, truth, predicted, rng, labels, size=None) -> dict:
-        return policy.worker_answer(truth, predicted, self.config.workforce_policy, rng,
-                                    float(self.config.error_rate), labels, size)
+    @property
+    def crew(self) -> list[policy.Annotator]:
+        if not hasattr(self, "_crew"):
+            self._crew = policy.parse_crew(self.config.annotators)
+        return self._crew
+
+    def _members(self, rng: random.Random) -> list[policy.Annotator]:
+        """Who answers this object: drawn from the crew when one is set, else the workforce knobs for all."""
+        n = self._workers_per_object()
+        if self.crew:
+            return policy.assign(self.crew, n, rng)
+        return [policy.Annotator(f"worker-{k}", self.config.workforce_policy, float(self.config.error_rate))
+                for k in range(n)]
 
     def _custom_answers(self, obj: _Object, rng: random.Random) -> list[dict] | None:
         pre_arn = self.task_config.get("PreHumanTaskLambdaArn")
@@ -308,12 +320,12 @@ class JobRun:
                        "predicted": task_input.get("predicted") or obj.line.get("predicted") or []}]
         labels = list(task_input.get("labels") or self.labels)
         answers = []
-        for _ in range(self._workers_per_object()):
+        for member in obj.members:
             verdicts = []
             for image in images:
                 names = [p.get("name", p.get("Name")) if isinstance(p, dict) else str(p)
                          for p in image.get("predicted") or []]
-                answer = self._answer(self._truth(image.get("source-ref")), {"labels": names}, rng, labels)
+                answer = member.answer(self._truth(image.get("source-ref")), {"labels": names}, rng, labels)
                 verdicts.append(policy.verification_answer(image.get("source-ref"), names, answer))
             # The crowd form posts one hidden field named "answer" holding the JSON (team contract).
             answers.append({"answer": json.dumps({"images": verdicts}, separators=(",", ":"))})
@@ -332,9 +344,9 @@ class JobRun:
         predicted = {"labels": sorted({b["label"] for b in initial}), "boxes": initial}
         if self.task in (gt_builtin.SINGLE_LABEL, gt_builtin.MULTI_LABEL) and truth is not None:
             truth = {"labels": policy.normalize(truth)["labels"]}  # classification: no boxes to draw
-        return [gt_builtin.worker_content(self.task, self._answer(truth, predicted, rng, self.labels, size[:2]),
+        return [gt_builtin.worker_content(self.task, member.answer(truth, predicted, rng, self.labels, size[:2]),
                                           self.labels, rng, size=size[:2], initial=initial, verdicts=self.verdicts)
-                for _ in range(self._workers_per_object())]
+                for member in obj.members]
 
     # ---- consolidation --------------------------------------------------------------------------------
 
@@ -485,8 +497,9 @@ class JobRun:
         self.written.add((folder, second))
         return dt.datetime.fromtimestamp(second, dt.timezone.utc).strftime("%Y-%m-%d_%H:%M:%S")
 
-    def _worker_id(self, worker: int) -> str:
-        digest = hashlib.sha1(f"{self.task_config['WorkteamArn']}:{worker}".encode()).hexdigest()
+    def _worker_id(self, worker: int, name: str | None = None) -> str:
+        # One id per crew member across objects (as a real worker's sub), else per worker slot.
+        digest = hashlib.sha1(f"{self.task_config['WorkteamArn']}:{name if name else worker}".encode()).hexdigest()
         crowd = "public" if "/public-crowd/" in self.task_config["WorkteamArn"] else "private"
         return f"{crowd}.{self.env.region}.{digest[:16]}"
 

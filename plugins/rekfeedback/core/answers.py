@@ -1,8 +1,8 @@
 """The normalized answer record: what every review backend produces and the merge consumes.
 
 Format: docs/data-formats.md, "Normalized answer line". Also the pieces every backend needs to
-build one: diffing the model's prediction against the final answer, and a majority vote over
-several workers (Ground Truth consolidation and Label Studio both use `vote`).
+build one: diffing the model's prediction against the final answer. Several workers are
+consolidated by `core.consensus` (one function for Ground Truth and Label Studio).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from rekfeedback.core import boxes as boxlib
+from rekfeedback.core import consensus as consensuslib
 
 BACKENDS = ("ground-truth", "label-studio", "auto-accept")
 KINDS = ("classification", "boxes")
@@ -51,7 +52,8 @@ def iso_utc(value) -> str:
 
 def make_answer(*, source_ref: str, width, height, kind: str, labels: list[str], boxes: list[dict] | None = None,
                 confirmed: list[str] = (), rejected: list[str] = (), added: list[str] = (), adjusted: list[str] = (),
-                workers: int, agreement: float, human: bool, backend: str, source: str, answered_at) -> dict:
+                workers: int, agreement: float, human: bool, backend: str, source: str, answered_at,
+                consensus: dict | None = None) -> dict:
     answer = {
         "source-ref": source_ref, "width": width, "height": height, "kind": kind,
         "labels": sorted(set(labels)),
@@ -62,6 +64,8 @@ def make_answer(*, source_ref: str, width, height, kind: str, labels: list[str],
         "answered_at": iso_utc(answered_at),
         "answer_id": answer_id(backend, source, source_ref),
     }
+    if consensus is not None:
+        answer["consensus"] = consensus  # status against agreement_threshold, shares per label/box (core.consensus)
     validate_answer(answer)
     return answer
 
@@ -99,6 +103,8 @@ def validate_answer(answer: dict, where: str = "answer") -> dict:
         raise ValueError(f"{where}: a human answer needs at least one worker")
     if not isinstance(answer["agreement"], (int, float)) or not 0 <= answer["agreement"] <= 1:
         raise ValueError(f"{where}: 'agreement' must be between 0 and 1")
+    if "consensus" in answer:
+        consensuslib.validate(answer["consensus"], where)
     if answer["answer_id"] != answer_id(answer["backend"], answer["source"], answer["source-ref"]):
         raise ValueError(f"{where}: 'answer_id' does not match backend, source and source-ref")
     return answer
@@ -191,80 +197,6 @@ def diff_boxes(predicted: list[dict], final: list[dict], iou_threshold: float = 
     rejected = [p["label"] for i, p in enumerate(predicted) if i not in matched_p]
     return {"boxes": out_boxes, "labels": sorted({b["label"] for b in out_boxes}),
             "confirmed": confirmed, "rejected": rejected, "added": added, "adjusted": adjusted}
-
-
-# --- several workers ------------------------------------------------------------------------------
-
-def vote_labels(worker_labels: list[Iterable[str]], predicted: Iterable[str] = ()) -> tuple[list[str], float]:
-    """Majority vote over workers' image-level label sets.
-
-    A label is kept when more than half of the workers give it; an exact tie keeps the model's
-    call (kept if predicted), so two disagreeing workers neither invent nor drop a label.
-    Returns (labels, agreement = share of workers whose whole set equals the result).
-    """
-    sets = [set(w) for w in worker_labels]
-    if not sets:
-        raise ValueError("vote_labels needs at least one worker answer")
-    predicted = set(predicted)
-    n = len(sets)
-    result = set()
-    for name in set().union(*sets) | predicted:
-        votes = sum(name in s for s in sets)
-        if 2 * votes > n or (2 * votes == n and name in predicted):
-            result.add(name)
-    agreement = sum(s == result for s in sets) / n
-    return sorted(result), agreement
-
-
-def vote_boxes(worker_boxes: list[list[dict]], iou_threshold: float = 0.5) -> tuple[list[dict], float]:
-    """Majority vote over workers' boxes (pixels): cluster same-label boxes by IoU, keep clusters
-    drawn by more than half of the workers, average their coordinates.
-
-    Returns (boxes {label, left, top, width, height}, agreement = share of workers whose boxes
-    match the result one-to-one).
-    """
-    n = len(worker_boxes)
-    if not n:
-        raise ValueError("vote_boxes needs at least one worker answer")
-    clusters: list[dict] = []  # {"label", "members": [(worker, box)]}
-    for w, boxes_w in enumerate(worker_boxes):
-        for box in boxes_w:
-            best, best_iou = None, 0.0
-            for c in clusters:
-                if c["label"] != box["label"] or any(m[0] == w for m in c["members"]):
-                    continue
-                score = boxlib.iou(c["center"], box)
-                if score >= iou_threshold and score > best_iou:
-                    best, best_iou = c, score
-            if best is None:
-                best = {"label": box["label"], "members": []}
-                clusters.append(best)
-            best["members"].append((w, box))
-            best["center"] = _mean_box([m[1] for m in best["members"]], box["label"])
-    kept = [c["center"] for c in clusters if 2 * len(c["members"]) > n]
-    kept.sort(key=lambda b: (b["label"], b["left"], b["top"], b["width"], b["height"]))
-    agree = 0
-    for boxes_w in worker_boxes:
-        if len(boxes_w) == len(kept) and len(match_boxes(kept, boxes_w, iou_threshold)) == len(kept):
-            agree += 1
-    return kept, agree / n
-
-
-def _mean_box(boxes: list[dict], label: str) -> dict:
-    k = len(boxes)
-    return {"label": label, **{key: round(sum(int(b[key]) for b in boxes) / k)
-                               for key in ("left", "top", "width", "height")}}
-
-
-def vote(worker_answers: list[dict], predicted_labels: Iterable[str] = (), kind: str = "classification",
-         iou_threshold: float = 0.5) -> dict:
-    """Consolidate several workers' `{"labels": [...], "boxes": [...]}` into one, with agreement."""
-    if kind == "boxes":
-        boxes, agreement = vote_boxes([a.get("boxes") or [] for a in worker_answers], iou_threshold)
-        return {"labels": sorted({b["label"] for b in boxes}), "boxes": boxes,
-                "workers": len(worker_answers), "agreement": agreement}
-    labels, agreement = vote_labels([a.get("labels") or [] for a in worker_answers], predicted_labels)
-    return {"labels": labels, "boxes": [], "workers": len(worker_answers), "agreement": agreement}
 
 
 def predicted_pixel_boxes(item: dict) -> list[dict]:

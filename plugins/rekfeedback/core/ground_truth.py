@@ -24,6 +24,7 @@ from typing import Iterable
 from rekfeedback.core import arns
 from rekfeedback.core import answers as ans
 from rekfeedback.core import boxes as boxlib
+from rekfeedback.core import consensus as consensuslib
 
 VERIFY_LABELS, LABEL_CLASSES = "verify-labels", "label-classes"
 ADJUST_BOXES, VERIFY_BOXES, LABEL_BOXES = "adjust-boxes", "verify-boxes", "label-boxes"
@@ -256,7 +257,7 @@ def image_final_labels(image_answer: dict) -> tuple[list[str], list[str]]:
 
 
 def consolidate_object(worker_contents: list, images: list[dict] | None = None) -> dict:
-    """One data object's consolidated annotation from its workers' answers (majority vote).
+    """One data object's consolidated annotation from its workers' answers (`core.consensus`).
 
     `images` (the input line's images, if Ground Truth passed them) fixes the order and supplies
     predictions nobody judged. Returns the label-attribute value of the team contract, with each
@@ -285,12 +286,15 @@ def consolidate_object(worker_contents: list, images: list[dict] | None = None) 
             out_images.append({"source-ref": ref, "labels": [], "confirmed": [], "rejected": [], "added": [],
                                "workers": 0, "agreement": 0.0})
             continue
-        labels, agreement = ans.vote_labels(finals, predicted[ref])
-        diff = ans.diff_labels(predicted[ref], labels)
-        out_images.append({"source-ref": ref, "labels": labels, "confirmed": diff["confirmed"],
+        voted = consensuslib.consolidate([{"labels": f} for f in finals], kind="classification",
+                                         predicted_labels=predicted[ref])
+        diff = ans.diff_labels(predicted[ref], voted["labels"])
+        out_images.append({"source-ref": ref, "labels": voted["labels"], "confirmed": diff["confirmed"],
                            "rejected": diff["rejected"], "added": diff["added"],
-                           "workers": len(finals), "agreement": round(agreement, 4)})
-        agreements.append(agreement)
+                           "workers": voted["workers"], "agreement": voted["agreement"],
+                           "label_agreement": voted["consensus"]["label_agreement"],
+                           "candidates": voted["consensus"]["candidates"]})
+        agreements.append(voted["agreement"])
     return {"images": out_images, "workers": len(answers),
             "agreement": round(sum(agreements) / len(agreements), 4) if agreements else 0.0}
 
@@ -343,16 +347,25 @@ def _annotation_boxes(value: dict, meta: dict) -> list[dict]:
 
 def _box_agreement(meta: dict, workers: int) -> float:
     # Built-in tasks publish per-object confidence (share of agreeing workers), 0.00 with one worker.
+    # Without worker responses and without a box to carry a confidence, agreement is unknown: 0.0,
+    # so the answer is not merged as verified (three workers drawing different things consolidate to
+    # no box at all; that is not unanimity).
     if workers <= 1:
         return 1.0
     values = [o.get("confidence") for o in meta.get("objects") or [] if isinstance(o.get("confidence"), (int, float))]
-    return round(sum(values) / len(values), 4) if values else 1.0
+    return round(min(values), 4) if values else 0.0
 
 
 def parse_output_manifest(text: str, *, job_name: str, label_attribute: str, workers: int = 1,
                           input_items: dict[str, dict] | None = None, answered_at_fallback=None,
-                          iou_threshold: float = 0.5) -> tuple[list[dict], list[dict]]:
+                          iou_threshold: float = 0.5, agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD,
+                          worker_answers: dict[str, list[dict]] | None = None) -> tuple[list[dict], list[dict]]:
     """Normalized answers of one job's output manifest, and the objects that got no usable answer.
+
+    `worker_answers` (source-ref -> each worker's `{"labels", "boxes"}`, from the job's worker
+    responses) lets box answers be consolidated by `core.consensus` like every other backend's;
+    without it the built-in consolidation's boxes and confidences are used. Answers whose agreement
+    is below `agreement_threshold` are recorded as pending.
 
     `input_items` maps source-ref to the review summary (width, height, predicted) for lines that
     do not carry it themselves. `answered_at` comes from each line's `creation-date`, else
@@ -372,11 +385,13 @@ def parse_output_manifest(text: str, *, job_name: str, label_attribute: str, wor
         when = _creation_date(meta, answered_at_fallback)
         common = {"backend": "ground-truth", "source": job_name, "answered_at": when}
         if kind in CUSTOM_KINDS:
-            a, u = _custom_answers(line, line[label_attribute], input_items, common, where)
+            a, u = _custom_answers(line, line[label_attribute], input_items, common, where, agreement_threshold)
         elif kind == "classification":
-            a, u = _classification_answers(line, line[label_attribute], meta, input_items, workers, common)
+            a, u = _classification_answers(line, line[label_attribute], meta, input_items, workers, common,
+                                           agreement_threshold)
         else:
-            a, u = _box_answers(kind, line, line[label_attribute], meta, input_items, workers, common, iou_threshold)
+            a, u = _box_answers(kind, line, line[label_attribute], meta, input_items, workers, common, iou_threshold,
+                                agreement_threshold, (worker_answers or {}).get(line.get("source-ref")))
         answers.extend(a)
         unresolved.extend(dict(x, job=job_name) for x in u)
     return answers, unresolved
@@ -389,7 +404,7 @@ def _size(ref: str, *sources: dict | None) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _custom_answers(line, value, input_items, common, where):
+def _custom_answers(line, value, input_items, common, where, threshold):
     if isinstance(value, str):
         value = json.loads(value)
     inputs = {i["source-ref"]: i for i in line.get("images") or []}
@@ -403,17 +418,19 @@ def _custom_answers(line, value, input_items, common, where):
         width, height = _size(ref, inputs.get(ref), input_items.get(ref))
         predicted = [p["name"] for p in (inputs.get(ref) or input_items.get(ref) or {}).get("predicted") or []]
         labels = image.get("labels") or []
+        # One worker agrees with themself; several without a figure (an old Lambda) are not unanimous.
+        agreement = float(image.get("agreement", value.get("agreement", 1.0 if workers <= 1 else 0.0)))
         diff = ans.diff_labels(predicted or list(image.get("confirmed") or []) + list(image.get("rejected") or []),
                                labels)
         answers.append(ans.make_answer(
             source_ref=ref, width=width, height=height, kind="classification", labels=labels,
             confirmed=image.get("confirmed", diff["confirmed"]), rejected=image.get("rejected", diff["rejected"]),
-            added=image.get("added", diff["added"]), workers=workers,
-            agreement=float(image.get("agreement", value.get("agreement", 1.0))), human=True, **common))
+            added=image.get("added", diff["added"]), workers=workers, agreement=agreement, human=True,
+            consensus=consensuslib.record(image, workers, agreement, threshold), **common))
     return answers, unresolved
 
 
-def _classification_answers(line, value, meta, input_items, workers, common):
+def _classification_answers(line, value, meta, input_items, workers, common, threshold):
     ref = line["source-ref"]
     item = line.get(ITEM_KEY) or input_items.get(ref) or {}
     if "class-map" in meta:  # multi-label: value is a list of class ids
@@ -424,13 +441,20 @@ def _classification_answers(line, value, meta, input_items, workers, common):
     diff = ans.diff_labels(predicted, labels)
     width, height = _size(ref, item)
     confidence = meta.get("confidence")
-    agreement = 1.0 if workers <= 1 or not isinstance(confidence, (int, float)) else float(confidence)
+    if workers <= 1:
+        agreement = 1.0
+    elif isinstance(confidence, (int, float)):
+        agreement = float(confidence)
+    else:  # multi-label: the least agreed chosen class; none chosen -> unknown, not unanimous
+        values = [v for v in (meta.get("confidence-map") or {}).values() if isinstance(v, (int, float))]
+        agreement = float(min(values)) if values else 0.0
     return [ans.make_answer(source_ref=ref, width=width, height=height, kind="classification", labels=labels,
                             confirmed=diff["confirmed"], rejected=diff["rejected"], added=diff["added"],
-                            workers=workers, agreement=agreement, human=True, **common)], []
+                            workers=workers, agreement=agreement, human=True,
+                            consensus=consensuslib.record(None, workers, agreement, threshold), **common)], []
 
 
-def _box_answers(kind, line, value, meta, input_items, workers, common, iou_threshold):
+def _box_answers(kind, line, value, meta, input_items, workers, common, iou_threshold, threshold, worker_answers):
     ref = line["source-ref"]
     item = line.get(ITEM_KEY) or input_items.get(ref) or {}
     width, height = _size(ref, item)
@@ -448,15 +472,28 @@ def _box_answers(kind, line, value, meta, input_items, workers, common, iou_thre
             return [], [{"source-ref": ref, "reason": f"verification verdict {meta.get('class-name')!r}: "
                                                       "boxes rejected, image needs labelling"}]
         final = [dict(b) for b in predicted]
-        agreement = 1.0 if workers <= 1 else float(meta.get("confidence") or 1.0)
+        agreement = 1.0 if workers <= 1 else float(meta.get("confidence") or 0.0)
+        voted, shares = None, None
+    elif worker_answers:
+        voted = consensuslib.consolidate(worker_answers, kind="boxes", predicted_boxes=predicted,
+                                         iou_threshold=iou_threshold)
+        final, agreement, workers = voted["boxes"], voted["agreement"], voted["workers"]
     else:
         final = _annotation_boxes(value, meta)
         agreement = _box_agreement(meta, workers)
+        voted, shares = None, [o.get("confidence") for o in meta.get("objects") or []]
     diff = ans.diff_boxes(predicted, final, iou_threshold)
+    if voted:
+        shares = consensuslib.box_shares(diff["boxes"], voted["boxes"], voted["consensus"]["box_agreement"])
+    elif workers <= 1:
+        shares = [1.0] * len(diff["boxes"])
     return [ans.make_answer(source_ref=ref, width=width, height=height, kind="boxes", labels=diff["labels"],
                             boxes=diff["boxes"], confirmed=diff["confirmed"], rejected=diff["rejected"],
                             added=diff["added"], adjusted=diff["adjusted"], workers=workers,
-                            agreement=agreement, human=True, **common)], []
+                            agreement=agreement, human=True,
+                            consensus=consensuslib.record(voted and voted["consensus"], workers, agreement, threshold,
+                                                          [s for s in shares or [] if isinstance(s, (int, float))]
+                                                          if not voted else shares), **common)], []
 
 
 def input_items_from_manifest(text: str) -> dict[str, dict]:

@@ -2,7 +2,7 @@
 
 Pure (no Airflow, no HTTP). Label Studio's rectangle values are percentages of the image; the
 conversions go through `core.boxes`. Several annotations of one task are consolidated with the
-same majority vote as Ground Truth (`core.answers.vote`).
+same function as Ground Truth's (`core.consensus.consolidate`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from xml.sax.saxutils import quoteattr
 from rekfeedback.core import arns
 from rekfeedback.core import answers as answerlib
 from rekfeedback.core import boxes as boxlib
+from rekfeedback.core import consensus as consensuslib
 
 BACKEND = "label-studio"
 IMAGE = "image"        # the <Image> object tag
@@ -177,8 +178,13 @@ def valid_annotations(task: dict) -> list[dict]:
     return [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
 
 
-def normalized_answer(task: dict, source: str, iou_threshold: float = 0.5) -> dict | None:
-    """The normalized answer of one exported task, or None when nobody answered it yet."""
+def normalized_answer(task: dict, source: str, iou_threshold: float = 0.5,
+                      agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD) -> dict | None:
+    """The normalized answer of one exported task, or None when nobody answered it yet.
+
+    Several annotations are consolidated by `core.consensus`; below `agreement_threshold` the
+    answer is recorded as pending (not merged as verified).
+    """
     annotations = valid_annotations(task)
     if not annotations:
         return None
@@ -186,27 +192,33 @@ def normalized_answer(task: dict, source: str, iou_threshold: float = 0.5) -> di
     width, height = item["width"], item["height"]
     workers = [worker_answer(a.get("result") or [], width, height) for a in annotations]
     predicted_names = [p["name"] for p in item["predicted"]]
-    voted = answerlib.vote(workers, predicted_names, kind=item["kind"], iou_threshold=iou_threshold)
+    predicted_boxes = answerlib.predicted_pixel_boxes(item)
+    voted = consensuslib.consolidate(workers, kind=item["kind"], predicted_labels=predicted_names,
+                                     predicted_boxes=predicted_boxes, iou_threshold=iou_threshold)
     if item["kind"] == "boxes":
-        diff = answerlib.diff_boxes(answerlib.predicted_pixel_boxes(item), voted["boxes"], iou_threshold)
+        diff = answerlib.diff_boxes(predicted_boxes, voted["boxes"], iou_threshold)
         labels, boxes = diff["labels"], diff["boxes"]
+        shares = consensuslib.box_shares(boxes, voted["boxes"], voted["consensus"]["box_agreement"])
     else:
         diff = answerlib.diff_labels(predicted_names, voted["labels"])
-        labels, boxes = voted["labels"], []
+        labels, boxes, shares = voted["labels"], [], []
     answered_at = max(answerlib.iso_utc(a.get("updated_at") or a.get("created_at")) for a in annotations)
     return answerlib.make_answer(
         source_ref=item["source-ref"], width=width, height=height, kind=item["kind"],
         labels=labels, boxes=boxes, confirmed=diff["confirmed"], rejected=diff["rejected"],
         added=diff["added"], adjusted=diff["adjusted"], workers=voted["workers"],
-        agreement=voted["agreement"], human=True, backend=BACKEND, source=source, answered_at=answered_at)
+        agreement=voted["agreement"], human=True, backend=BACKEND, source=source, answered_at=answered_at,
+        consensus=consensuslib.record(voted["consensus"], voted["workers"], voted["agreement"],
+                                      agreement_threshold, shares))
 
 
-def normalized_answers(tasks: Iterable[dict], source: str, iou_threshold: float = 0.5) -> tuple[list[dict], list[str]]:
+def normalized_answers(tasks: Iterable[dict], source: str, iou_threshold: float = 0.5,
+                       agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD) -> tuple[list[dict], list[str]]:
     """(answers, source-refs of tasks nobody answered yet). A source-ref imported twice counts once."""
     answers: dict[str, dict] = {}
     unanswered: list[str] = []
     for task in tasks:
-        answer = normalized_answer(task, source, iou_threshold)
+        answer = normalized_answer(task, source, iou_threshold, agreement_threshold)
         ref = item_from_task(task)["source-ref"]
         if answer is None:
             unanswered.append(ref)

@@ -193,6 +193,11 @@ class _Merge:
             return self.reject("answers", INVALID_ANSWER,
                                f"answered_at {answer.get('answered_at')!r} is not an ISO-8601 date; the merge never invents one",
                                source_ref=ref, **where)
+        if (answer.get("consensus") or {}).get("status") == "pending":
+            # Reviewers disagreed (agreement below agreement_threshold): never merged as verified; the
+            # review round answers it again, or a later turn does (its image stays out of the manifest).
+            self.c["answers_pending"] += 1
+            return None
         # The text is kept, not the parsed answer: a dict per image costs three times the memory and
         # slows the garbage collector; the winners are parsed again when written.
         rank = (answer.get("human") is True, date, str(answer.get("answer_id") or ""), text)
@@ -817,6 +822,7 @@ def summarize(state: _Merge, max_reject_ratio: float) -> dict:
             "applied": c["answers_applied"],
             "applied_human": c["answers_applied_human"],
             "applied_auto_accepted": c["answers_applied_auto"],
+            "pending_agreement": c["answers_pending"],
         },
         "previous": {"lines": c["previous_lines"]},
         "rejects": c["rejects"],

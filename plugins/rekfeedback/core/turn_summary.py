@@ -57,6 +57,8 @@ def summarize(
         "sent_to_humans": int(counts.get("human", 0)) + int(counts.get("audit", 0)) + int(counts.get("to_label", 0)),
         "auto_accepted": int(counts.get("auto_accept", 0)),
         "unlabelled": int(counts.get("unlabelled", 0)),
+        # Several workers disagreed (agreement below agreement_threshold): not merged as verified.
+        "pending_agreement": int(((wait or {}).get("counts") or {}).get("pending") or 0),
         "confirmed": label_total("confirmed"),
         "rejected": label_total("rejected"),
         "added": label_total("added"),

@@ -19,7 +19,9 @@ from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from rekfeedback.core import answers as ans
+from rekfeedback.core import consensus as consensuslib
 from rekfeedback.core import ground_truth as gt
+from rekfeedback.core import ground_truth_workers as gtw
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.ground_truth import GroundTruthHook
 from rekfeedback.links.ground_truth import LabelingJobLink, LabelingJobOutputLink
@@ -48,21 +50,27 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
     :param answers_uri: where to write the normalized answers (the operator's `answers_uri`).
     :param allow_stopped: accept Stopped jobs with partial results.
     :param iou_threshold: IoU from which a final box counts as the predicted box (confirmed/adjusted).
+    :param agreement_threshold: with several workers per object, an answer whose agreement is below
+        this stays pending: written to `*.pending.jsonl` beside `answers_uri` (for the review round),
+        never to the answers the merge reads. Box answers are consolidated from the workers' own
+        responses by `core.consensus` (Ground Truth's built-in consolidation hides disagreement).
     """
 
     aws_hook_class = GroundTruthHook
-    template_fields: Sequence[str] = aws_template_fields("job_names", "answers_uri")
+    template_fields: Sequence[str] = aws_template_fields("job_names", "answers_uri", "agreement_threshold")
     operator_extra_links = (LabelingJobLink(), LabelingJobOutputLink())
     ui_color = "#e8d5f5"
 
     def __init__(self, *, job_names: str | list, answers_uri: str, allow_stopped: bool = False,
-                 iou_threshold: float = 0.5, deferrable: bool = True, poke_interval: float = 60,
+                 iou_threshold: float = 0.5, agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD,
+                 deferrable: bool = True, poke_interval: float = 60,
                  timeout: float = 7 * 24 * 3600, **kwargs: Any) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.job_names = job_names
         self.answers_uri = answers_uri
         self.allow_stopped = allow_stopped
         self.iou_threshold = iou_threshold
+        self.agreement_threshold = agreement_threshold
         self.deferrable = deferrable
 
     # --- inputs -------------------------------------------------------------------------------
@@ -191,9 +199,12 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
             workers = int((d.get("HumanTaskConfig") or {}).get("NumberOfHumanWorkersPerDataObject") or 1)
             fallback = d.get("LastModifiedTime") or d.get("CreationTime")
             try:
+                worker_answers = self._worker_answers(s3, d, input_text, workers)
                 a, u = gt.parse_output_manifest(text, job_name=name, label_attribute=d["LabelAttributeName"],
                                                 workers=workers, input_items=input_items,
-                                                answered_at_fallback=fallback, iou_threshold=self.iou_threshold)
+                                                answered_at_fallback=fallback, iou_threshold=self.iou_threshold,
+                                                agreement_threshold=float(self.agreement_threshold),
+                                                worker_answers=worker_answers)
             except (ValueError, KeyError, TypeError) as err:
                 raise AirflowFailException(f"cannot read the output manifest {output_uri} of {name}: {err!r}") from err
             self.log.info("labeling job %s: %d answers, %d without a usable answer", name, len(a), len(u))
@@ -201,14 +212,36 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
             unresolved.extend(u)
         unresolved_uri = target.key[: -len(".jsonl")] if target.key.endswith(".jsonl") else target.key
         unresolved_loc = parse_s3_uri(f"s3://{target.bucket}/{unresolved_uri}.unresolved.jsonl")
+        pending_loc = parse_s3_uri(consensuslib.pending_uri(str(target)))
+        answers, pending = consensuslib.split(answers)
         s3.load_string(ans.dumps_jsonl(answers), key=target.key, bucket_name=target.bucket, replace=True)
+        s3.load_string(ans.dumps_jsonl(pending), key=pending_loc.key, bucket_name=pending_loc.bucket, replace=True)
+        if pending:
+            self.log.warning("%d answers below agreement_threshold %s are pending another review, e.g. %s",
+                             len(pending), self.agreement_threshold, pending[0]["source-ref"])
         unresolved.sort(key=lambda u: (u.get("source-ref") or "", u.get("job") or ""))
         s3.load_string("".join(json.dumps(u, sort_keys=True, separators=(",", ":")) + "\n" for u in unresolved),
                        key=unresolved_loc.key, bucket_name=unresolved_loc.bucket, replace=True)
-        return {"answers_uri": str(target), "unresolved_uri": str(unresolved_loc),
-                "counts": {"answers": len(answers), "unresolved": len(unresolved), "jobs": len(descriptions),
+        return {"answers_uri": str(target), "unresolved_uri": str(unresolved_loc), "pending_uri": str(pending_loc),
+                "counts": {"answers": len(answers), "unresolved": len(unresolved), "pending": len(pending),
+                           "jobs": len(descriptions),
                            "human_labeled": human_labeled, "failed_objects": failed},
                 "jobs": jobs}
+
+    def _worker_answers(self, s3: S3Hook, d: dict, input_text: str | None, workers: int) -> dict | None:
+        """source-ref -> each worker's answer, for built-in box jobs answered by several workers."""
+        kind = gt.KIND_OF_ATTRIBUTE.get(d["LabelAttributeName"])
+        base = (d.get("OutputConfig") or {}).get("S3OutputPath")
+        if workers <= 1 or kind not in (gt.ADJUST_BOXES, gt.LABEL_BOXES) or not input_text or not base:
+            return None
+        prefix = parse_s3_uri(gtw.response_prefix(base, d["LabelingJobName"]), "S3OutputPath")
+        keys = s3.list_keys(bucket_name=prefix.bucket, prefix=prefix.key) or []
+        refs = gtw.input_refs(input_text)
+        out = {}
+        for index, key in sorted(gtw.latest_responses(keys).items()):
+            if index < len(refs) and refs[index]:
+                out[refs[index]] = gtw.box_answers(s3.read_key(key, prefix.bucket), f"s3://{prefix.bucket}/{key}")
+        return out
 
     def _persist_links(self, context: Context, names: list[str]) -> None:
         if not names:

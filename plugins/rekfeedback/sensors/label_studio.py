@@ -12,6 +12,7 @@ from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
 from rekfeedback.core import answers as answerlib
+from rekfeedback.core import consensus as consensuslib
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.label_studio import LabelStudioConnectionError, LabelStudioHook
@@ -21,8 +22,9 @@ from rekfeedback.triggers.label_studio import LabelStudioReviewTrigger, parse_de
 class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
     """Done when every task of the turn's project is annotated, or when `min_annotated_share` of them
     is and `deadline` has passed. Then exports the annotations and writes the normalized answers
-    (several annotators per task: majority vote with agreement) to `answers_uri`, overwriting it,
-    so a retried sensor writes the same file once.
+    (several annotators per task: `core.consensus`) to `answers_uri`, overwriting it, so a retried
+    sensor writes the same file once. Answers of several annotators whose agreement is below
+    `agreement_threshold` go to `*.pending.jsonl` beside it (the review round's input), not to the merge.
 
     :param review: the XCom of LabelStudioReviewOperator (gives `project_id` and `answers_uri`), or
     :param project_id: / :param answers_uri: given directly.
@@ -34,13 +36,14 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
 
     aws_hook_class = S3Hook
     template_fields = aws_template_fields("review", "project_id", "answers_uri", "min_annotated_share", "deadline",
-                                          "label_studio_conn_id")
+                                          "label_studio_conn_id", "agreement_threshold")
     ui_color = "#ffcc80"
 
     def __init__(self, *, review: dict | None = None, project_id: int | None = None, answers_uri: str | None = None,
                  label_studio_conn_id: str = LabelStudioHook.default_conn_name,
                  min_annotated_share: float | None = None, deadline: str | datetime | None = None,
-                 poll_interval: float = 30.0, iou_threshold: float = 0.5, deferrable: bool = True, **kwargs):
+                 poll_interval: float = 30.0, iou_threshold: float = 0.5,
+                 agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD, deferrable: bool = True, **kwargs):
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         self.review = review
@@ -51,6 +54,7 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
         self.deadline = deadline
         self.poll_interval = poll_interval
         self.iou_threshold = iou_threshold
+        self.agreement_threshold = agreement_threshold
         self.deferrable = deferrable
 
     # --- inputs -------------------------------------------------------------------------------
@@ -140,7 +144,8 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
     def _collect(self, project_id: int, answers_uri: str) -> dict:
         project = self.ls_hook.get_project(project_id)
         tasks = self.ls_hook.export_tasks(project_id)
-        answers, unanswered = lsfmt.normalized_answers(tasks, source=project["title"], iou_threshold=self.iou_threshold)
+        answers, unanswered = lsfmt.normalized_answers(tasks, source=project["title"], iou_threshold=self.iou_threshold,
+                                                       agreement_threshold=float(self.agreement_threshold))
         if unanswered:
             self.log.warning("%d images have no answer yet and are left for a later turn, e.g. %s",
                              len(unanswered), ", ".join(unanswered[:5]))
@@ -150,8 +155,13 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
     def _write(self, answers_uri: str, answers: list[dict], unanswered: list[str], *, tasks: int,
                annotations: int) -> dict:
         uri = parse_s3_uri(answers_uri, "answers_uri")
+        pending_uri = consensuslib.pending_uri(answers_uri)
+        held = parse_s3_uri(pending_uri, "answers_uri")
+        answers, pending = consensuslib.split(answers)
         # Same annotations -> same bytes (sorted lines and keys); replace=True: a retry rewrites, never appends.
         self.hook.load_string(answerlib.dumps_jsonl(answers), key=uri.key, bucket_name=uri.bucket, replace=True)
-        counts = {"answered": len(answers), "unanswered": len(unanswered), "tasks": tasks, "annotations": annotations}
+        self.hook.load_string(answerlib.dumps_jsonl(pending), key=held.key, bucket_name=held.bucket, replace=True)
+        counts = {"answered": len(answers), "unanswered": len(unanswered), "pending": len(pending), "tasks": tasks,
+                  "annotations": annotations}
         self.log.info("wrote %d normalized answers to %s (%s)", len(answers), answers_uri, counts)
-        return {"answers_uri": answers_uri, "counts": counts}
+        return {"answers_uri": answers_uri, "pending_uri": pending_uri, "counts": counts}
