@@ -43,6 +43,8 @@ class EmulatorConfig:
     mislabel_training: str = ""
     dataset_seconds: float = 0.2  # CreateDataset / UpdateDatasetEntries stay *_IN_PROGRESS this long
     seed: int = 7
+    # Lambda routes for a running server: "function-name=path/to/handler.py:function;other=package.module.fn"
+    lambdas: str = ""
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}

@@ -3,13 +3,18 @@
 The emulator runs Lambda code in its own process. By default any ARN whose function name is
 ``rekfeedback-pre-annotation`` or ``rekfeedback-annotation-consolidation`` (any region, account or
 qualifier) runs the project's handlers; tests and users register others by full ARN or function name.
-Targets are callables or dotted paths ("package.module.function"), imported on first use so the emulator
-starts even when a handler module is missing.
+Targets are callables, dotted paths ("package.module.function") or a handler file by path
+("path/to/lambda_function.py:lambda_handler", so anyone's published Lambda code runs unchanged), imported on
+first use so the emulator starts even when a handler module is missing. The `lambdas` knob routes function
+names to such targets for a running server:
+
+    rekfeedback-local emulator --lambdas "a2i-pre=samples/pre/lambda_function.py:lambda_handler;a2i-post=..."
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -63,15 +68,43 @@ class LambdaRegistry:
                 f"no handler registered for Lambda {arn}; register one with "
                 f"rekfeedback_local.emulator.lambda_registry.REGISTRY.register({name!r}, callable)")
         if isinstance(target, str):
-            module, _, attr = target.rpartition(".")
             try:
-                target = getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError) as err:
+                target = _load(target)
+            except (ImportError, AttributeError, OSError) as err:
                 raise LookupError(f"handler {target} for Lambda {arn} cannot be imported: {err}") from err
         return target
 
-    def invoke(self, arn: str, event: dict) -> Any:
-        return self.resolve(arn)(event, LambdaContext(function_name(arn), arn))
+    def invoke(self, arn: str, event: dict, routes: str = "") -> Any:
+        """Call the handler for `arn`; `routes` (the `lambdas` knob) wins over what is registered."""
+        name = function_name(arn)
+        routed = parse_routes(routes)
+        handler = _load(routed[name]) if name in routed else self.resolve(arn)
+        return handler(event, LambdaContext(name, arn))
+
+
+def parse_routes(text: str) -> dict[str, str]:
+    """`name=target;name=target` -> {name: target}; a malformed entry is named in the error."""
+    routes = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(";"))):
+        name, sep, target = item.partition("=")
+        if not sep or not name.strip() or not target.strip():
+            raise ValueError(f"lambdas knob entry {item!r} must be function-name=target")
+        routes[name.strip()] = target.strip()
+    return routes
+
+
+def _load(target: str) -> Handler:
+    """A dotted path `package.module.function`, or a file `path/to/file.py:function` loaded as its own module."""
+    if ":" in target and target.split(":", 1)[0].endswith(".py"):
+        path, attr = target.rsplit(":", 1)
+        spec = importlib.util.spec_from_file_location(f"_lambda_{uuid.uuid5(uuid.NAMESPACE_URL, path).hex}", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{path} is not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return getattr(module, attr)
+    module, _, attr = target.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
 
 
 # The registry the emulator's server uses; tests register their own handlers here.

@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass, field
 
 from rekfeedback.core.paths import parse_s3_uri
-from rekfeedback_local.emulator import gt_builtin, policy
+from rekfeedback_local.emulator import crowd_template, gt_builtin, policy
 from rekfeedback_local.emulator.base import EmulatorEnv
 from rekfeedback_local.emulator.labeling_job import LabelingJob
 from rekfeedback_local.emulator.lambda_registry import REGISTRY, LambdaRegistry
@@ -100,7 +100,8 @@ class JobRun:
         objects = [_Object(i, line) for i, line in enumerate(self._read_manifest())]
         self.labels, self.audit_attribute = self._read_label_categories()
         self.task = self._task_type()
-        self.verdicts = gt_builtin.verdict_options(self._read_template()) if self.task == gt_builtin.VERIFICATION \
+        self.template = self._read_template()
+        self.verdicts = gt_builtin.verdict_options(self.template) if self.task == gt_builtin.VERIFICATION \
             else gt_builtin.DEFAULT_VERDICTS
         if self._wait(seconds * 0.1):
             return self._finish(objects, stopped=True)
@@ -313,6 +314,12 @@ class JobRun:
             if str(required).lower() == "false":
                 return None
             task_input = response["taskInput"]
+        try:
+            form = crowd_template.parse(self.template, task_input) if self.template else None
+        except ValueError as err:
+            raise _ObjectFailure(f"ClientError: {err}")
+        if form is not None and not form.posts_one_json_field:
+            return self._template_answers(form, task_input, rng)
         images = task_input.get("images")
         if not isinstance(images, list):
             # A task about the data object itself (no batch of images).
@@ -329,6 +336,31 @@ class JobRun:
                 verdicts.append(policy.verification_answer(image.get("source-ref"), names, answer))
             # The crowd form posts one hidden field named "answer" holding the JSON (team contract).
             answers.append({"answer": json.dumps({"images": verdicts}, separators=(",", ":"))})
+        return answers
+
+    def _template_answers(self, form: "crowd_template.Form", task_input: dict, rng: random.Random) -> list[dict]:
+        """Anyone's custom template: each worker answers the crowd elements it holds, by their names."""
+        labels = list(task_input.get("labels") or self.labels)
+        predicted = {img.get("source-ref"): [p.get("name", p.get("Name")) if isinstance(p, dict) else str(p)
+                                             for p in img.get("predicted") or []]
+                     for img in task_input.get("images") or [] if isinstance(img, dict)}
+        sizes: dict = {}
+
+        def size_of(uri):
+            if uri not in sizes:
+                sizes[uri] = self._image_size({"source-ref": uri}, None)[:2] if uri else (0, 0)
+            return sizes[uri]
+
+        answers = []
+        for _ in range(self._workers_per_object()):
+            seen: dict = {}  # one worker's belief per image, whatever number of elements ask about it
+
+            def believe(uri):
+                if uri not in seen:
+                    seen[uri] = self._answer(self._truth(uri), {"labels": predicted.get(uri, [])}, rng, labels,
+                                             size_of(uri) if uri else None)
+                return seen[uri]
+            answers.append(crowd_template.answer(form, believe, size_of, labels))
         return answers
 
     def _builtin_answers(self, obj: _Object, rng: random.Random) -> list[dict]:
@@ -450,7 +482,7 @@ class JobRun:
                            ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
             os.environ.setdefault(var, value)
         try:
-            return self.registry.invoke(arn, json.loads(json.dumps(event)))
+            return self.registry.invoke(arn, json.loads(json.dumps(event)), self.config.lambdas)
         except LookupError as err:
             raise _ObjectFailure(f"ClientError: Cannot invoke the {what} Lambda: {err}")
         except Exception as err:  # noqa: BLE001 - a failing Lambda fails its data objects, as on AWS
