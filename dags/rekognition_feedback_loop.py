@@ -195,6 +195,7 @@ with DAG(
             task_id="label_studio_review",
             **review_inputs,
             label_studio_conn_id=setting("labelstudio_conn_id"),
+            workers_per_object=setting("workers_per_object"),
         )
         ls_wait = LabelStudioReviewSensor(
             task_id="label_studio_wait",

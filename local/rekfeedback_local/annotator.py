@@ -87,13 +87,35 @@ def annotate_project(hook, project_id: int, *, policy: str = "oracle", error_rat
         for k in range(have, annotators):
             if limit is not None and counts["created"] >= limit:
                 return counts
+            # Label Studio counts distinct annotators toward a task's maximum_annotations: each
+            # simulated annotator is its own user (the token's user when there is only one).
+            fields = {"completed_by": user_id(hook, who[k].name)} if annotators > 1 else {}
             rng = random.Random(f"{seed}\x00{item['source-ref']}\x00{k}")
             answer = who[k].answer(image_truth, predicted, rng, label_set=label_set,
                                    image_size=(w, h) if w and h else None)
-            hook.create_annotation(task["id"], lsfmt.answer_result(_for_kind(answer, kind), w, h, kind))
+            hook.create_annotation(task["id"], lsfmt.answer_result(_for_kind(answer, kind), w, h, kind), **fields)
             counts["created"] += 1
     log.info("simulated annotator on project %s: %s", project_id, counts)
     return counts
+
+
+_USERS: dict[tuple[str, str], int] = {}
+
+
+def user_id(hook, name: str) -> int:
+    """The id of the simulated annotator `name` (user `<name>@annotators.rekfeedback.local`), created once."""
+    email = f"{name}@annotators.rekfeedback.local"
+    key = (str(getattr(hook, "base_url", "")), email)
+    if key not in _USERS:
+        users = hook.request("GET", "/api/users/")
+        found = next((u["id"] for u in users if u.get("email") == email), None)
+        if found is None:
+            import secrets
+
+            found = hook.request("POST", "/api/users/", json={"email": email, "username": name,
+                                                              "password": secrets.token_urlsafe(16)})["id"]
+        _USERS[key] = int(found)
+    return _USERS[key]
 
 
 class _DirectHook:

@@ -62,8 +62,13 @@ def test_turn_tasks_annotated_collected_and_merged(make_turn, ls_hook, s3, tmp_p
 
     sensor = LabelStudioReviewSensor(task_id="wait", review=out, label_studio_conn_id=CONN_ID, poll_interval=1)
     result = sensor.execute(context_for(run_id))  # all annotated: completes without deferring
-    assert result["counts"] == {"answered": len(human), "unanswered": 0, "tasks": len(human), "annotations": 3 * len(human)}
-    answers = answerlib.loads_jsonl(read_s3(s3, result["answers_uri"]))
+    pending = result["counts"]["pending"]  # three oracles with 20% errors sometimes disagree: below the threshold
+    assert result["counts"] == {"answered": len(human) - pending, "unanswered": 0, "pending": pending,
+                                "tasks": len(human), "annotations": 3 * len(human)}
+    verified = answerlib.loads_jsonl(read_s3(s3, result["answers_uri"]))
+    held = answerlib.loads_jsonl(read_s3(s3, result["pending_uri"]))
+    assert len(held) == pending and all(a["agreement"] < 0.6 for a in held)
+    answers = verified + held
     assert len(answers) == len(human) and all(a["workers"] == 3 for a in answers)
     assert all(a["backend"] == "label-studio" and a["source"] == out["project_title"] for a in answers)
     assert {round(a["agreement"], 2) for a in answers} <= {0.0, 0.33, 0.67, 1.0}
@@ -82,7 +87,7 @@ def test_turn_tasks_annotated_collected_and_merged(make_turn, ls_hook, s3, tmp_p
     summary = merge_manifest(answers=[(result["answers_uri"], read_s3(s3, result["answers_uri"]).splitlines())],
                              write_manifest=written.append, write_reject=rejects.append)
     assert rejects == [] and summary["rejects"] == 0
-    assert summary["answers"]["applied_human"] == len(human)
+    assert summary["answers"]["applied_human"] == len(human) - pending
 
 
 def test_retried_operator_and_sensor_duplicate_nothing(make_turn, ls_hook, s3):

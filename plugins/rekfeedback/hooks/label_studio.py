@@ -259,9 +259,14 @@ class LabelStudioHook(BaseHook):
 
 
 def progress_of(project: dict) -> dict:
-    """Counts from a project document: tasks, tasks with at least one submitted annotation."""
+    """Counts from a project document: tasks, tasks answered, annotations.
+
+    A task is answered once it has its `maximum_annotations` (the Community edition counts distinct
+    annotators toward it, `finished_task_number`); with one annotation per task, any submitted one.
+    """
+    several = int(project.get("maximum_annotations") or 1) > 1
     return {"tasks": int(project.get("task_number") or 0),
-            "annotated": int(project.get("num_tasks_with_annotations") or 0),
+            "annotated": int(project.get("finished_task_number" if several else "num_tasks_with_annotations") or 0),
             "annotations": int(project.get("total_annotations_number") or 0)}
 
 

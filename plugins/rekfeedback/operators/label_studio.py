@@ -41,12 +41,16 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         (`core.review.RoutingPolicy`).
     :param kind: 'classification' | 'boxes' | None (detected from the predictions).
     :param chunk_size: tasks per import request.
+    :param workers_per_object: annotators per task (1..9): the project's `maximum_annotations`. The
+        Community edition honours it: its label stream gives a task to an annotator who has not
+        answered it yet, and counts the task done once that many distinct annotators answered it.
+        The sensor consolidates their annotations (`core.consensus`).
     """
 
     aws_hook_class = S3Hook
     template_fields = aws_template_fields("predictions_uris", "output_prefix", "labels", "project_title",
                                           "auto_accept_threshold", "audit_rate", "label_studio_conn_id",
-                                          "label_unpredicted", "routing_seed", "kind")
+                                          "label_unpredicted", "routing_seed", "kind", "workers_per_object")
     operator_extra_links = (LabelStudioProjectLink(),)
     ui_color = "#ffcc80"
 
@@ -55,7 +59,7 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
                  labels: list[str] | None = None, project_title: str | None = None,
                  auto_accept_threshold: float | None = None, audit_rate: float = 0.0, routing_seed: int = 0,
                  label_unpredicted: bool = False, kind: str | None = None, chunk_size: int = 100,
-                 url_expires_in: int = MAX_PRESIGN_SECONDS, **kwargs):
+                 url_expires_in: int = MAX_PRESIGN_SECONDS, workers_per_object: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.predictions_uris = predictions_uris
         self.output_prefix = output_prefix
@@ -69,6 +73,7 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         self.kind = kind
         self.chunk_size = chunk_size
         self.url_expires_in = url_expires_in
+        self.workers_per_object = workers_per_object
 
     # --- reading predictions ------------------------------------------------------------------
 
@@ -105,6 +110,9 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
     # --- execute ------------------------------------------------------------------------------
 
     def execute(self, context) -> dict[str, Any]:
+        workers = int(self.workers_per_object or 1)
+        if not 1 <= workers <= 9:
+            raise ValueError(f"workers_per_object must be between 1 and 9, got {self.workers_per_object!r}")
         ls = LabelStudioHook(label_studio_conn_id=self.label_studio_conn_id)
         ls.check()  # a wrong URL or token fails here, before anything is written
         turn = parse_s3_uri(self.output_prefix, "output_prefix")
@@ -137,10 +145,13 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
 
         project = ls.find_project(title)
         if project is None:
-            project = ls.create_project(title, config, description=f"Review of {self.output_prefix} ({review_set.kind})")
-            self.log.info("created Label Studio project %s %r", project["id"], title)
+            project = ls.create_project(title, config, description=f"Review of {self.output_prefix} ({review_set.kind})",
+                                        maximum_annotations=workers)
+            self.log.info("created Label Studio project %s %r (%d annotators per task)", project["id"], title, workers)
         else:
             self.log.info("reusing Label Studio project %s %r (retry)", project["id"], title)
+            if int(project.get("maximum_annotations") or 1) != workers:
+                ls.request("PATCH", f"/api/projects/{int(project['id'])}/", json={"maximum_annotations": workers})
         project_id = project["id"]
         url = ls.project_url(project_id)
         LabelStudioProjectLink.persist(context, self, url=url, project_id=project_id, title=title)
