@@ -213,7 +213,8 @@ with DAG(
         @task(trigger_rule="none_failed_min_one_success")
         def answers(ti=None) -> dict:
             """What the chosen backend produced, whichever it was: the merge's inputs."""
-            out: dict[str, list[str]] = {"answers_uris": [], "auto_accepted_uris": [], "unlabelled_uris": []}
+            out: dict[str, list[str]] = {"answers_uris": [], "auto_accepted_uris": [], "unlabelled_uris": [],
+                                         "unresolved_uris": []}
             for review_id, wait_id in (("ground_truth_review", "ground_truth_wait"),
                                        ("label_studio_review", "label_studio_wait")):
                 review = ti.xcom_pull(task_ids=f"human_review.{review_id}")
@@ -224,6 +225,8 @@ with DAG(
                 out["wait"] = wait
                 if wait and wait.get("answers_uri"):
                     out["answers_uris"].append(wait["answers_uri"])
+                if wait and wait.get("unresolved_uri"):
+                    out["unresolved_uris"].append(wait["unresolved_uri"])
                 for key in ("auto_accepted", "unlabelled"):
                     if review.get(f"{key}_uri"):
                         out[f"{key}_uris"].append(review[f"{key}_uri"])
@@ -242,6 +245,7 @@ with DAG(
             answers_uris=collected["answers_uris"],
             auto_accepted_uris=collected["auto_accepted_uris"],
             unlabelled_uris=collected["unlabelled_uris"],
+            unresolved_uris=collected["unresolved_uris"],
             output_prefix=TURN_PREFIX,
             cumulative_manifest_uri=CUMULATIVE,
             unusable_images_uri=UNUSABLE,

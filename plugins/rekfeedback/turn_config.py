@@ -50,6 +50,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("output_uri", "string", "", "Inference",
             "S3 prefix for this loop's outputs; each run writes under `<output_uri>/<dag_id>/<run>/` and the cumulative "
             "manifest lives at `<output_uri>/<dag_id>/dataset/cumulative.manifest`."),
+    Setting("dataset_name", "string", "dataset", "Inference",
+            "Folder of the cumulative dataset under `<output_uri>/<dag_id>/`. A new name starts a new cumulative "
+            "manifest, e.g. when the new images are in another bucket than the dataset's (a Rekognition manifest "
+            "holds one bucket; preflight refuses the change otherwise)."),
     Setting("min_confidence", "number", 50.0, "Inference", "DetectCustomLabels MinConfidence (0-100).", minimum=0, maximum=100),
     Setting("max_results", ["null", "integer"], None, "Inference", "DetectCustomLabels MaxResults; blank for all labels.", minimum=1),
     Setting("checkpoint_images", "integer", 50, "Inference",
@@ -124,6 +128,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
+DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class TurnConfigError(ValueError):
@@ -261,6 +266,9 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         if not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", value):
             problems.append(f"{name} must be an S3 URI like s3://my-bucket/prefix/, got {value!r} "
                             f"(set it in the form, the Variable `rekfeedback_{name}` or env `{_env_name(name)}`)")
+    dataset = config.get("dataset_name") or "dataset"
+    if not DATASET_NAME_RE.match(str(dataset)) or str(dataset) == "reports":
+        problems.append(f"dataset_name must be 1-64 letters, digits, '.', '_' or '-' (not 'reports'), got {dataset!r}")
     units = (config.get("min_inference_units", 1), config.get("max_inference_units", 1))
     if all(_type_ok(u, "integer") for u in units) and units[0] > units[1]:
         problems.append("min_inference_units must not exceed max_inference_units")
@@ -274,9 +282,14 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def dataset_prefix(config: dict[str, Any], dag_id: str) -> str:
+    """The folder of the cumulative manifest (``dataset_name`` picks a new one). What is about images or
+    models rather than the dataset (unusable images, paid work, owned models) stays in ``dataset/``."""
+    return f"{config['output_uri'].rstrip('/')}/{dag_id}/{config.get('dataset_name') or 'dataset'}"
+
 
 def cumulative_manifest_uri(config: dict[str, Any], dag_id: str) -> str:
-    return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/cumulative.manifest"
+    return f"{dataset_prefix(config, dag_id)}/cumulative.manifest"
 
 
 def unusable_images_uri(config: dict[str, Any], dag_id: str) -> str:

@@ -34,9 +34,14 @@ def test_merge_writes_manifest_rejects_summary_and_the_cumulative_copy(emulator,
     auto_uri = put_text(s3, f"{turn}review/auto-accepted.jsonl", jsonl(auto))
     unl_uri = put_text(s3, f"{turn}review/unlabelled.jsonl",
                        jsonl({"source-ref": f"s3://{data['bucket']}/data/images/none-{i}.jpg"} for i in range(3)))
+    # Objects the backend left unresolved (no consensus): counted, never written.
+    unres_uri = put_text(s3, f"{turn}answers/ground-truth.unresolved.jsonl",
+                         jsonl({"source-ref": f"s3://{data['bucket']}/data/images/open-{i}.jpg", "reason": "no consensus"}
+                               for i in range(2)))
     cumulative = f"{base}/cumulative/output.manifest"
     manifest_asset = Asset(uri=cumulative, name="rekfeedback_cumulative_manifest")
     op = merge_op(turn, answers_uris=[gt_uri], auto_accepted_uris=auto_uri, unlabelled_uris=[unl_uri],
+                  unresolved_uris=[unres_uri],
                   previous_manifest_uri=data["seed_manifest_uri"], cumulative_manifest_uri=cumulative,
                   outlets=[manifest_asset])
     events = OutletEventAccessors()
@@ -46,7 +51,7 @@ def test_merge_writes_manifest_rejects_summary_and_the_cumulative_copy(emulator,
     assert result["manifest_uri"] == f"{turn}manifest/output.manifest"
     assert result["manifest_lines"] == len(seed_lines) + 20
     assert result["images"] == {"added": 20, "updated": 0, "kept_from_previous": len(seed_lines),
-                                "rewritten_from_previous": 0, "verified_empty": 0, "unlabelled": 3}
+                                "rewritten_from_previous": 0, "verified_empty": 0, "unlabelled": 3, "unresolved": 2}
     assert result["answers"]["repeated"] == 3 and result["answers"]["applied_human"] == 14
     assert result["answers"]["applied_auto_accepted"] == 6
     assert result["rejects"] == 1 and result["rejects_by_code"] == {"ERROR_INVALID_JSON_LINE": 1}
@@ -113,3 +118,22 @@ def test_uri_lists_accept_the_shapes_upstream_tasks_return():
     assert _uri_list(None, "answers_uris") == []
     with pytest.raises(ValueError, match="answers_uris item .* has no answers_uri"):
         _uri_list([{"counts": {}}], "answers_uris")
+
+
+def test_images_from_another_bucket_fail_the_merge_and_keep_every_verified_line(emulator, data):
+    """A turn whose images come from another bucket used to drop every earlier verified line (below the
+    reject threshold, so the task succeeded)."""
+    s3, _ = clients(emulator)
+    base = f"s3://{data['bucket']}/loop/moved"
+    seed = "".join(read_text(s3, data["seed_manifest_uri"]).splitlines(keepends=True)[:5])
+    cumulative = put_text(s3, f"{base}/cumulative/output.manifest", seed)
+    other = f"other-{data['bucket']}"[:63]
+    s3.create_bucket(Bucket=other)
+    moved = [dict(a, **{"source-ref": a["source-ref"].replace(f"s3://{data['bucket']}/", f"s3://{other}/")})
+             for a in truth_answers(s3, data)]
+    assert len(moved) > 4 * len(seed.splitlines())  # the old code's rejects stayed under 20 %
+    turn = f"{base}/run-1/"
+    uri = put_text(s3, f"{turn}answers/ground-truth.jsonl", jsonl(moved))
+    with pytest.raises(AirflowFailException, match=rf"bucket.*{data['bucket']}.*{other}.*dataset_name.*was not changed"):
+        merge_op(turn, answers_uris=[uri], cumulative_manifest_uri=cumulative).execute({"run_id": "r"})
+    assert read_text(s3, cumulative) == seed

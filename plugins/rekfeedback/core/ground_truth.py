@@ -25,6 +25,7 @@ from rekfeedback.core import arns
 from rekfeedback.core import answers as ans
 from rekfeedback.core import boxes as boxlib
 from rekfeedback.core import consensus as consensuslib
+from rekfeedback.core.paths import run_key
 
 VERIFY_LABELS, LABEL_CLASSES = "verify-labels", "label-classes"
 ADJUST_BOXES, VERIFY_BOXES, LABEL_BOXES = "adjust-boxes", "verify-boxes", "label-boxes"
@@ -78,7 +79,7 @@ def job_name(dag_id: str, run_id: str, kind: str, part: int) -> str:
     if kind not in JOB_KINDS:
         raise ValueError(f"job kind must be one of {JOB_KINDS}, got {kind!r}")
     suffix = f"{kind}-p{int(part):02d}"
-    head = _slug(f"{dag_id}-{run_id}") or "rekfeedback"
+    head = _slug(f"{dag_id}-{run_key(run_id, lower=True)}") or "rekfeedback"  # run_key: `turn:1` != `turn-1`
     name = f"{head}-{suffix}"
     if len(name) > 63:
         digest = hashlib.sha1(f"{dag_id}\x00{run_id}".encode()).hexdigest()[:10]

@@ -62,6 +62,7 @@ from rekfeedback.core.validation import (
     REF_GROUP,
     SIMPLE_GROUPS,
     TERMINAL_LINE_TOO_LONG,
+    box_problem,
     boxes_labels,
     bucket_of,
     canonical_match,
@@ -133,7 +134,9 @@ class _Merge:
         self.write_reject = write_reject
         self.bucket = images_bucket
         self.winners: dict[str, tuple[tuple, str, str, int]] = {}  # ref -> (rank, text, file, line no)
+        self.runners_up: dict[str, dict[tuple, tuple]] = {}  # ref -> {rank: the same tuple} of the other answers
         self.unlabelled: set[str] = set()
+        self.unresolved: set[str] = set()  # objects a review backend left without an answer (Ground Truth: no consensus)
         self.c: Counter = Counter()
         self.reject_codes: Counter = Counter()
         self.labels: dict[str, Counter] = {}
@@ -162,6 +165,13 @@ class _Merge:
             row["issues"] = [i.as_dict() for i in issues]
         if text is not None:
             row["text"] = text[:2000]
+        self.write_reject(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+
+    def drop_box(self, code: str, reason: str, box: dict, *, file, line_no, source_ref) -> None:
+        """One box left out of a written answer: listed with the rejects, counted apart (the line is kept)."""
+        self.c["boxes_dropped"] += 1
+        row = {"stage": "box", "code": code, "reason": reason, "source-ref": source_ref, "box": box,
+               "file": file, "line": line_no}
         self.write_reject(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
 
     # -- inputs --------------------------------------------------------------------------------
@@ -208,10 +218,20 @@ class _Merge:
             self.c["answers_repeated"] += 1
         else:
             self.c["answers_superseded"] += 1
+            # The losers stay, best first when written: if the winner cannot become a line, the
+            # next answer for the image is written instead (an invalid newest answer never
+            # discards an older valid one). Only images with several answers pay for this.
+            runners_up = self.runners_up.setdefault(ref, {})
             if rank > held[0]:
                 self.winners[ref] = (rank, text, name, n)
+                runners_up[held[0]] = held
+            else:
+                runners_up[rank] = (rank, text, name, n)
 
-    def read_unlabelled(self, sources: Iterable[LineSource]) -> None:
+    def read_unlabelled(self, sources: Iterable[LineSource], into: set[str] | None = None,
+                        stage: str = "unlabelled") -> None:
+        """The images of items that got no label: counted (those still without a line at the end), never written."""
+        into = self.unlabelled if into is None else into
         for name, lines in sources:
             for n, raw in enumerate(lines, 1):
                 text = raw.strip()
@@ -222,9 +242,9 @@ class _Merge:
                 except (ValueError, AttributeError):
                     ref = None
                 if isinstance(ref, str) and ref:
-                    self.unlabelled.add(ref)
+                    into.add(ref)
                 else:
-                    self.reject("unlabelled", ERROR_MISSING_SOURCE_REF, "unlabelled item has no source-ref",
+                    self.reject(stage, ERROR_MISSING_SOURCE_REF, f"{stage} item has no source-ref",
                                 file=name, line_no=n, text=text)
 
     # -- writing -------------------------------------------------------------------------------
@@ -250,22 +270,47 @@ class _Merge:
         self.lines_written += 1
         if self.unlabelled:
             self.unlabelled.discard(ref)
+        if self.unresolved:
+            self.unresolved.discard(ref)
         if labels:
             self.label_images.update(labels)
         else:
             self.c["verified_empty"] += 1
 
-    def emit_answer(self, ref: str) -> bool:
-        rank, text, file, n = self.winners[ref]
+    def emit_answer(self, ref: str, previous_rank: tuple[bool, str] | None = None) -> bool:
+        """Write the best answer for the image that can become a valid line; False if none can.
+
+        With ``previous_rank`` (the image's line in the previous manifest), only answers that beat
+        that line are tried: the line stays when none of them can be written.
+        """
+        candidates = [self.winners[ref]]
+        if ref in self.runners_up:
+            candidates += sorted(self.runners_up[ref].values(), key=operator.itemgetter(0), reverse=True)
+        for k, candidate in enumerate(candidates):
+            if previous_rank is not None and not _beats(candidate[0], previous_rank):
+                if k == 0:
+                    self.c["answers_older_than_manifest"] += 1
+                return False
+            if self._emit_one(ref, candidate):
+                if k:
+                    self.c["answers_fallback"] += 1  # written in place of newer answers that were invalid
+                return True
+        return False
+
+    def _emit_one(self, ref: str, candidate: tuple) -> bool:
+        rank, text, file, n = candidate
         answer = _loads(text)
         try:
             # answer_entry and build_record_and_line, without the entry objects.
             prov, source_ref, names, boxes, width, height = _answer_parts(answer)
+            dropped = ()
+            if boxes:
+                boxes, dropped = _screen_boxes(boxes, width, height)
             record, plain = assemble(source_ref, [(name, prov) for name in names],
                                      (boxes, prov) if boxes is not None else None, width, height)
             line = encode(record, plain)
         except (KeyError, TypeError, ValueError) as exc:
-            self.reject("answers", INVALID_ANSWER, f"answer cannot become a manifest line: {exc}",
+            self.reject("answers", getattr(exc, "code", INVALID_ANSWER), f"answer cannot become a manifest line: {exc}",
                         file=file, line_no=n, source_ref=ref, text=text)
             return False
         labels = fast_check(line, self.bucket)
@@ -277,6 +322,8 @@ class _Merge:
                             text=text, issues=check.issues)
                 return False
             labels = check.labels
+        for box, code, reason in dropped:
+            self.drop_box(code, reason, box, file=file, line_no=n, source_ref=ref)
         self.out.append(line)
         self._written(ref, labels)
         self.c["answers_applied"] += 1
@@ -331,15 +378,8 @@ class _Merge:
             line, record = parsed[0]
             if answer_pending:
                 rank = _previous_rank(record)
-        if answer_pending:
-            human, date = rank
-            new_human, new_date = self.winners[ref][0][:2]
-            new_wins = new_human if human != new_human else new_date >= date
-            if new_wins:
-                if self._apply_answer(ref, replaces=True):
-                    return
-            else:
-                self.c["answers_older_than_manifest"] += 1
+        if answer_pending and self._apply_answer(ref, replaces=True, previous_rank=rank):
+            return
         self.c["previous_lines"] += 1
         if m is not None and (self.bucket is None or m[BUCKET_GROUP] == self.bucket):
             labels = match_labels(m)
@@ -367,8 +407,8 @@ class _Merge:
         first = check.errors[0]
         self.reject("previous", first.code, first.message, source_ref=ref, text=line, issues=check.issues)
 
-    def _apply_answer(self, ref: str, replaces: bool) -> bool:
-        ok = self.emit_answer(ref)
+    def _apply_answer(self, ref: str, replaces: bool, previous_rank: tuple[bool, str] | None = None) -> bool:
+        ok = self.emit_answer(ref, previous_rank)
         if ok:
             self.c["images_updated" if replaces else "images_added"] += 1
         return ok
@@ -512,6 +552,8 @@ class _Merge:
         self.c["previous_kept"] += kept
         if self.unlabelled:
             self.unlabelled.difference_update(itertools.islice(refs, start, end))
+        if self.unresolved:
+            self.unresolved.difference_update(itertools.islice(refs, start, end))
         self.last = refs[end - 1]
 
     def _verdicts(self, part: list):
@@ -578,6 +620,38 @@ def _canonical_rank(m: re.Match) -> tuple[bool, str] | None:
     line = m.string  # key and values hold no quote: these strings only occur as keys and values
     dates = _CREATION_DATE.findall(line)
     return ('"human-annotated":"yes"' in line, max(map(_date_or_empty, dates), default=""))
+
+
+def _beats(answer_rank: tuple, previous_rank: tuple[bool, str]) -> bool:
+    """Whether an answer replaces the previous line: a human answer beats an auto-accepted line, and
+    among equals the answer at least as new as the line does (an auto answer never beats a human line)."""
+    human, date = previous_rank
+    new_human, new_date = answer_rank[:2]
+    return new_human if human != new_human else new_date >= date
+
+
+class _NoValidBox(ValueError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _screen_boxes(boxes: tuple, width: int, height: int) -> tuple[tuple, list]:
+    """(the valid boxes, [(box, code, reason)] of the others): one stray box never costs the whole answer.
+
+    Raises ValueError when no box is valid: an answer whose every box is bad says nothing usable,
+    and writing it as "no object here" would turn a worker's slip into a verified empty image.
+    """
+    good, dropped = [], []
+    for box in boxes:
+        problem = box_problem(box["left"], box["top"], box["width"], box["height"], width, height)
+        if problem is None:
+            good.append(box)
+        else:
+            dropped.append((box, *problem))
+    if dropped and not good:
+        raise _NoValidBox(dropped[0][1], f"none of the {len(boxes)} boxes is valid: the first {dropped[0][2]}")
+    return (tuple(good), dropped) if dropped else (boxes, dropped)
 
 
 def _previous_rank(record) -> tuple[bool, str]:
@@ -743,6 +817,7 @@ def merge_manifest(
     write_manifest: Writer,
     write_reject: Writer,
     unlabelled: Iterable[LineSource] = (),
+    unresolved: Iterable[LineSource] = (),
     previous: Callable[[], Iterable[str]] | Iterable[str] | None = None,
     images_bucket: str | None = None,
     max_reject_ratio: float = DEFAULT_MAX_REJECT_RATIO,
@@ -751,23 +826,29 @@ def merge_manifest(
 ) -> dict:
     """Merge and write; return the summary (see ``summarize``).
 
+    ``unlabelled`` and ``unresolved`` list items (one ``source-ref`` a line) that got no answer: the
+    review's unlabelled items, and the objects a backend left unresolved (e.g. no consensus); both
+    are counted in the summary's ``images``, never written.
+
     ``previous`` may be a zero-argument callable that re-opens the previous manifest: then a sorted
     previous manifest is read twice (a cheap scan, then the merge) instead of being sorted on disk.
-    ``images_bucket`` is the one bucket every image must be in; by default the most common one.
+    ``images_bucket`` is the one bucket every image must be in; by default the previous manifest's
+    (else the answers'). Images of another bucket raise ``ImagesBucketChanged`` before anything is written.
     Does not raise on too many rejects: call ``check_reject_threshold`` after storing the rejects.
     """
     if not 0 <= max_reject_ratio <= 1:
         raise ValueError(f"max_reject_ratio must be between 0 and 1, got {max_reject_ratio!r}")
     with _fewer_gc_passes():
-        return _merge(answers, write_manifest, write_reject, unlabelled, previous, images_bucket, max_reject_ratio,
-                      spill_dir, chunk_lines)
+        return _merge(answers, write_manifest, write_reject, unlabelled, unresolved, previous, images_bucket,
+                      max_reject_ratio, spill_dir, chunk_lines)
 
 
-def _merge(answers, write_manifest, write_reject, unlabelled, previous, images_bucket, max_reject_ratio,
+def _merge(answers, write_manifest, write_reject, unlabelled, unresolved, previous, images_bucket, max_reject_ratio,
            spill_dir, chunk_lines) -> dict:
     state = _Merge(write_manifest, write_reject, images_bucket)
     state.read_answers(answers)
     state.read_unlabelled(unlabelled)
+    state.read_unlabelled(unresolved, into=state.unresolved, stage="unresolved")
     buckets: Counter = Counter()
     with tempfile.TemporaryDirectory(prefix="rekfeedback-merge-", dir=spill_dir) as tmpdir:
         if previous is None:
@@ -778,13 +859,43 @@ def _merge(answers, write_manifest, write_reject, unlabelled, previous, images_b
             buckets.clear()
             source = previous() if callable(previous) else previous
             stream = _external_sort(_clean(source), buckets, tmpdir, chunk_lines)
-        if state.bucket is None:
-            for ref in state.winners:
-                buckets[ref[5:ref.find("/", 5)]] += 1
-            if buckets:
-                state.bucket = min(buckets.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        state.bucket = _one_bucket(state.bucket, buckets, state.winners)
         state.join(stream)
     return summarize(state, max_reject_ratio)
+
+
+def _one_bucket(given: str | None, previous: Counter, refs: Iterable[str]) -> str | None:
+    """The manifest's one images bucket; raises ImagesBucketChanged rather than drop a line for its bucket.
+
+    Rekognition trains a manifest from one bucket only. Rejecting the lines of the other bucket
+    would lose verified answers without failing (they are few next to a large turn, under the
+    reject threshold): the merge refuses instead, before writing anything.
+    """
+    answers = Counter(ref[5:ref.find("/", 5)] for ref in refs)
+    bucket = given or (_most_common(previous) if previous else _most_common(answers) if answers else None)
+    foreign_previous = {b: n for b, n in previous.items() if b != bucket}
+    foreign_answers = {b: n for b, n in answers.items() if b != bucket}
+    if foreign_previous or foreign_answers:
+        raise ImagesBucketChanged(bucket, dict(previous), dict(answers))
+    return bucket
+
+
+def _most_common(counts: Counter) -> str:
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+class ImagesBucketChanged(ValueError):
+    """Images from more than one bucket: nothing was written, nothing verified was dropped."""
+
+    def __init__(self, bucket: str | None, previous: dict[str, int], answers: dict[str, int]):
+        self.bucket, self.previous, self.answers = bucket, previous, answers
+        where = "the previous manifest" if previous else "the answers"
+        super().__init__(
+            f"the manifest's images must all be in one S3 bucket ({bucket!r}, from {where}), but the previous "
+            f"manifest has images per bucket {previous or {}} and this turn's answers {answers}. Nothing was "
+            "written and no verified line was dropped. Copy the new images into the dataset's bucket and review "
+            "them from there, or start a new cumulative dataset (setting `dataset_name`)."
+        )
 
 
 def summarize(state: _Merge, max_reject_ratio: float) -> dict:
@@ -812,6 +923,7 @@ def summarize(state: _Merge, max_reject_ratio: float) -> dict:
             "rewritten_from_previous": c["previous_rewritten"],
             "verified_empty": c["verified_empty"],
             "unlabelled": len(state.unlabelled),
+            "unresolved": len(state.unresolved),
         },
         "answers": {
             "read": c["answers_read"],
@@ -823,9 +935,11 @@ def summarize(state: _Merge, max_reject_ratio: float) -> dict:
             "applied_human": c["answers_applied_human"],
             "applied_auto_accepted": c["answers_applied_auto"],
             "pending_agreement": c["answers_pending"],
+            "fallback": c["answers_fallback"],
         },
         "previous": {"lines": c["previous_lines"]},
         "rejects": c["rejects"],
+        "boxes_dropped": c["boxes_dropped"],
         "rejects_by_code": dict(sorted(state.reject_codes.items())),
         "reject_ratio": round(ratio, 6),
         "max_reject_ratio": max_reject_ratio,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -27,10 +28,20 @@ def parse_s3_uri(uri: str, what: str = "S3 URI") -> S3Uri:
     return S3Uri(m.group(1), m.group(2) or "")
 
 
-def run_key(run_id: str) -> str:
-    """A DAG run id made safe for S3 keys and Ground Truth job names (letters, digits, '-')."""
+def run_key(run_id: str, *, lower: bool = False) -> str:
+    """A DAG run id made safe for S3 keys and AWS names (letters, digits, '-'; lower case with ``lower``).
+
+    Run ids that normalize alike (``turn:1`` and ``turn-1``; with ``lower``, ``Turn-1`` and
+    ``turn-1``) must not share a turn prefix, a labeling job or a model version: whenever the key is
+    not the run id itself, 8 hex digits of the raw run id's SHA-1 are appended.
+    """
     key = re.sub(r"[^A-Za-z0-9]+", "-", run_id).strip("-")
-    return key or "run"
+    if lower:
+        key = key.lower()
+    if not key or key != run_id:
+        digest = hashlib.sha1(run_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        key = f"{key}-{digest}" if key else f"run-{digest}"
+    return key
 
 
 def turn_prefix(output: str, dag_id: str, run_id: str) -> S3Uri:

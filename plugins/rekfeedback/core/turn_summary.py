@@ -9,6 +9,14 @@ def _sum(shards: Iterable[dict], key: str) -> int:
     return sum(int(s.get(key) or 0) for s in shards)
 
 
+def _unresolved(merge: dict | None, wait: dict | None) -> int:
+    images = (merge or {}).get("images") or {}
+    if images.get("unresolved"):
+        return int(images["unresolved"])
+    counts = (wait or {}).get("counts") or {}
+    return int(counts.get("unresolved") or counts.get("unanswered") or 0)
+
+
 def summarize(
     *,
     preflight: dict | None,
@@ -59,6 +67,9 @@ def summarize(
         "unlabelled": int(counts.get("unlabelled", 0)),
         # Several workers disagreed (agreement below agreement_threshold): not merged as verified.
         "pending_agreement": int(((wait or {}).get("counts") or {}).get("pending") or 0),
+        # Objects the backend left without an answer (Ground Truth: no consensus; Label Studio: not annotated).
+        "unresolved": _unresolved(merge, wait),
+        "boxes_dropped": int((merge or {}).get("boxes_dropped") or 0),
         "confirmed": label_total("confirmed"),
         "rejected": label_total("rejected"),
         "added": label_total("added"),

@@ -186,16 +186,22 @@ def _check_box(check: LineCheck, attr: str, i: int, ann, class_map: dict, width:
     if str(ann["class_id"]) not in class_map:
         check.add(ERROR_MISSING_CLASS_MAP_ID, f"{attr}.annotations[{i}] class_id {ann['class_id']} is not in class-map")
         return False
-    left, top, w, h = ann["left"], ann["top"], ann["width"], ann["height"]
-    if left < 0 or top < 0 or w < 0 or h < 0 or left + w > width or top + h > height:
-        check.add(ERROR_INVALID_BOUNDING_BOX, f"{attr}.annotations[{i}] ({left},{top},{w},{h}) is not inside the {width}x{height} image")
+    problem = box_problem(ann["left"], ann["top"], ann["width"], ann["height"], width, height)
+    if problem is not None:
+        check.add(problem[0], f"{attr}.annotations[{i}] {problem[1]}")
         return False
+    return True
+
+
+def box_problem(left, top, w, h, width: int, height: int) -> tuple[str, str] | None:
+    """(code, what is wrong) for a box Rekognition would refuse in a width x height image, or None."""
+    if left < 0 or top < 0 or w < 0 or h < 0 or left + w > width or top + h > height:
+        return ERROR_INVALID_BOUNDING_BOX, f"({left},{top},{w},{h}) is not inside the {width}x{height} image"
     longest = max(width, height)
     min_side = longest / TRAINING_MAX_SIDE if longest > TRAINING_MAX_SIDE else 1  # > 1 px after the resize
     if w <= min_side or h <= min_side:
-        check.add(ERROR_BOUNDING_BOX_TOO_SMALL, f"{attr}.annotations[{i}] is {w}x{h} px; it must exceed 1x1 px after scaling to {TRAINING_MAX_SIDE} px")
-        return False
-    return True
+        return ERROR_BOUNDING_BOX_TOO_SMALL, f"is {w}x{h} px; it must exceed 1x1 px after scaling to {TRAINING_MAX_SIDE} px"
+    return None
 
 
 def _check_detection(check: LineCheck, attr: str, body, meta: dict) -> bool:

@@ -7,6 +7,7 @@ distinct new images, not by file sizes) and reports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -21,7 +22,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 
 from rekfeedback.core import predictions as preds
-from rekfeedback.core.merge import DEFAULT_MAX_REJECT_RATIO, merge_manifest
+from rekfeedback.core.merge import DEFAULT_MAX_REJECT_RATIO, ImagesBucketChanged, merge_manifest
 from rekfeedback.core.paths import S3Uri, parse_s3_uri
 from rekfeedback.links.s3 import S3OutputLink
 
@@ -86,6 +87,8 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
     :param answers_uris: normalized answers files (a list, or one URI). (templated)
     :param auto_accepted_uris: auto-accepted answers files, same format. (templated)
     :param unlabelled_uris: unlabelled items from the review step; counted, never labelled. (templated)
+    :param unresolved_uris: objects the review backend left unresolved (the Ground Truth sensor's
+        ``unresolved_uri``); counted in the summary's ``images.unresolved``, never labelled. (templated)
     :param previous_manifest_uri: the previous cumulative manifest, if not the one at
         ``cumulative_manifest_uri``. (templated)
     :param output_prefix: the turn prefix ``s3://bucket/prefix/<dag_id>/<run-key>/``. (templated)
@@ -95,13 +98,16 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         large), e.g. ``s3://bucket/prefix/<dag_id>/dataset/unusable.jsonl``: this turn's unlabelled
         items with such an error are added to it, so later turns skip them like labelled images;
         None to keep no list. (templated)
-    :param images_bucket: the one bucket all images must be in (default: the most common one).
+    :param images_bucket: the one bucket all images must be in (default: the previous manifest's, else
+        the answers'). Images of another bucket fail the task before anything is written: a
+        Rekognition manifest holds one bucket, and dropping the other bucket's lines would lose
+        verified answers.
     :param max_reject_ratio: fail above this share of rejected lines (Rekognition refuses > 0.2).
     """
 
     aws_hook_class = S3Hook
     template_fields: Sequence[str] = aws_template_fields(
-        "answers_uris", "auto_accepted_uris", "unlabelled_uris", "previous_manifest_uri", "output_prefix",
+        "answers_uris", "auto_accepted_uris", "unlabelled_uris", "unresolved_uris", "previous_manifest_uri", "output_prefix",
         "cumulative_manifest_uri", "unusable_images_uri", "images_bucket", "max_reject_ratio",
     )
     operator_extra_links = (S3OutputLink(),)
@@ -114,6 +120,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         output_prefix: str,
         auto_accepted_uris: list[str] | str | None = None,
         unlabelled_uris: list[str] | str | None = None,
+        unresolved_uris: list[str] | str | None = None,
         previous_manifest_uri: str | None = None,
         cumulative_manifest_uri: str | None = None,
         unusable_images_uri: str | None = None,
@@ -125,6 +132,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         self.answers_uris = answers_uris
         self.auto_accepted_uris = auto_accepted_uris
         self.unlabelled_uris = unlabelled_uris
+        self.unresolved_uris = unresolved_uris
         self.previous_manifest_uri = previous_manifest_uri
         self.output_prefix = output_prefix
         self.cumulative_manifest_uri = cumulative_manifest_uri
@@ -165,6 +173,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         turn = parse_s3_uri(self.output_prefix, "output_prefix")
         answers = _uri_list(self.answers_uris, "answers_uris") + _uri_list(self.auto_accepted_uris, "auto_accepted_uris")
         unlabelled = _uri_list(self.unlabelled_uris, "unlabelled_uris")
+        unresolved = _uri_list(self.unresolved_uris, "unresolved_uris")
         try:
             max_ratio = float(self.max_reject_ratio)
         except (TypeError, ValueError):
@@ -182,13 +191,16 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
             os.mkdir(inputs)
             answer_paths = [(uri, self._download(uri, "answers_uris item", inputs)) for uri in answers]
             unlabelled_paths = [(uri, self._download(uri, "unlabelled_uris item", inputs)) for uri in unlabelled]
+            unresolved_paths = [(uri, self._download(uri, "unresolved_uris item", inputs)) for uri in unresolved]
             previous_path = self._download(previous_uri, "previous_manifest_uri", inputs) if previous_uri else None
             out_manifest, out_rejects = os.path.join(tmp, "output.manifest"), os.path.join(tmp, "rejects.jsonl")
             with open(out_manifest, "w", encoding="utf-8", newline="\n") as manifest, \
-                    open(out_rejects, "w", encoding="utf-8", newline="\n") as rejects:
+                    open(out_rejects, "w", encoding="utf-8", newline="\n") as rejects, \
+                    _refused_bucket_change(previous_uri):
                 summary = merge_manifest(
                     answers=[(uri, _lines(path)) for uri, path in answer_paths],
                     unlabelled=[(uri, _lines(path)) for uri, path in unlabelled_paths],
+                    unresolved=[(uri, _lines(path)) for uri, path in unresolved_paths],
                     previous=(lambda: _lines(previous_path)) if previous_path else None,
                     write_manifest=manifest.write,
                     write_reject=rejects.write,
@@ -222,9 +234,11 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
 
         S3OutputLink.persist_uri(context, self, str(manifest_uri), self.hook.conn_region_name, self.hook.conn_partition)
         self._asset_events(context, summary)
-        self.log.info("Manifest %s: %d lines (%d added, %d updated, %d kept), %d rejects; per label: %s",
+        self.log.info("Manifest %s: %d lines (%d added, %d updated, %d kept), %d rejects, %d boxes dropped, "
+                      "%d objects left unresolved; per label: %s",
                       manifest_uri, summary["manifest_lines"], summary["images"]["added"], summary["images"]["updated"],
-                      summary["images"]["kept_from_previous"], summary["rejects"], summary["labels"])
+                      summary["images"]["kept_from_previous"], summary["rejects"], summary["boxes_dropped"],
+                      summary["images"]["unresolved"], summary["labels"])
         for warning in summary["warnings"]:
             self.log.warning("%s", warning)
         return summary
@@ -264,6 +278,15 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
                 outlet_events[outlet].extra.update(extra)
             except (KeyError, TypeError, AttributeError) as exc:  # an alias or a non-asset outlet
                 self.log.info("No asset event extra for outlet %r: %s", outlet, exc)
+
+
+@contextlib.contextmanager
+def _refused_bucket_change(previous_uri: str | None):
+    """A bucket change fails the task for good (a retry cannot fix it) and drops nothing."""
+    try:
+        yield
+    except ImagesBucketChanged as exc:
+        raise AirflowFailException(f"{exc} The cumulative manifest {previous_uri or '(none yet)'} was not changed.") from exc
 
 
 def _lines(path: str):

@@ -99,7 +99,7 @@ def _count_new(checker: Checker, candidates: list[str]) -> None:
     if checker.usable("output_uri"):
         uri = turn_config.cumulative_manifest_uri(checker.config, checker.dag_id)
         refs = _refs_of(checker, uri, "cumulative manifest")
-        if refs is None:
+        if refs is None or not _same_bucket(checker, uri, refs, candidates):
             return
         done |= refs
     own = _predicted_by_this_run(checker) if checker.turn_prefix else {}
@@ -125,6 +125,29 @@ def _count_new(checker: Checker, candidates: list[str]) -> None:
                        f"nothing new to label: all {len(candidates)} images are already in the cumulative manifest "
                        f"(or known to be unusable, e.g. corrupt)",
                        "add new images under input_uri; this run skips without starting the model")
+
+
+def _same_bucket(checker: Checker, manifest_uri: str, labelled: set[str], candidates: list[str]) -> bool:
+    """Whether the new images are in the cumulative manifest's bucket; reports the error if not.
+
+    A Rekognition manifest holds the images of one bucket. Merging images of another bucket into it
+    would have to drop one side's verified lines, so the turn is refused here, before the model is
+    started or anything is paid for.
+    """
+    dataset_buckets = {ref[5:].split("/", 1)[0] for ref in labelled}
+    new_buckets = sorted({ref[5:].split("/", 1)[0] for ref in candidates if ref not in labelled} - dataset_buckets)
+    if not dataset_buckets or not new_buckets:
+        return True
+    dataset_bucket = sorted(dataset_buckets)[0]
+    checker.report.error(
+        "input", checker.config["input_uri"],
+        f"the new images are in bucket {', '.join(new_buckets)} but the cumulative dataset {manifest_uri} holds "
+        f"{len(labelled)} images of bucket {dataset_bucket}; a Rekognition manifest takes one bucket, so merging "
+        "would lose verified answers",
+        f"copy the new images into the dataset's bucket (e.g. `aws s3 sync {checker.config['input_uri']} "
+        f"s3://{dataset_bucket}/<prefix>/`) and set input_uri to that copy, or start a new cumulative dataset by "
+        "setting dataset_name to a new name (the old one stays as it is)")
+    return False
 
 
 def _refs_of(checker: Checker, uri: str, what: str) -> set[str] | None:
