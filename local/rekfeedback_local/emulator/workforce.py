@@ -319,7 +319,7 @@ class JobRun:
         except ValueError as err:
             raise _ObjectFailure(f"ClientError: {err}")
         if form is not None and not form.posts_one_json_field:
-            return self._template_answers(form, task_input, rng)
+            return self._template_answers(form, task_input, obj.members, rng)
         images = task_input.get("images")
         if not isinstance(images, list):
             # A task about the data object itself (no batch of images).
@@ -338,7 +338,7 @@ class JobRun:
             answers.append({"answer": json.dumps({"images": verdicts}, separators=(",", ":"))})
         return answers
 
-    def _template_answers(self, form: "crowd_template.Form", task_input: dict, rng: random.Random) -> list[dict]:
+    def _template_answers(self, form: "crowd_template.Form", task_input: dict, members: list, rng: random.Random) -> list[dict]:
         """Anyone's custom template: each worker answers the crowd elements it holds, by their names."""
         labels = list(task_input.get("labels") or self.labels)
         predicted = {img.get("source-ref"): [p.get("name", p.get("Name")) if isinstance(p, dict) else str(p)
@@ -352,13 +352,13 @@ class JobRun:
             return sizes[uri]
 
         answers = []
-        for _ in range(self._workers_per_object()):
+        for member in members:
             seen: dict = {}  # one worker's belief per image, whatever number of elements ask about it
 
-            def believe(uri):
+            def believe(uri, member=member, seen=seen):
                 if uri not in seen:
-                    seen[uri] = self._answer(self._truth(uri), {"labels": predicted.get(uri, [])}, rng, labels,
-                                             size_of(uri) if uri else None)
+                    seen[uri] = member.answer(self._truth(uri), {"labels": predicted.get(uri, [])}, rng, labels,
+                                              size_of(uri) if uri else None)
                 return seen[uri]
             answers.append(crowd_template.answer(form, believe, size_of, labels))
         return answers
