@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 
 from rekfeedback.core.imagesize import ImageProbe
 from rekfeedback.core.predictions import prediction_line, sort_lines, summarize
+from rekfeedback.core.shard_rates import ShardRates
 from rekfeedback.core.throughput import AdaptiveLimiter, RetryPolicy, call_with_retries, classify_code, error_message
 
 # Errors that are about the run, not about one image: going on would only fail every image.
@@ -65,6 +66,7 @@ class EngineResult:
     processed: int = 0  # images finished in this attempt
     checkpoints: int = 0  # checkpoint writes (S3 PUTs in the operator): the cost of losing little to a kill
     header_bytes: list[int] = field(default_factory=list)
+    total_rate: float | None = None  # calls/s all shards offered together at the end (ShardRates)
 
     @property
     def summary(self) -> dict:
@@ -120,6 +122,7 @@ class InferenceEngine:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        shard_rates: ShardRates | None = None,
     ):
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
@@ -137,6 +140,7 @@ class InferenceEngine:
         self.log = log or logging.getLogger(__name__)
         self.clock, self.sleep = clock, sleep
         self.rng = rng or random.Random()
+        self.shard_rates = shard_rates  # other shards on the same model: share it evenly
         self._stop = threading.Event()
 
     # --- one image ---------------------------------------------------------------------------
@@ -208,6 +212,8 @@ class InferenceEngine:
                 if not in_flight:
                     break
                 completed, in_flight = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                if self.shard_rates is not None:
+                    self.shard_rates.tick(self.limiter)
                 for fut in completed:
                     item = fut.result()
                     result.calls += item.calls
@@ -237,6 +243,8 @@ class InferenceEngine:
             raise
         finally:
             executor.shutdown(wait=True)
+            if self.shard_rates is not None:
+                result.total_rate = self.shard_rates.leave(self.limiter)
 
         result.elapsed = self.clock() - started
         result.lines = sort_lines(finished.values())

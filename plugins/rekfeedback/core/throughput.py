@@ -10,7 +10,13 @@ whose rate it adapts per measurement window (AIMD with slow start):
   explain in a window that size, is an overload: the rate drops to the rate that sustains what
   succeeded in that window (at least rate * `decrease`, at most rate * 0.9), so a cut lands near the
   capacity the model just showed;
-- otherwise it probes upward by `probe_gain` of the rate per window.
+- otherwise it probes upward by `probe_gain` of the rate per `window` seconds, faster after each
+  further clean window (capacity freed by a finished shard or added by auto-scaling is taken
+  within seconds, not minutes).
+
+Several shards on one model each run a limiter; `core.shard_rates` lets them read and set each
+other's rates (`set_rate`) so they share the model evenly. `initial_rate` may come from a rate
+remembered from an earlier turn (`slow_start=False` then skips the doubling from low).
 
 Judging windows rather than single responses matters: the service also throttles at random (a few
 per cent of calls regardless of load), and reacting to each of those would collapse the rate.
@@ -69,6 +75,8 @@ class AdaptiveLimiter:
         max_window: float = 2.0,
         significance: float = 1.5,
         concurrency_headroom: float = 1.5,
+        max_acceleration: int = 8,
+        slow_start: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ):
         if not 0 < min_rate <= initial_rate <= max_rate:
@@ -90,7 +98,11 @@ class AdaptiveLimiter:
         self._last_refill = clock()
         self._in_flight = 0
         self._latency: float | None = None
-        self._slow_start = True
+        self._slow_start = bool(slow_start)
+        self.max_acceleration = max(1, int(max_acceleration))
+        self._clean_windows = 0  # consecutive windows without overload since the last cut
+        self._even_share: float | None = None
+        self._shared_background: float | None = None
         self._capacity: float | None = None  # successful calls/s measured in overloaded windows
         self._win_start = clock()
         self._win_ok = 0
@@ -119,9 +131,33 @@ class AdaptiveLimiter:
         The minimum, because a window just after a cut is below capacity and shows only the
         background; a mean would learn persistent overload as "background" and stop backing off.
         """
-        if len(self._recent_shares) < 2:
-            return 0.0
-        return min(self.max_background, min(self._recent_shares))
+        own = None if len(self._recent_shares) < 2 else min(self._recent_shares)
+        if self._shared_background is not None:
+            # Other shards' calls overload the model too, so a shard alone may never see a window
+            # below capacity; the lowest share any shard saw is the model's background.
+            own = self._shared_background if own is None else min(own, self._shared_background)
+        return 0.0 if own is None else min(self.max_background, own)
+
+    def own_background(self) -> float | None:
+        with self._cond:
+            return None if len(self._recent_shares) < 2 else min(self._recent_shares)
+
+    @property
+    def in_slow_start(self) -> bool:
+        return self._slow_start
+
+    def set_rate(self, rate: float, even_share: float | None = None, background: float | None = None) -> None:
+        """Move the rate (a shared decision); the adaptation goes on from there.
+
+        `even_share`, the mean rate of the shards on the same model, sizes the upward probe: equal
+        steps for all shards and cuts in proportion to each one's rate make their rates converge
+        (AIMD), where steps in proportion to each one's own rate would keep any imbalance.
+        """
+        with self._cond:
+            self._rate = max(self.min_rate, min(self.max_rate, float(rate)))
+            self._even_share = even_share
+            self._shared_background = background
+            self._cond.notify_all()
 
     def snapshot(self) -> dict:
         with self._cond:
@@ -201,6 +237,7 @@ class AdaptiveLimiter:
         limit = samples * allowed + self.significance * math.sqrt(samples * allowed * (1 - allowed))
         if self._win_throttled > limit:
             self._slow_start = False
+            self._clean_windows = 0
             self.decreases += 1
             self._capacity = goodput if self._capacity is None else 0.5 * self._capacity + 0.5 * goodput
             # The calls needed to keep what just succeeded, given the background throttling.
@@ -209,7 +246,13 @@ class AdaptiveLimiter:
         elif self._slow_start:
             self._rate = min(self.max_rate, self._rate * 2)
         else:
-            self._rate = min(self.max_rate, self._rate * (1 + self.probe_gain) + 0.5)
+            # Probe per second, not per window (a slower shard has longer windows and must not fall
+            # behind), doubling the step with each further clean window up to max_acceleration.
+            self._clean_windows += 1
+            boost = min(self.max_acceleration, 2 ** max(0, self._clean_windows - 2))
+            base = self._even_share or self._rate
+            step = (base * self.probe_gain + 0.5) * boost * min(4.0, elapsed / self.window)
+            self._rate = min(self.max_rate, self._rate + step)
         self._win_start = now
         self._win_ok = self._win_throttled = 0
 
