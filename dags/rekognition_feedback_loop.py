@@ -59,6 +59,7 @@ PAID = "{{ " + PREFLIGHT + "['paid_predictions_uri'] }}"
 CHAMPION_RECORD = "{{ " + PREFLIGHT + "['champion_record_uri'] }}"
 # Every change of the champion record is an event of this asset; its extra is the champion.
 CHAMPION_ASSET = Asset(name="rekfeedback_champion", uri="x-rekfeedback://champion")
+THROUGHPUT = "{{ " + PREFLIGHT + "['throughput_memory_uri'] }}"
 
 
 def setting(name: str) -> str:
@@ -140,6 +141,7 @@ with DAG(
             # Unusable images are skipped through the paid-work ledger, by ETag (a fixed file is tried again).
             exclude_manifests=[CUMULATIVE],
             paid_predictions_uri=PAID,
+            throughput_memory_uri=THROUGHPUT,  # a later turn starts at the rate this model reached
             checkpoint_every=setting("checkpoint_images"),
             checkpoint_interval=setting("checkpoint_seconds"),
             shard_count=setting("shard_count"),

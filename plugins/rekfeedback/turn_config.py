@@ -302,6 +302,11 @@ def paid_predictions_uri(config: dict[str, Any], dag_id: str) -> str:
     return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/paid/"
 
 
+def throughput_memory_uri(config: dict[str, Any], dag_id: str) -> str:
+    """Calls/s the model sustained, per version and inference units (core.shard_rates): later turns start there."""
+    return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/throughput/"
+
+
 def owned_models_uri(config: dict[str, Any], dag_id: str) -> str:
     """Where each turn records a model version it owns until its teardown stopped it (core.ownership)."""
     return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/owned-models/"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import uuid
 
 import pytest
 from airflow.sdk.exceptions import AirflowException
 from PIL import Image
 
+from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.core.predictions import read_jsonl
+from rekfeedback.core.shard_rates import memory_key
 from rekfeedback.operators.inference import RekognitionCustomLabelsInferenceOperator
 
 from .conftest import clients
@@ -168,3 +171,21 @@ def test_kill_and_retry_resumes_without_repeating_calls(emulator, dataset, runni
     assert first_calls >= called_before and sent_before
     got = [(l["source-ref"], l["labels"], l["error"]) for l in lines_of(emulator, out["output_uri"])]
     assert got == expected  # same output as an uninterrupted run
+
+
+def test_a_turn_remembers_the_rate_the_model_sustained_and_the_next_starts_there(emulator, dataset, running,
+                                                                                 emulator_knobs):
+    emulator_knobs(capacity_per_unit=20.0)  # below initial_rate: the first turn must find the limit
+    memory = f"s3://{dataset['bucket']}/loop/dataset/throughput/"
+    first = infer(running, dataset, throughput_memory_uri=memory, initial_rate=100.0)
+    first.execute({})
+    s3, _ = clients(emulator)
+    turn = parse_s3_uri(first.output_prefix)
+    hint = json.loads(s3.get_object(Bucket=turn.bucket, Key=f"{turn.key}/inference/rate-hint.json")["Body"].read())
+    assert hint["shards"]["0"]["done"] is True
+    key = "loop/dataset/throughput/" + memory_key(running["arn"], 1, None)
+    remembered = json.loads(s3.get_object(Bucket=dataset["bucket"], Key=key)["Body"].read())
+    assert 10.0 <= remembered["rate"] <= 100.0  # the limit it found, not the rate it started at
+    second = infer(running, dataset, throughput_memory_uri=memory, initial_rate=1.0, shard_index=0,
+                   shard_count=2).execute({})
+    assert second["start_rate"] == pytest.approx(remembered["rate"] / 2, abs=0.01)  # its share, not 1.0

@@ -25,6 +25,7 @@ import logging
 import time
 from typing import Callable
 
+from rekfeedback.core.arns import parse_project_version_arn
 from rekfeedback.core.throughput import AdaptiveLimiter
 
 
@@ -91,7 +92,8 @@ class ShardRates:
         shards = doc.get("shards") if isinstance(doc.get("shards"), dict) else {}
         return {k: v for k, v in shards.items()
                 if k != self.shard and isinstance(v, dict) and not v.get("done")
-                and isinstance(v.get("rate"), (int, float)) and now - float(v.get("at") or 0) <= self.stale_after}
+                and isinstance(v.get("rate"), (int, float)) and isinstance(v.get("at"), (int, float))
+                and now - v["at"] <= self.stale_after}
 
     # --- the shard's life -----------------------------------------------------------------------
     def start_rate(self, default: float, remembered: float | None = None) -> tuple[float, bool]:
@@ -152,12 +154,10 @@ class ShardRates:
 # --- the rate remembered per model version and inference units -----------------------------------
 def memory_key(project_version_arn: str, min_units: int | None, max_units: int | None) -> str:
     """`<project>/<version>/units-<min>-<max>.json`: one record per model version and unit range."""
-    tail = project_version_arn.split(":project/", 1)[-1]
-    project, _, rest = tail.partition("/version/")
-    version = rest.split("/", 1)[0] or "unknown"
+    ref = parse_project_version_arn(project_version_arn)
     lo = int(min_units or 1)
     hi = max(lo, int(max_units or lo))
-    return f"{project or 'unknown'}/{version}/units-{lo}-{hi}.json"
+    return f"{ref.project_name}/{ref.version_name}/units-{lo}-{hi}.json"
 
 
 def remembered_rate(text: str | bytes | None) -> float | None:

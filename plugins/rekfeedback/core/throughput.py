@@ -76,6 +76,7 @@ class AdaptiveLimiter:
         significance: float = 1.5,
         concurrency_headroom: float = 1.5,
         max_acceleration: int = 8,
+        share_band: float = 0.2,
         slow_start: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -100,6 +101,7 @@ class AdaptiveLimiter:
         self._latency: float | None = None
         self._slow_start = bool(slow_start)
         self.max_acceleration = max(1, int(max_acceleration))
+        self.share_band = share_band
         self._clean_windows = 0  # consecutive windows without overload since the last cut
         self._even_share: float | None = None
         self._shared_background: float | None = None
@@ -253,6 +255,11 @@ class AdaptiveLimiter:
             base = self._even_share or self._rate
             step = (base * self.probe_gain + 0.5) * boost * min(4.0, elapsed / self.window)
             self._rate = min(self.max_rate, self._rate + step)
+        if self._even_share:
+            # Between two looks at the other shards, stay near the even share: one shard's unlucky or
+            # lucky windows must not undo the sharing (the share itself moves at every look).
+            self._rate = max(self.min_rate, min(self._rate, self._even_share * (1 + self.share_band)),
+                             self._even_share * (1 - self.share_band))
         self._win_start = now
         self._win_ok = self._win_throttled = 0
 

@@ -18,8 +18,10 @@ from rekfeedback.core import predictions as preds
 from rekfeedback.core.imagesize import probe_image
 from rekfeedback.core.inference_engine import ImageTask, InferenceAborted, InferenceEngine, TooManyFailures
 from rekfeedback.core.paths import S3Uri, parse_s3_uri, shard_part_name
+from rekfeedback.core.shard_rates import ShardRates, memory_key, memory_record, remembered_rate
 from rekfeedback.core.throughput import AdaptiveLimiter
 from rekfeedback.hooks.loop_store import LoopStore
+from rekfeedback.hooks.s3_range import S3RangeReader  # noqa: F401 (public here)
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
 from rekfeedback.links.s3 import S3OutputLink
@@ -28,31 +30,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
-
-
-class S3RangeReader:
-    """`read_range` for core.imagesize over one S3 object; learns the object's size from Content-Range."""
-
-    def __init__(self, s3, bucket: str, key: str):
-        self.s3, self.bucket, self.key = s3, bucket, key
-        self.total_size: int | None = None
-        self.etag: str | None = None  # of the bytes read: what a paid answer is about
-
-    def __call__(self, start: int, end: int) -> bytes:
-        try:
-            resp = self.s3.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end - 1}")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
-                self.total_size = self.total_size if self.total_size is not None else (0 if start == 0 else None)
-                return b""  # past the end (or an empty object)
-            raise
-        self.etag = paid.normalize_etag(resp.get("ETag")) or self.etag
-        content_range = resp.get("ContentRange") or ""
-        if "/" in content_range and not content_range.endswith("/*"):
-            self.total_size = int(content_range.rsplit("/", 1)[1])
-        elif not content_range:
-            self.total_size = resp.get("ContentLength")  # the server sent the whole object
-        return resp["Body"].read()
 
 
 def _as_list(value: Any) -> list[str]:
@@ -75,8 +52,9 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
     Output: ``<output_prefix>/predictions/part-XXXXX-of-YYYYY.jsonl`` (docs/data-formats.md), with a
     checkpoint next to it, so a retried task never calls DetectCustomLabels again for an image done.
     Returns the summary ``{"output_uri", "images_total", "images_skipped", "predicted", "failed",
-    "no_prediction", "labels", "calls", "throttles", "errors", "resumed", "shard_index", "shard_count"}``
-    (`labels`: images per label; `calls`/`throttles`: this attempt's DetectCustomLabels calls).
+    "no_prediction", "labels", "calls", "throttles", "errors", "resumed", "shard_index", "shard_count",
+    "start_rate"}`` (`labels`: images per label; `calls`/`throttles`: this attempt's DetectCustomLabels
+    calls; `start_rate`: the calls/s it started at, a share of the rate remembered for the model if any).
 
     :param project_version_arn: the running model. (templated)
     :param output_prefix: the turn prefix, s3://bucket/prefix. (templated)
@@ -98,6 +76,11 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         found there for the same model and object ETag are reused without a call, images recorded there
         as unusable are skipped until their ETag changes, and this shard's paid lines are added to it,
         also when the task fails. None: no ledger. (templated)
+    :param throughput_memory_uri: S3 prefix where the calls/s the shards reached together is remembered
+        per model version and inference units (core.shard_rates); a later turn's shards start from it
+        instead of probing up from ``initial_rate``. None: nothing remembered. (templated)
+    :param share_model: shards of one turn share the model evenly through a small rate hint at
+        ``<output_prefix>/inference/rate-hint.json`` (read and written about once a second per shard).
     :param progress_interval: seconds between progress log lines.
     :param extensions: object name extensions taken from ``input_prefix``. (templated)
     """
@@ -106,7 +89,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
     template_fields: Sequence[str] = aws_template_fields(
         "project_version_arn", "output_prefix", "input_prefix", "input_manifest", "exclude_manifests",
         "shard_index", "shard_count", "min_confidence", "max_results", "max_failed_share", "extensions",
-        "checkpoint_every", "checkpoint_interval", "paid_predictions_uri",
+        "checkpoint_every", "checkpoint_interval", "paid_predictions_uri", "throughput_memory_uri",
     )
     operator_extra_links = (RekognitionProjectVersionLink(), S3OutputLink())
     ui_color = "#ffe8cc"
@@ -130,6 +113,8 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         checkpoint_every: int | str = 50,
         checkpoint_interval: float | str = 5.0,
         paid_predictions_uri: str | None = None,
+        throughput_memory_uri: str | None = None,
+        share_model: bool = True,
         progress_interval: float = 30.0,
         extensions: Sequence[str] = preds.IMAGE_EXTENSIONS,
         **kwargs,
@@ -151,6 +136,8 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.paid_predictions_uri = paid_predictions_uri
+        self.throughput_memory_uri = throughput_memory_uri
+        self.share_model = share_model
         self.progress_interval = progress_interval
         self.extensions = extensions
 
@@ -262,6 +249,46 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         unusable = {line["source-ref"] for line in plan.unusable}
         return [t for t in todo if t.source_ref not in unusable], plan.reuse, len(unusable), own
 
+    def _limiter(self, turn: S3Uri, shard_index: int, shard_count: int):
+        """The shard's limiter, started at its share of a remembered rate, and its link to the other shards."""
+        store = LoopStore(self.s3)
+        rates = memory = remembered = None
+        if self.share_model:
+            hint = turn.join("inference", "rate-hint.json")
+            rates = ShardRates(shard=shard_index, shard_count=shard_count, read=lambda: store.read_text(hint),
+                               write=lambda text: store.put_text(hint, text), log=self.log)
+        if self.throughput_memory_uri not in (None, "", "None"):
+            prefix = parse_s3_uri(self.throughput_memory_uri, "throughput_memory_uri")
+            try:
+                desc = self.hook.describe_project_version(self.project_version_arn)
+                memory = prefix.join(memory_key(self.project_version_arn, desc.get("MinInferenceUnits"),
+                                                desc.get("MaxInferenceUnits")))
+                remembered = remembered_rate(store.read_text(memory))
+            except (ClientError, AirflowException) as exc:  # a faster start is not worth failing the task
+                self.log.warning("No remembered rate for this model (%s); probing up from %s calls/s",
+                                 exc, self.initial_rate)
+        max_rate = float(self.max_rate or 10_000.0)
+        rate, slow_start = (rates.start_rate(float(self.initial_rate), remembered) if rates
+                            else (remembered / shard_count if remembered else float(self.initial_rate), True))
+        rate = min(max_rate, max(0.5, rate))
+        self.log.info("Starting at %.1f calls/s (%s)", rate, "remembered for this model and inference units"
+                      if remembered else "probing up from low" if slow_start else "the running shards' share")
+        limiter = AdaptiveLimiter(initial_rate=rate, slow_start=slow_start, max_rate=max_rate,
+                                  max_concurrency=int(self.max_concurrency))
+        return limiter, rates, memory
+
+    def _remember(self, memory: S3Uri | None, limiter: AdaptiveLimiter, total_rate: float | None) -> None:
+        # Only a rate at which the model throttled is its limit; a short run that never got there is not.
+        if memory is None or not total_rate or not limiter.decreases:
+            return
+        try:
+            LoopStore(self.s3).put_text(memory, memory_record(total_rate, model=self.project_version_arn,
+                                                              turn=self.output_prefix))
+        except ClientError as exc:
+            self.log.warning("Could not remember the rate in %s (%s); the next turn probes from low", memory, exc)
+            return
+        self.log.info("Remembered %.1f calls/s for this model and inference units in %s", total_rate, memory)
+
     # --- run ----------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict:
         arn = self.project_version_arn
@@ -326,10 +353,10 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             if ledger_uri is not None:
                 LoopStore(s3).write_ledger(ledger_uri, paid.ledger_lines(lines, {**etags, **seen_etags}))
 
+        limiter, shard_rates, memory = self._limiter(turn, shard_index, shard_count)
+        start_rate = limiter.rate
         engine = InferenceEngine(
-            probe=probe, detect=detect, model=arn,
-            limiter=AdaptiveLimiter(initial_rate=self.initial_rate, max_rate=self.max_rate or 10_000.0,
-                                    max_concurrency=int(self.max_concurrency)),
+            probe=probe, detect=detect, model=arn, limiter=limiter, shard_rates=shard_rates,
             max_workers=int(self.max_concurrency),
             checkpoint=save_checkpoint,
             checkpoint_every=int(self.checkpoint_every), checkpoint_interval=float(self.checkpoint_interval),
@@ -351,6 +378,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             failure, result = exc, exc.result
         self._put_lines(output, result.lines)
         record_paid(result.lines)
+        self._remember(memory, limiter, result.total_rate)
         summary = preds.summarize(result.lines)
         xcom = {
             "output_uri": str(output),
@@ -367,6 +395,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             "reused": len(reused),
             "known_unusable": known_unusable,
             "checkpoint_puts": result.checkpoints,
+            "start_rate": round(start_rate, 3),
             "shard_index": shard_index,
             "shard_count": shard_count,
         }

@@ -197,6 +197,7 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
             "champion_status_before": (report.facts.get("model_status")
                                        if champion.get("champion_arn") == config.get("project_version_arn")
                                        else self._status_of(clients, champion.get("champion_arn"))),
+            "throughput_memory_uri": turn_config.throughput_memory_uri(config, dag_id),
             "candidates": int(report.facts.get("candidates") or 0),
             "new_images": new_images,
             "warnings": [f.as_dict() for f in report.warnings],

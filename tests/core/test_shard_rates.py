@@ -1,0 +1,100 @@
+"""Several shards' limiters on one simulated model and one fake clock: at capacity, and fair."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rekfeedback.core.shard_rates import ShardRates, memory_key, memory_record, remembered_rate
+from rekfeedback.core.throughput import AdaptiveLimiter
+from tests.core.model_sim import FakeClock, Model, Store, make_clients, run
+
+CAPACITY, IMAGES = 40, 1200
+
+
+def simulate(n, *, shared, seed=1, images=IMAGES, **kw):
+    clock = FakeClock()
+    clients, store = make_clients(n, clock, images // n, shared=shared, **kw)
+    elapsed = run(Model(CAPACITY, random_throttle=0.10, seed=seed), clients, clock)
+    rates = [c.images_per_second() for c in clients]
+    return images / elapsed / CAPACITY, min(rates) / max(rates), clients, store
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_shards_sharing_a_hint_keep_the_model_at_capacity_and_share_it_evenly(n):
+    ratio, fairness, _, store = simulate(n, shared=True)
+    assert ratio >= 0.9
+    assert fairness >= 0.8
+    assert all(entry["done"] for entry in json.loads(store.text)["shards"].values())
+
+
+def test_without_the_hint_the_first_shard_to_ramp_keeps_more():
+    # The reason for the hint: limiters that see only their own calls split the model by accident.
+    _, fairness, _, _ = simulate(4, shared=False)
+    _, shared_fairness, _, _ = simulate(4, shared=True)
+    assert fairness < 0.6 < 0.8 <= shared_fairness
+
+
+def test_a_finished_shard_hands_its_rate_to_the_others():
+    clock = FakeClock()
+    store = Store()
+    a, b = (ShardRates(shard=i, shard_count=2, read=store.read, write=store.write, clock=clock) for i in (0, 1))
+    la, lb = (AdaptiveLimiter(initial_rate=20, clock=clock) for _ in range(2))
+    a.tick(la)
+    b.tick(lb)
+    clock.t = 0.5
+    assert a.leave(la) == pytest.approx(40)  # the total both ran at
+    clock.t = 1.5
+    b.tick(lb)
+    assert lb.rate == pytest.approx(40)  # the whole model, at once, not by slow probing
+
+
+def test_a_shard_joining_late_starts_at_the_running_shards_rate_and_a_crashed_one_is_ignored():
+    clock = FakeClock(100.0)
+    store = Store()
+    store.text = json.dumps({"shards": {"0": {"rate": 18.0, "at": 99.5, "done": False},
+                                        "1": {"rate": 22.0, "at": 99.0, "done": False},
+                                        "2": {"rate": 500.0, "at": 10.0, "done": False}}})  # crashed long ago
+    late = ShardRates(shard=3, shard_count=4, read=store.read, write=store.write, clock=clock)
+    assert late.start_rate(10.0, remembered=400.0) == (pytest.approx(20.0), False)
+
+
+def test_a_turn_starts_at_an_even_share_of_the_rate_remembered_for_the_model():
+    store = Store()
+    first = ShardRates(shard=0, shard_count=4, read=store.read, write=store.write, clock=FakeClock())
+    assert first.start_rate(10.0, remembered=None) == (10.0, True)
+    assert first.start_rate(10.0, remembered=remembered_rate(memory_record(48.0))) == (12.0, True)
+
+
+def test_a_remembered_rate_shortens_the_ramp():
+    cold, _, _, _ = simulate(1, shared=True, images=200, initial_rate=2.0)
+    warm, _, _, _ = simulate(1, shared=True, images=200, initial_rate=2.0, remembered=44.0)
+    assert warm > cold + 0.03
+
+
+def test_the_hint_store_failing_does_not_stop_a_shard():
+    def broken():
+        raise OSError("S3 unreachable")
+
+    rates = ShardRates(shard=0, shard_count=2, read=broken, write=lambda text: None, clock=FakeClock())
+    limiter = AdaptiveLimiter(initial_rate=15)
+    assert rates.start_rate(10.0) == (10.0, True)
+    rates.tick(limiter)
+    assert limiter.rate == 15 and rates.leave(limiter) == 15
+
+
+def test_a_torn_hint_is_rewritten():
+    store = Store()
+    store.text = "{not json"
+    rates = ShardRates(shard=0, shard_count=1, read=store.read, write=store.write, clock=FakeClock())
+    rates.tick(AdaptiveLimiter(initial_rate=12))
+    assert json.loads(store.text)["shards"]["0"]["rate"] == 12
+
+
+def test_memory_is_per_model_version_and_inference_units():
+    arn = "arn:aws:rekognition:us-east-1:123456789012:project/birds/version/birds.v3/1700000000000"
+    assert memory_key(arn, 1, None) == "birds/birds.v3/units-1-1.json"
+    assert memory_key(arn, 2, 5) == "birds/birds.v3/units-2-5.json"
+    assert remembered_rate(None) is None and remembered_rate("{}") is None
+    assert remembered_rate(memory_record(44.4, model=arn)) == pytest.approx(44.4)
