@@ -55,18 +55,25 @@ class Client:
 
 
 class Model:
-    def __init__(self, capacity, random_throttle=0.0, seed=1):
-        self.capacity, self.random_throttle = capacity, random_throttle
+    """`capacity` calls/s, or what `scaler` (the emulator's AutoScaler) has scaled the units to."""
+
+    def __init__(self, capacity=None, random_throttle=0.0, seed=1, scaler=None):
+        self.capacity, self.random_throttle, self.scaler = capacity, random_throttle, scaler
         self.rng = random.Random(seed)
         self.window: deque[float] = deque()
 
     def admit(self, now: float) -> bool:
         while self.window and self.window[0] <= now - 1.0:
             self.window.popleft()
-        if self.rng.random() < self.random_throttle or len(self.window) >= self.capacity:
+        if self.rng.random() < self.random_throttle:
             return False
-        self.window.append(now)
-        return True
+        capacity = self.scaler.capacity(now) if self.scaler else self.capacity
+        served = len(self.window) < capacity
+        if self.scaler:
+            self.scaler.record(now, served)
+        if served:
+            self.window.append(now)
+        return served
 
 
 def make_clients(n, clock, images, *, shared=True, initial_rate=10.0, store=None, starts=None, period=2.0,
@@ -93,6 +100,7 @@ def run(model, clients, clock, *, latency=0.25, dt=0.002, until=600.0):
             c.limiter.release(outcome, latency if outcome == "ok" else 0.01)
             if outcome == "ok":
                 c.done += 1
+                c.answered_at.append(clock.t)
                 if c.done == c.images:
                     c.finished_at = clock.t
                     if c.rates:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from rekfeedback_local.emulator.capacity import AutoScaler
 
 from rekfeedback.core.shard_rates import ShardRates, memory_key, memory_record, remembered_rate
 from rekfeedback.core.throughput import AdaptiveLimiter
@@ -98,3 +99,15 @@ def test_memory_is_per_model_version_and_inference_units():
     assert memory_key(arn, 2, 5) == "birds/birds.v3/units-2-5.json"
     assert remembered_rate(None) is None and remembered_rate("{}") is None
     assert remembered_rate(memory_record(44.4, model=arn)) == pytest.approx(44.4)
+
+
+def test_shards_follow_the_model_when_it_auto_scales_to_max_inference_units():
+    scaler = AutoScaler(1, 3, per_unit=40, scale_up_seconds=3, scale_down_seconds=60)
+    clock = FakeClock()
+    clients, _ = make_clients(2, clock, 2000, shared=True)
+    elapsed = run(Model(random_throttle=0.10, scaler=scaler, seed=5), clients, clock)
+    assert scaler.units == 3  # the shards asked for more than one unit serves, so it scaled up
+    scaled_at = scaler.history[-1][0]
+    late = sum(1 for c in clients for t in c.answered_at if t >= scaled_at + 5)
+    # Five seconds after the last unit came, the shards use the three units' 120 calls/s.
+    assert late / (elapsed - scaled_at - 5) >= 0.85 * 120

@@ -26,6 +26,8 @@ class EmulatorConfig:
     latency: float = 0.25  # seconds added to every DetectCustomLabels call
     capacity_per_unit: float = 5.0  # DetectCustomLabels transactions per second per inference unit
     throttle_rate: float = 0.0  # share of DetectCustomLabels calls throttled at random
+    scale_up_seconds: float = 2.0  # overload this long adds an inference unit, up to MaxInferenceUnits
+    scale_down_seconds: float = 30.0  # load that fits in fewer units this long removes one
     training_seconds: float = 1.0
     start_seconds: float = 0.5
     stop_seconds: float = 0.5

@@ -26,6 +26,7 @@ from rekfeedback.core.boxes import pixels_to_ratio
 
 from . import manifests, model
 from .base import EmulatorEnv
+from .capacity import AutoScaler
 from .errors import ApiError
 from .rekognition_admin import ADMIN_OPERATIONS, AdminOperations
 
@@ -126,6 +127,7 @@ class Version:
     max_units: int | None = None
     transition_at: float = 0.0  # when STARTING -> RUNNING, STOPPING -> STOPPED or DELETING -> gone happens
     limiter: SlidingWindow = field(default_factory=SlidingWindow)
+    scaler: AutoScaler | None = None  # inference units in service, from StartProjectVersion's range
 
     def settle(self, now: float) -> None:
         if self.status == "TRAINING_IN_PROGRESS" and self.trained.is_set() and now >= self.train_ready_at:
@@ -456,7 +458,13 @@ class RekognitionService(AdminOperations):
             v.min_units, v.max_units = min_units, max_units
             v.transition_at = now + self.config.start_seconds
             v.limiter = SlidingWindow()
+            v.scaler = self._scaler(min_units, max_units, now)
             return {"Status": v.status}
+
+    def _scaler(self, min_units: int | None, max_units: int | None, now: float) -> AutoScaler:
+        return AutoScaler(min_units or 1, max_units, per_unit=self.config.capacity_per_unit, now=now,
+                          scale_up_seconds=self.config.scale_up_seconds,
+                          scale_down_seconds=self.config.scale_down_seconds)
 
     def StopProjectVersion(self, params: dict) -> dict:
         now = self.env.clock()
@@ -668,9 +676,15 @@ class RekognitionService(AdminOperations):
             v.settle(now)
             if v.status != "RUNNING":
                 raise ApiError("ResourceNotReadyException", f"ProjectVersion arn: {v.arn} is not ready. Status: {v.status}")
-            units = v.min_units or 1
+            if v.scaler is None:
+                v.scaler = self._scaler(v.min_units, v.max_units, now)
+            scaler = v.scaler
+            scaler.per_unit = self.config.capacity_per_unit  # the knob may change while it runs
             throttled = self._rng.random() < self.config.throttle_rate
-        if throttled or not v.limiter.admit(self.config.capacity_per_unit * units, now):
+        served = not throttled and v.limiter.admit(scaler.capacity(now), now)
+        if not throttled:
+            scaler.record(now, served)  # demand the auto-scaling sees
+        if not served:
             raise ApiError("ProvisionedThroughputExceededException",
                            "The number of requests exceeded your throughput limit. Consider adding inference units.")
         if self.config.latency > 0:
