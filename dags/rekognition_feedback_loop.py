@@ -97,6 +97,9 @@ with DAG(
         "retry_delay": RETRY_DELAY,
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
+        # A turn waits hours or days for people: every wait defers, whatever `[operators] default_deferrable`
+        # says (Airflow ships it false; the operators used on their own follow it).
+        "deferrable": True,
     },
     tags=["rekognition", "ground-truth", "label-studio", "human-in-the-loop"],
     doc_md=__doc__,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -14,6 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from rekfeedback.core import paid
+from rekfeedback.core import templated
 from rekfeedback.core import predictions as preds
 from rekfeedback.core.imagesize import probe_image
 from rekfeedback.core.inference_engine import ImageTask, InferenceAborted, InferenceEngine, TooManyFailures
@@ -32,12 +33,6 @@ if TYPE_CHECKING:
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
-def _as_list(value: Any) -> list[str]:
-    if value in (None, "", "None", "[]"):
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value if v not in (None, "", "None")]
 
 
 class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustomLabelsHook]):
@@ -213,7 +208,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
                 raise AirflowException(f"input_manifest {uri} does not exist; check the URI.")
             return [ImageTask(ref) for ref in preds.source_refs_from_manifest(text, f"input_manifest {uri}")], {}
         uri = parse_s3_uri(self.input_prefix, "input_prefix")
-        extensions = _as_list(self.extensions)
+        extensions = templated.as_list(self.extensions, "extensions")
         images, other = LoopStore(self.s3).list_images(uri, extensions)
         if other:
             self.log.info("Ignored %d object(s) under %s without an image extension (%s)", other, uri,
@@ -223,7 +218,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
 
     def _exclusions(self) -> set[str]:
         texts = []
-        for raw in _as_list(self.exclude_manifests):
+        for raw in templated.as_list(self.exclude_manifests, "exclude_manifests"):
             uri = parse_s3_uri(raw, "exclude_manifests entry")
             text = self._read_text(uri)
             if text is None:

@@ -9,6 +9,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
+from rekfeedback.core import templated
 from rekfeedback.core import answers as answerlib
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core import review as reviewlib
@@ -120,7 +121,7 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         policy = reviewlib.RoutingPolicy(
             auto_accept_threshold=None if self.auto_accept_threshold in (None, "") else float(self.auto_accept_threshold),
             audit_rate=float(self.audit_rate or 0), seed=int(self.routing_seed),
-            label_unpredicted=bool(self.label_unpredicted))
+            label_unpredicted=templated.as_bool(self.label_unpredicted, "label_unpredicted", True))
         review_set = reviewlib.build_review_set(self._read_predictions(), policy, kind=self.kind)
         if review_set.duplicates:
             self.log.warning("%d prediction lines repeat an image already listed; kept the first", review_set.duplicates)

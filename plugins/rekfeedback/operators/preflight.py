@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -13,6 +11,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from botocore.exceptions import ClientError
 
+from rekfeedback.core import templated
 from rekfeedback import turn_config
 from rekfeedback.core import champion as champion_core
 from rekfeedback.core.paths import parse_s3_uri, turn_prefix
@@ -44,28 +43,6 @@ def labelstudio_target(conn_id: str) -> LabelStudioTarget:
                                  timeout=float(extra.get("timeout", 10)))
     except Exception as exc:  # noqa: BLE001 - unknown conn id, no host, no token: all become one finding
         return LabelStudioTarget(conn_id=conn_id, error=f"cannot use Airflow connection {conn_id!r}: {exc}")
-
-
-def _as_params(value: Any) -> dict:
-    """The run's params as a plain dict, whether rendered natively, as a ParamsDict or as text."""
-    if value is None:
-        return {}
-    if hasattr(value, "dump"):  # ParamsDict
-        value = value.dump()
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = json.loads(text)
-        except ValueError:
-            try:
-                value = ast.literal_eval(text)  # "{{ params }}" rendered as a Python repr
-            except (ValueError, SyntaxError) as exc:
-                raise AirflowFailException(f"params_to_check must be a dict of the turn settings, got text "
-                                           f"{text[:200]!r}") from exc
-    if not isinstance(value, Mapping):
-        raise AirflowFailException(f"params_to_check must be a dict of the turn settings, got "
-                                   f"{type(value).__name__}")
-    return dict(value)
 
 
 class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
@@ -151,7 +128,10 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
 
     def execute(self, context: Context) -> dict:
         raw = self.params_to_check if self.params_to_check not in (None, "") else context.get("params")
-        params = _as_params(raw)
+        try:
+            params = templated.as_dict(raw, "params_to_check") or {}
+        except ValueError as exc:
+            raise AirflowFailException(f"{exc} (a dict of the turn settings)") from exc
         sources: dict[str, str] = {}
         config = turn_config.resolve(params, variable_get=variable_get, sources=sources)
         if self.aws_conn_id:

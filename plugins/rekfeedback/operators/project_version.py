@@ -10,7 +10,9 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import conf
 
+from rekfeedback.core import templated
 from rekfeedback.hooks.rekognition import STARTABLE, RekognitionCustomLabelsHook, parse_project_version_arn
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
 from rekfeedback.triggers.project_version import ProjectVersionRunningTrigger
@@ -34,19 +36,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _as_bool(value: Any, what: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no", "none"):
-        return False
-    raise ValueError(f"{what} must be a boolean (or a template rendering to True/False), got {value!r}")
-
-
 class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLabelsHook]):
     """Start a model (project version) unless it is already running, and wait until it is RUNNING.
 
@@ -61,7 +50,8 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
     :param wait_for_completion: wait until RUNNING (always true when deferrable).
     :param waiter_delay: seconds between status checks.
     :param waiter_max_attempts: number of status checks before giving up.
-    :param deferrable: wait in the triggerer (default True).
+    :param deferrable: wait in the triggerer (default: Airflow's
+        `[operators] default_deferrable`, True when unset).
     :param start_if_stopped: when False, never start the model: succeed if it is RUNNING, fail with
         what to do otherwise (for teams that run the model themselves). (templated)
     :param status_before_run: the model's status when this DAG run first looked at it (the DAG passes
@@ -86,7 +76,7 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
         wait_for_completion: bool = True,
         waiter_delay: int = 30,
         waiter_max_attempts: int = 60,
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         start_if_stopped: bool | str = True,
         status_before_run: str | None = None,
         **kwargs,
@@ -135,7 +125,7 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
                 return self._result(status, True, None)
             self.log.info("Already running: nothing to start, and this run will not stop it.")
             return self._result(status, False, None)
-        if _as_bool(self.start_if_stopped, "start_if_stopped") is False:
+        if templated.as_bool(self.start_if_stopped, "start_if_stopped") is False:
             raise AirflowException(
                 f"Model {arn} is {status} and start_if_stopped (the DAG's start_model) is False: start it "
                 "yourself (Rekognition console or StartProjectVersion) or trigger the run with start_model=true.")
@@ -268,7 +258,7 @@ class RekognitionStopProjectVersionOperator(AwsBaseOperator[RekognitionCustomLab
     def _decide(self, context: Context) -> tuple[bool, str, list[dict]]:
         if self.force:
             return True, "force=True", []
-        explicit = _as_bool(self.started_by_this_run, "started_by_this_run")
+        explicit = templated.as_bool(self.started_by_this_run, "started_by_this_run")
         if explicit is not None:
             return explicit, f"started_by_this_run={explicit}", []
         records = self._start_records(context)

@@ -8,16 +8,16 @@ time. Re-running a turn overwrites its two files and replaces (never duplicates)
 
 from __future__ import annotations
 
-import ast
 import json
 import pathlib
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
+from rekfeedback.core import templated
 from rekfeedback.core.paths import S3Uri, parse_s3_uri, run_key
 from rekfeedback.core.predictions import iter_jsonl
 from rekfeedback.core.report import (
@@ -135,11 +135,10 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         report_dir = turn.join(REPORT_DIR)
         figures_uri, index_uri = report_dir.join(FIGURES_NAME), report_dir.join(INDEX_NAME)
 
-        merge = _json_param(self.merge_summary, "merge_summary")
-        training = _json_param(self.training_results, "training_results")
+        merge = templated.as_dict(self.merge_summary, "merge_summary")
+        training = templated.as_dict(self.training_results, "training_results")
         prediction_files = self._prediction_files()
-        answers = _uri_list_param(self.answers_uris)
-        answer_files = [answers] if isinstance(answers, str) else list(answers or [])
+        answer_files = templated.as_list(self.answers_uris, "answers_uris")
         missing: list[str] = []
         present_answers = []
         for uri in answer_files:
@@ -213,8 +212,8 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
             raise
 
     def _prediction_files(self) -> list[S3Uri]:
-        uris = _uri_list_param(self.predictions_uris)
-        if isinstance(uris, str):
+        uris = self.predictions_uris
+        if isinstance(uris, str) and not uris.strip().startswith("["):  # one prefix
             prefix = parse_s3_uri(self.predictions_uris, "predictions_uris")
             key = prefix.key.rstrip("/") + "/" if prefix.key else ""
             found = []
@@ -226,7 +225,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
             if not found:
                 self.log.warning("No prediction files (*.jsonl) under %s", self.predictions_uris)
             return sorted(found, key=str)
-        return [parse_s3_uri(u, "predictions_uris item") for u in uris or []]
+        return [parse_s3_uri(u, "predictions_uris item") for u in templated.as_list(uris, "predictions_uris")]
 
     def _lines(self, loc: S3Uri) -> Iterator[str]:
         body = self._s3.get_object(Bucket=loc.bucket, Key=loc.key)["Body"]
@@ -305,36 +304,6 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         if figures["inputs"]["missing"]:
             self.log.warning("Missing answers files: %s", ", ".join(figures["inputs"]["missing"]))
         self.log.info("Report: %s", index_uri)
-
-
-def _json_param(value: Any, name: str) -> dict | None:
-    """XCom-templated dicts arrive as dicts (render_template_as_native_obj) or as their JSON/repr text."""
-    if value in (None, "", "None"):
-        return None
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            try:
-                parsed = ast.literal_eval(value)
-            except (ValueError, SyntaxError) as err:
-                raise ValueError(f"{name} must be a dict or its JSON text, got {value[:200]!r}") from err
-        if isinstance(parsed, dict):
-            return parsed
-    raise ValueError(f"{name} must be a dict or its JSON text, got {type(value).__name__}")
-
-
-def _uri_list_param(value: Any) -> str | list | None:
-    """A list of URIs, or one URI/prefix; a list rendered to text by templating is read back as a list."""
-    if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            parsed = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError) as err:
-            raise ValueError(f"a list of S3 URIs was expected, got {value[:200]!r}") from err
-        return list(parsed)
-    return value
 
 
 def _small_merge(merge: dict | None) -> dict | None:

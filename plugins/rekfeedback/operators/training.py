@@ -16,6 +16,7 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import ClientError
 
 from rekfeedback.core import arns
@@ -113,7 +114,8 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
     :param wait_for_completion: wait for training when not deferrable.
     :param waiter_delay: seconds between training status checks.
     :param waiter_max_attempts: training status checks before giving up (default 24 h at 120 s).
-    :param deferrable: wait in the triggerer (default True).
+    :param deferrable: wait in the triggerer (default: Airflow's
+        `[operators] default_deferrable`, True when unset).
     """
 
     aws_hook_class = RekognitionCustomLabelsHook
@@ -141,7 +143,7 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
         wait_for_completion: bool = True,
         waiter_delay: int = 120,
         waiter_max_attempts: int = 720,
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)

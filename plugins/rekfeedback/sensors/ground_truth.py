@@ -17,6 +17,7 @@ from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import conf
 
 from rekfeedback.core import answers as ans
 from rekfeedback.core import consensus as consensuslib
@@ -63,7 +64,8 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
 
     def __init__(self, *, job_names: str | list, answers_uri: str, allow_stopped: bool = False,
                  iou_threshold: float = 0.5, agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD,
-                 deferrable: bool = True, poke_interval: float = 60,
+                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+                 poke_interval: float = 60,
                  timeout: float = 7 * 24 * 3600, **kwargs: Any) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.job_names = job_names

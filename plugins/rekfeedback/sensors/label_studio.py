@@ -10,6 +10,7 @@ from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import conf
 
 from rekfeedback.core import answers as answerlib
 from rekfeedback.core import consensus as consensuslib
@@ -43,7 +44,8 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
                  label_studio_conn_id: str = LabelStudioHook.default_conn_name,
                  min_annotated_share: float | None = None, deadline: str | datetime | None = None,
                  poll_interval: float = 30.0, iou_threshold: float = 0.5,
-                 agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD, deferrable: bool = True, **kwargs):
+                 agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD, 
+                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True), **kwargs):
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         self.review = review
