@@ -17,6 +17,7 @@ from rekfeedback.core import ground_truth as gt
 from rekfeedback.core import review
 from rekfeedback.core.paths import S3Uri, parse_s3_uri
 from rekfeedback.hooks.ground_truth import GroundTruthHook
+from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.ground_truth import LabelingJobLink, LabelingJobOutputLink
 
 if TYPE_CHECKING:
@@ -178,11 +179,7 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
     def _prediction_keys(self, s3: S3Hook, sources) -> list[S3Uri]:
         if isinstance(sources, list):
             return sources
-        if sources.key.endswith(".jsonl"):
-            return [sources]
-        keys = s3.list_keys(bucket_name=sources.bucket, prefix=sources.key.rstrip("/") + "/") or []
-        return [S3Uri(sources.bucket, k) for k in sorted(keys)
-                if k.endswith(".jsonl") and not k.endswith(".checkpoint.jsonl")]
+        return S3Artifacts(s3).jsonl_files(sources)
 
     def _read_predictions(self, s3: S3Hook, uris: list[S3Uri]) -> list[dict]:
         lines = []
@@ -198,7 +195,7 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
 
     @staticmethod
     def _put(s3: S3Hook, uri: S3Uri, text: str) -> None:
-        s3.load_string(text, key=uri.key, bucket_name=uri.bucket, replace=True)
+        S3Artifacts(s3).write_text(uri, text)
 
     @staticmethod
     def _template(name: str) -> str:

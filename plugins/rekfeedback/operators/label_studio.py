@@ -15,6 +15,7 @@ from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core import review as reviewlib
 from rekfeedback.core.paths import S3Uri, parse_s3_uri, run_key
 from rekfeedback.hooks.label_studio import LabelStudioHook
+from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.label_studio import LabelStudioProjectLink
 
 HUMAN_ROUTES = ("human", "audit", "to-label")
@@ -81,13 +82,7 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
     def _prediction_uris(self) -> list[S3Uri]:
         value = self.predictions_uris
         if isinstance(value, str):
-            uri = parse_s3_uri(value, "predictions_uris")
-            if uri.key.endswith(".jsonl"):
-                return [uri]
-            prefix = uri.key.rstrip("/") + "/" if uri.key else ""
-            keys = self.hook.list_keys(bucket_name=uri.bucket, prefix=prefix) or []
-            return [S3Uri(uri.bucket, k) for k in sorted(keys)
-                    if k.endswith(".jsonl") and not k.endswith(".checkpoint.jsonl")]
+            return S3Artifacts(self.hook).jsonl_files(value)
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"predictions_uris must be a list of S3 URIs or one S3 prefix, got {type(value).__name__}")
         return [parse_s3_uri(u, f"predictions_uris[{i}]") for i, u in enumerate(value)]
@@ -100,7 +95,7 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         return lines
 
     def _put(self, uri: S3Uri, body: str) -> None:
-        self.hook.load_string(body, key=uri.key, bucket_name=uri.bucket, replace=True)
+        S3Artifacts(self.hook).write_text(uri, body)
 
     def _presign(self, source_ref: str) -> str:
         uri = parse_s3_uri(source_ref, "source-ref")

@@ -19,11 +19,11 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
-from botocore.exceptions import ClientError
 
 from rekfeedback.core import predictions as preds
 from rekfeedback.core.merge import DEFAULT_MAX_REJECT_RATIO, ImagesBucketChanged, merge_manifest
 from rekfeedback.core.paths import S3Uri, parse_s3_uri
+from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.s3 import S3OutputLink
 
 if TYPE_CHECKING:
@@ -146,13 +146,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
 
     # -- S3 helpers ----------------------------------------------------------------------------
     def _exists(self, uri: S3Uri) -> bool:
-        try:
-            self.hook.conn.head_object(Bucket=uri.bucket, Key=uri.key)
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+        return S3Artifacts(self.hook).exists(uri)
 
     def _download(self, uri: str, what: str, directory: str) -> str:
         s3 = parse_s3_uri(uri, what)

@@ -31,6 +31,7 @@ from rekfeedback.core.report import (
 from rekfeedback.core.report_html import render_report
 
 from rekfeedback.links.s3 import TurnReportLink
+from rekfeedback.hooks.s3_artifacts import S3Artifacts
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -203,34 +204,20 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         return self.hook.conn
 
     def _exists(self, loc: S3Uri) -> bool:
-        try:
-            self._s3.head_object(Bucket=loc.bucket, Key=loc.key)
-            return True
-        except self._s3.exceptions.ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+        return S3Artifacts(self.hook).exists(loc)
 
     def _prediction_files(self) -> list[S3Uri]:
         uris = self.predictions_uris
         if isinstance(uris, str) and not uris.strip().startswith("["):  # one prefix
             prefix = parse_s3_uri(self.predictions_uris, "predictions_uris")
-            key = prefix.key.rstrip("/") + "/" if prefix.key else ""
-            found = []
-            for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=prefix.bucket, Prefix=key):
-                for obj in page.get("Contents", []):
-                    k = obj["Key"]
-                    if k.endswith(".jsonl") and not k.endswith(".checkpoint.jsonl"):
-                        found.append(S3Uri(prefix.bucket, k))
+            found = S3Artifacts(self.hook).jsonl_files(prefix)
             if not found:
                 self.log.warning("No prediction files (*.jsonl) under %s", self.predictions_uris)
             return sorted(found, key=str)
         return [parse_s3_uri(u, "predictions_uris item") for u in templated.as_list(uris, "predictions_uris")]
 
     def _lines(self, loc: S3Uri) -> Iterator[str]:
-        body = self._s3.get_object(Bucket=loc.bucket, Key=loc.key)["Body"]
-        for raw in body.iter_lines():
-            yield raw.decode("utf-8")  # blank lines too: iter_jsonl skips them and keeps line numbers true
+        yield from S3Artifacts(self.hook).iter_lines(loc)
 
     def _json_lines(self, files: Iterable, what: str) -> Iterator[dict]:
         for f in files:
@@ -238,7 +225,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
             yield from iter_jsonl(self._lines(loc), f"{what} file {loc} (see docs/data-formats.md)")
 
     def _put(self, loc: S3Uri, text: str, content_type: str) -> None:
-        self._s3.put_object(Bucket=loc.bucket, Key=loc.key, Body=text.encode("utf-8"), ContentType=content_type)
+        S3Artifacts(self.hook).write_text(loc, text, content_type)
 
     # --- history -----------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from rekfeedback.core import ground_truth as gt
 from rekfeedback.core import ground_truth_workers as gtw
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.ground_truth import GroundTruthHook
+from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.ground_truth import LabelingJobLink, LabelingJobOutputLink
 from rekfeedback.triggers.ground_truth import GroundTruthLabelingJobTrigger
 
@@ -166,10 +167,7 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
     def _read(self, s3: S3Hook, uri: str | None) -> str | None:
         if not uri:
             return None
-        loc = parse_s3_uri(uri, "S3 URI")
-        if not s3.check_for_key(loc.key, loc.bucket):
-            return None
-        return s3.read_key(loc.key, loc.bucket)
+        return S3Artifacts(s3).read_text(parse_s3_uri(uri, "S3 URI"), missing_ok=True)
 
     def _collect(self, descriptions: list[dict]) -> dict:
         """Parse every job's output manifest and write the normalized answers (idempotent)."""

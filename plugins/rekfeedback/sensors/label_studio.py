@@ -17,6 +17,7 @@ from rekfeedback.core import consensus as consensuslib
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.label_studio import LabelStudioConnectionError, LabelStudioHook
+from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.triggers.label_studio import LabelStudioReviewTrigger, parse_deadline
 
 
@@ -44,7 +45,7 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
                  label_studio_conn_id: str = LabelStudioHook.default_conn_name,
                  min_annotated_share: float | None = None, deadline: str | datetime | None = None,
                  poll_interval: float = 30.0, iou_threshold: float = 0.5,
-                 agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD, 
+                 agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True), **kwargs):
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
@@ -161,8 +162,8 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
         held = parse_s3_uri(pending_uri, "answers_uri")
         answers, pending = consensuslib.split(answers)
         # Same annotations -> same bytes (sorted lines and keys); replace=True: a retry rewrites, never appends.
-        self.hook.load_string(answerlib.dumps_jsonl(answers), key=uri.key, bucket_name=uri.bucket, replace=True)
-        self.hook.load_string(answerlib.dumps_jsonl(pending), key=held.key, bucket_name=held.bucket, replace=True)
+        S3Artifacts(self.hook).write_text(uri, answerlib.dumps_jsonl(answers))
+        S3Artifacts(self.hook).write_text(held, answerlib.dumps_jsonl(pending))
         counts = {"answered": len(answers), "unanswered": len(unanswered), "pending": len(pending), "tasks": tasks,
                   "annotations": annotations}
         self.log.info("wrote %d normalized answers to %s (%s)", len(answers), answers_uri, counts)
