@@ -35,11 +35,13 @@ from rekfeedback.operators import (
     LabelStudioReviewOperator,
     ManifestMergeOperator,
     RekognitionCustomLabelsInferenceOperator,
+    ReviewSelectionOperator,
     RekognitionStartProjectVersionOperator,
     RekognitionStopProjectVersionOperator,
     RekognitionTrainProjectVersionOperator,
     TurnReportOperator,
 )
+from rekfeedback.core.selection import needs_signals
 from rekfeedback.sensors import GroundTruthLabelingJobSensor, LabelStudioReviewSensor
 from rekfeedback.core.arns import PROJECT_VERSION_SCHEMA_PATTERN
 from rekfeedback.turn_config import SETTINGS
@@ -91,6 +93,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
+    user_defined_macros={"needs_review_signals": needs_signals},
     params={s.name: _param(s) for s in SETTINGS},
     default_args={
         "retries": 2,
@@ -145,6 +148,8 @@ with DAG(
             exclude_manifests=[CUMULATIVE],
             paid_predictions_uri=PAID,
             throughput_memory_uri=THROUGHPUT,  # a later turn starts at the rate this model reached
+            # Only a budgeted selection needs them: otherwise inference reads image headers only.
+            keep_signals="{{ needs_review_signals(" + CONFIG + ") }}",
             checkpoint_every=setting("checkpoint_images"),
             checkpoint_interval=setting("checkpoint_seconds"),
             shard_count=setting("shard_count"),
@@ -168,7 +173,7 @@ with DAG(
         backend = choose_backend(preflight.output)
         # What both backends take: the predictions, where to write, and how to route them.
         review_inputs = dict(
-            predictions_uris=TURN_PREFIX + "/predictions/",
+            predictions_uris="{{ ti.xcom_pull(task_ids='selection.choose_images')['for_review_uri'] }}",
             output_prefix=TURN_PREFIX,
             labels="{{ " + PREFLIGHT + "['facts'].get('labels') or none }}",
             auto_accept_threshold=setting("auto_accept_confidence"),
@@ -242,7 +247,22 @@ with DAG(
         gt_review >> gt_wait >> collected
         ls_review >> ls_wait >> collected
 
-    detect >> backend
+    with TaskGroup("selection", tooltip="Choose the images humans review under the budget; defer the rest"):
+        choose_images = ReviewSelectionOperator(
+            task_id="choose_images",
+            predictions_uris=TURN_PREFIX + "/predictions/",
+            output_prefix=TURN_PREFIX,
+            selection=setting("selection"),
+            review_budget=setting("review_budget"),
+            review_cost_cap=setting("review_cost_cap"),
+            cumulative_manifest_uri=CUMULATIVE,
+            auto_accept_threshold=setting("auto_accept_confidence"),
+            audit_rate=setting("audit_rate"),
+            label_unpredicted=setting("label_unpredicted"),
+            aws_conn_id=setting("aws_conn_id"),
+        )
+
+    detect >> choose_images >> backend
 
     with TaskGroup("dataset", tooltip="Merge the answers into the cumulative Rekognition manifest") as dataset:
         merge = ManifestMergeOperator(
@@ -373,7 +393,7 @@ with DAG(
     report = TurnReportOperator(
         task_id="report",
         output_prefix=TURN_PREFIX,
-        predictions_uris=review_inputs["predictions_uris"],
+        predictions_uris=TURN_PREFIX + "/predictions/",
         answers_uris=collected["answers_uris"],
         merge_summary="{{ ti.xcom_pull(task_ids='dataset.merge') }}",
         training_results="{{ ti.xcom_pull(task_ids='training.train_and_compare') }}",
@@ -407,6 +427,7 @@ with DAG(
             report=ti.xcom_pull(task_ids="report"),
             champion=ti.xcom_pull(task_ids="champion.record"),
             pruned=ti.xcom_pull(task_ids="champion.prune"),
+            selection=ti.xcom_pull(task_ids="selection.choose_images"),
         )
         import logging
 

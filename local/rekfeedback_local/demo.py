@@ -31,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["ground-truth", "label-studio"], default="ground-truth")
     p.add_argument("--human", action="store_true",
                    help="with --backend label-studio: leave the tasks to a person in the browser and wait")
+    p.add_argument("--review-budget", type=int, default=12,
+                   help="images humans review per turn (0 or less: no cap); the others are deferred to later turns")
     p.add_argument("--error-rate", type=float, default=0.05, help="simulated workers' share of wrong answers")
     p.add_argument("--dags-folder", default=str(Path.cwd() / "dags"))
     p.add_argument("--out", default=str(Path.cwd() / "out" / "demo"), help="local folder for the reports")
@@ -79,7 +81,8 @@ def _print_turn(turn: int, state: str, summary: dict | None) -> None:
     if not summary:
         print("    (no summary: see the task logs above)")
         return
-    order = ["images_seen", "images_skipped", "predicted", "failed", "no_prediction", "sent_to_humans",
+    order = ["images_seen", "images_skipped", "predicted", "failed", "no_prediction", "selection", "selected",
+             "deferred", "sent_to_humans", "audited",
              "auto_accepted", "confirmed", "rejected", "added", "adjusted", "manifest_images",
              "f1_before", "f1_after", "improved", "served_by", "champion_decision", "model_hours"]
     for key in order:
@@ -121,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         setup = provision(emulator.endpoint_url, n_images=args.images, log=lambda m: print(f"  setup: {m}"))
         settings = dict(setup["config"], review_backend=args.backend, shard_count=2,
                         review_timeout_hours=1 if not args.human else 72)
+        if args.review_budget > 0:  # the others wait for a later turn: the summary counts them as deferred
+            settings["review_budget"] = args.review_budget
         if args.backend == "label-studio":
             labelstudio = _start_label_studio(args.human, emulator)
         for name, value in settings.items():

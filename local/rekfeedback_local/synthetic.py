@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 LABELS = ("circle", "square", "triangle", "star")
+# Every shape the generator draws; the default label set is LABELS, the labeling-efficiency benchmark
+# uses more classes (shapes that resemble each other: hexagon/circle, diamond/square, ellipse/rectangle).
+SHAPES = (*LABELS, "diamond", "hexagon", "cross", "ellipse", "rectangle")
 KINDS = ("detection", "classification")
 SIZES = ((160, 120), (200, 200), (240, 180), (320, 240), (256, 320), (400, 300), (480, 360), (640, 480))
 CREATION_DATE = "2026-01-01T00:00:00.000"  # fixed, so manifests are byte-identical across runs
@@ -51,9 +54,9 @@ def generate(s3_client, bucket: str, prefix: str, n: int = 60, seed: int = 7, *,
     """Make the images and manifests and upload them; return a JSON-able summary with every URI."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    unknown = set(labels) - set(LABELS)
+    unknown = set(labels) - set(SHAPES)
     if unknown or not labels:
-        raise ValueError(f"labels must be a non-empty subset of {LABELS}, got {labels!r}")
+        raise ValueError(f"labels must be a non-empty subset of {SHAPES}, got {labels!r}")
     if n < 0 or n_seed < 0 or n_test < 0:
         raise ValueError("n, n_seed and n_test must be >= 0")
     prefix = prefix.strip("/")
@@ -96,8 +99,12 @@ def generate(s3_client, bucket: str, prefix: str, n: int = 60, seed: int = 7, *,
     }
 
 
-def make_image(rng: random.Random, stem: str, labels: tuple[str, ...] = LABELS, only: str | None = None) -> SyntheticImage:
-    width, height = rng.choice(SIZES)
+def make_image(rng: random.Random, stem: str, labels: tuple[str, ...] = LABELS, only: str | None = None,
+               weights: tuple[float, ...] | None = None, hard: bool = False,
+               sizes: tuple[tuple[int, int], ...] = SIZES) -> SyntheticImage:
+    """One image; `weights` (one per label) skews how often each label is drawn; `hard` draws small,
+    strongly stretched shapes, which sit near the boundary between similar classes."""
+    width, height = rng.choice(sizes)
     background = _background_colour(rng)
     img = Image.new("RGB", (width, height), background)
     # Faint sensor-like noise, so the background is plain but not a single flat value.
@@ -108,14 +115,14 @@ def make_image(rng: random.Random, stem: str, labels: tuple[str, ...] = LABELS, 
     count = 1 if only else rng.choices((1, 2, 3), weights=(6, 3, 1))[0]
     boxes: list[dict] = []
     for _ in range(count):
-        label = only or rng.choice(labels)
-        placed = _place(rng, width, height, boxes)
+        label = only or (rng.choices(labels, weights=weights)[0] if weights else rng.choice(labels))
+        placed = _place(rng, width, height, boxes, small=hard)
         if placed is None:
             continue
         cx, cy, size = placed
-        points = _shape(rng, label, cx, cy, size)
+        points = _shape(rng, label, cx, cy, size, stretch=0.3 if hard else 0.15)
         colour = _shape_colour(rng, background)
-        if label == "circle":
+        if label in ("circle", "ellipse"):
             draw.ellipse(points, fill=colour)
             xs, ys = (points[0], points[2]), (points[1], points[3])
         else:
@@ -200,10 +207,11 @@ def _shape_colour(rng: random.Random, background: tuple[int, int, int]) -> tuple
             return colour
 
 
-def _place(rng: random.Random, width: int, height: int, taken: list[dict]):
+def _place(rng: random.Random, width: int, height: int, taken: list[dict], small: bool = False):
     short = min(width, height)
     for _ in range(30):
-        size = rng.uniform(0.16, 0.38) * short  # the shape's radius-like half extent, doubled below
+        # the shape's radius-like half extent, doubled below
+        size = (rng.uniform(0.09, 0.14) if small else rng.uniform(0.16, 0.38)) * short
         half = size / 2 * 1.25  # stretch and rotation can grow the extent
         cx, cy = rng.uniform(half + 2, width - half - 2), rng.uniform(half + 2, height - half - 2)
         box = {"left": cx - half - 4, "top": cy - half - 4, "width": 2 * half + 8, "height": 2 * half + 8}
@@ -217,12 +225,30 @@ def _overlap(a: dict, b: dict) -> bool:
                 or a["top"] + a["height"] <= b["top"] or b["top"] + b["height"] <= a["top"])
 
 
-def _shape(rng: random.Random, label: str, cx: float, cy: float, size: float):
+def _shape(rng: random.Random, label: str, cx: float, cy: float, size: float, stretch: float = 0.15):
     r = size / 2
-    sx, sy = rng.uniform(0.85, 1.15), rng.uniform(0.85, 1.15)  # mild stretch: shapes are not perfect
+    # mild stretch: shapes are not perfect
+    sx, sy = rng.uniform(1 - stretch, 1 + stretch), rng.uniform(1 - stretch, 1 + stretch)
     if label == "circle":
         return (cx - r * sx, cy - r * sy, cx + r * sx, cy + r * sy)
-    if label == "square":
+    if label == "ellipse":  # a flat circle, lying along x or y
+        flat = rng.uniform(0.45, 0.65)
+        fx, fy = (1.0, flat) if rng.random() < 0.5 else (flat, 1.0)
+        return (cx - r * sx * fx, cy - r * sy * fy, cx + r * sx * fx, cy + r * sy * fy)
+    if label in ("diamond", "hexagon"):
+        sides = 4 if label == "diamond" else 6
+        angle = math.radians(rng.uniform(-10, 10))
+        pts = [(r * math.cos(math.radians(-90 + 360 * k / sides)), r * math.sin(math.radians(-90 + 360 * k / sides)))
+               for k in range(sides)]
+    elif label == "rectangle":
+        angle = math.radians(rng.uniform(-8, 8) + rng.choice((0, 90)))
+        flat = rng.uniform(0.4, 0.6)
+        pts = [(x * r * 0.95, y * r * 0.95 * flat) for x, y in [(-1, -1), (1, -1), (1, 1), (-1, 1)]]
+    elif label == "cross":  # a plus sign: arms a third of its extent wide
+        angle = math.radians(rng.uniform(-12, 12))
+        a, w = r * 0.95, r * 0.32
+        pts = [(-w, -a), (w, -a), (w, -w), (a, -w), (a, w), (w, w), (w, a), (-w, a), (-w, w), (-a, w), (-a, -w), (-w, -w)]
+    elif label == "square":
         corners = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
         angle = math.radians(rng.uniform(-12, 12))
         pts = [(x * r * 0.9, y * r * 0.9) for x, y in corners]

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from rekfeedback.core import arns
+from rekfeedback.core.report import DEFAULT_PRICE_PER_OBJECT
+from rekfeedback.core.selection import SETTING_CHOICES, SelectionPolicy, policy_from_settings
 
 PROJECT_VERSION_ARN_RE = arns.PROJECT_VERSION
 ARN_EXAMPLE = "arn:aws:rekognition:us-east-1:123456789012:project/my-project/version/my-project.2026-01-01T00.00.00/1700000000000"
@@ -96,6 +98,17 @@ SETTINGS: tuple[Setting, ...] = (
             "Finish when this share of tasks is annotated and `labelstudio_deadline_hours` has passed.", minimum=0, maximum=1),
     Setting("labelstudio_deadline_hours", ["null", "number"], None, "Label Studio",
             "Deadline after which `labelstudio_min_share` is enough (blank: wait for every task)."),
+    # Selection (core.selection): which images humans review, under a budget
+    Setting("review_budget", ["null", "integer"], None, "Selection",
+            "Images humans review per turn (blank: no cap). The others are deferred: not reviewed this turn, they stay "
+            "candidates for later turns, their paid predictions reused while the model version is unchanged.",
+            minimum=0),
+    Setting("selection", "string", "auto", "Selection",
+            "Which images use the budget: `uncertainty` (the model's least sure), `balanced` (uncertainty + diversity + "
+            "rare labels), `random`, or `all` (every image, no cap). `auto`: balanced under a budget or cost cap, else all.",
+            enum=list(SETTING_CHOICES)),
+    Setting("review_cost_cap", ["null", "number"], None, "Selection",
+            "Most USD of human review per turn, at the report's price per reviewed object (blank: no cap).", minimum=0),
     # Training
     Setting("train", "boolean", True, "Training", "Train the next model version on the merged dataset and compare it."),
     Setting("test_share", "number", 0.0, "Training",
@@ -255,6 +268,12 @@ def check_project_version_arn(arn: str | None) -> str | None:
     return None
 
 
+def selection_policy(config: dict[str, Any]) -> SelectionPolicy:
+    """The review selection of a turn; a cost cap is priced as the report prices a reviewed object."""
+    return policy_from_settings(config.get("selection"), config.get("review_budget"), config.get("review_cost_cap"),
+                                DEFAULT_PRICE_PER_OBJECT)
+
+
 def validate(config: dict[str, Any]) -> dict[str, Any]:
     """Check what can be checked without calling AWS; raise TurnConfigError listing every problem."""
     problems = check_values(config)
@@ -272,6 +291,12 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     units = (config.get("min_inference_units", 1), config.get("max_inference_units", 1))
     if all(_type_ok(u, "integer") for u in units) and units[0] > units[1]:
         problems.append("min_inference_units must not exceed max_inference_units")
+    selection_names = ("selection", "review_budget", "review_cost_cap")
+    if not any(p.startswith(selection_names) for p in problems):  # the combination, once each value is well typed
+        try:
+            selection_policy(config)
+        except ValueError as exc:
+            problems.append(str(exc))
     if config.get("review_backend") == "ground-truth":
         for name in ("workteam_arn", "role_arn", "pre_annotation_lambda_arn", "consolidation_lambda_arn"):
             if not config.get(name):

@@ -3,7 +3,7 @@
 State lives in memory for the life of the server. Asynchronous work follows AWS's shape: the call
 returns at once with an *_IN_PROGRESS / STARTING / STOPPING status, and the status moves on once the
 configured delay has passed (computed lazily from timestamps when read). Training itself runs on a
-background thread: it reads the images from S3, fits `model.CentroidModel`, scores it on the test set
+background thread: it reads the images from S3, fits `model.NeighbourModel`, scores it on the test set
 and writes the evaluation summary to the version's OutputConfig location, as the service does.
 """
 
@@ -117,7 +117,7 @@ class Version:
     train_ready_at: float = 0.0
     trained: threading.Event = field(default_factory=threading.Event)
     failure: str | None = None
-    model: model.CentroidModel | None = None
+    model: model.NeighbourModel | None = None
     evaluation: model.Evaluation | None = None
     training_end: float | None = None
     summary_key: str | None = None
@@ -697,10 +697,11 @@ class RekognitionService(AdminOperations):
         else:
             s3obj = image["S3Object"]
             info = self.image_info(s3obj.get("Bucket"), s3obj.get("Name"), s3obj.get("Version"))
-        predictions = v.model.predict(info)
+        min_conf = params.get("MinConfidence")
+        # With an explicit MinConfidence a box's rival labels come back too when they pass it, as on AWS.
+        predictions = v.model.predict(info, every_label=min_conf is not None)
         for p in predictions:  # filter on the value the caller sees, so MinConfidence=<a returned value> keeps it
             p["confidence"] = round(p["confidence"], 4)
-        min_conf = params.get("MinConfidence")
         if min_conf is None:
             predictions = [p for p in predictions if p["confidence"] >= v.model.thresholds.get(p["name"], 50.0)]
         else:

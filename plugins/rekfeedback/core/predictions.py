@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
+# Where inference hands the selection signals (core.signals) of an answer to `prediction_line`.
+SIGNALS_KEY = "RekfeedbackSignals"
 
 
 def utc_now_iso() -> str:
@@ -40,7 +42,7 @@ def prediction_line(
         for label in response.get("CustomLabels") or []:
             labels.append({"name": label["Name"], "confidence": round(float(label["Confidence"]), 3),
                            "box": _box(label)})
-    return {
+    line = {
         "source-ref": source_ref,
         "width": width,
         "height": height,
@@ -50,6 +52,9 @@ def prediction_line(
         "model": model,
         "predicted_at": predicted_at or utc_now_iso(),
     }
+    if error is None and response is not None and response.get(SIGNALS_KEY) is not None:
+        line["signals"] = response[SIGNALS_KEY]
+    return line
 
 
 # --- JSON Lines -------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def build_review_set(lines: Iterable[dict], policy: RoutingPolicy | None = None,
         }
         if line.get("error") is not None:
             item["error"] = line["error"]
-        for key in ("model", "predicted_at"):
+        for key in ("model", "predicted_at", "selection"):  # selection: why it was chosen (core.selection)
             if line.get(key) is not None:
                 item[key] = line[key]
         seen[ref] = item

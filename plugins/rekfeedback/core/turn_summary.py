@@ -30,6 +30,7 @@ def summarize(
     report: dict | None,
     champion: dict | None = None,
     pruned: dict | None = None,
+    selection: dict | None = None,
 ) -> dict[str, Any]:
     """Every step's result is optional: a skipped step contributes nothing, and says so by its absence."""
     shards = [s for s in (inference or []) if isinstance(s, dict)]
@@ -64,6 +65,11 @@ def summarize(
         "no_prediction": _sum(shards, "no_prediction"),
         "sent_to_humans": int(counts.get("human", 0)) + int(counts.get("audit", 0)) + int(counts.get("to_label", 0)),
         "auto_accepted": int(counts.get("auto_accept", 0)),
+        "audited": int(counts.get("audit", 0)),
+        # Selection under the review budget: images chosen for humans, and those left for a later turn.
+        "selected": (selection or {}).get("selected"),
+        "deferred": (selection or {}).get("deferred"),
+        "selection": (selection or {}).get("strategy"),
         "unlabelled": int(counts.get("unlabelled", 0)),
         # Several workers disagreed (agreement below agreement_threshold): not merged as verified.
         "pending_agreement": int(((wait or {}).get("counts") or {}).get("pending") or 0),

@@ -8,6 +8,7 @@ _MODULES = {
     "RekognitionStartProjectVersionOperator": "project_version",
     "RekognitionStopProjectVersionOperator": "project_version",
     "RekognitionCustomLabelsInferenceOperator": "inference",
+    "ReviewSelectionOperator": "selection",
     "GroundTruthVerificationOperator": "ground_truth",
     "LabelStudioReviewOperator": "label_studio",
     "ManifestMergeOperator": "manifest",

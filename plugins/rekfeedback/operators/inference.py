@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from rekfeedback.core import paid
 from rekfeedback.core import templated
 from rekfeedback.core import predictions as preds
+from rekfeedback.core import signals as sig
 from rekfeedback.core.imagesize import probe_image
 from rekfeedback.core.inference_engine import ImageTask, InferenceAborted, InferenceEngine, TooManyFailures
 from rekfeedback.core.paths import S3Uri, parse_s3_uri, shard_part_name
@@ -61,6 +62,10 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
     :param min_confidence: DetectCustomLabels MinConfidence (0-100; None = the model's thresholds). (templated)
     :param max_results: DetectCustomLabels MaxResults. (templated)
     :param max_failed_share: fail the task when more than this share of images failed. (templated)
+    :param keep_signals: keep what review selection needs (core.signals): labels below ``min_confidence``
+        (asked for with a lower MinConfidence; the labels of the line stay those of the user's threshold),
+        the top-two margin and a small image descriptor, which costs reading the whole image once. Off:
+        only the image header is read. (templated)
     :param max_concurrency: most DetectCustomLabels calls in flight.
     :param initial_rate: calls per second to start probing from; the limit adapts to the model.
     :param max_rate: never exceed this many calls per second (None: no cap but the model's).
@@ -84,7 +89,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
     template_fields: Sequence[str] = aws_template_fields(
         "project_version_arn", "output_prefix", "input_prefix", "input_manifest", "exclude_manifests",
         "shard_index", "shard_count", "min_confidence", "max_results", "max_failed_share", "extensions",
-        "checkpoint_every", "checkpoint_interval", "paid_predictions_uri", "throughput_memory_uri",
+        "checkpoint_every", "checkpoint_interval", "paid_predictions_uri", "throughput_memory_uri", "keep_signals",
     )
     operator_extra_links = (RekognitionProjectVersionLink(), S3OutputLink())
     ui_color = "#ffe8cc"
@@ -112,6 +117,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         share_model: bool = True,
         progress_interval: float = 30.0,
         extensions: Sequence[str] = preds.IMAGE_EXTENSIONS,
+        keep_signals: bool | str = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -135,6 +141,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         self.share_model = share_model
         self.progress_interval = progress_interval
         self.extensions = extensions
+        self.keep_signals = keep_signals
 
     # --- clients ------------------------------------------------------------------------------
     def _config(self, retries: dict) -> Config:
@@ -284,6 +291,17 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             return
         self.log.info("Remembered %.1f calls/s for this model and inference units in %s", total_rate, memory)
 
+    def _descriptor(self, ref: S3Uri) -> dict:
+        """The image's diversity descriptor and the bytes read for it; a picture Pillow cannot read has none."""
+        try:
+            data = self.s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()
+        except ClientError as exc:
+            return {"descriptor": None, "descriptor_bytes": 0, "descriptor_error": str(exc)[:200]}
+        try:
+            return {"descriptor": sig.image_descriptor(data), "descriptor_bytes": len(data)}
+        except Exception as exc:  # noqa: BLE001 - the prediction is paid for: keep it without a descriptor
+            return {"descriptor": None, "descriptor_bytes": len(data), "descriptor_error": str(exc)[:200]}
+
     # --- run ----------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict:
         arn = self.project_version_arn
@@ -332,10 +350,25 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             finally:
                 seen_etags[task.source_ref] = reader.etag
 
+        keep_signals = str(self.keep_signals).strip().lower() in ("true", "1", "yes", "on")
+        call_options, floor = options, None
+        if keep_signals:
+            floor = sig.detect_floor(options.get("MinConfidence"))
+            if floor is not None:  # ask for more, then apply the user's threshold and MaxResults ourselves
+                call_options = {k: v for k, v in options.items() if k != "MaxResults"}
+                call_options["MinConfidence"] = floor
+
         def detect(task: ImageTask, _probe) -> dict:
             ref = parse_s3_uri(task.source_ref, "source-ref")
-            return rek.detect_custom_labels(ProjectVersionArn=arn, Image={"S3Object": {"Bucket": ref.bucket,
-                                                                                        "Name": ref.key}}, **options)
+            response = rek.detect_custom_labels(ProjectVersionArn=arn, Image={"S3Object": {"Bucket": ref.bucket,
+                                                                                            "Name": ref.key}},
+                                                **call_options)
+            if not keep_signals:
+                return response
+            shown, signals = sig.split_response(response, options.get("MinConfidence"),
+                                                options.get("MaxResults"), floor)
+            signals.update(self._descriptor(ref))
+            return {**shown, preds.SIGNALS_KEY: signals}
 
         last_checkpoint: list[list[dict]] = [done]
 
@@ -393,6 +426,10 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             "start_rate": round(start_rate, 3),
             "shard_index": shard_index,
             "shard_count": shard_count,
+            "signals": keep_signals,
+            "header_bytes": sum(result.header_bytes),
+            "descriptor_bytes": sum(int((line.get("signals") or {}).get("descriptor_bytes") or 0)
+                                    for line in result.lines),
         }
         self.log.info("Wrote %d prediction lines to %s: %s", len(result.lines), output, xcom)
         if failure is not None:
