@@ -4,12 +4,14 @@
 #
 #   bash scripts/labelstudio.sh install          # .labelstudio/venv from scripts/labelstudio.lock (idempotent)
 #   bash scripts/labelstudio.sh start [--port N] # 127.0.0.1, SQLite in .labelstudio/data, admin + token, waits for /health
-#   bash scripts/labelstudio.sh status           # prints .labelstudio/env when the server answers; exit 1 otherwise
+#   bash scripts/labelstudio.sh status           # prints the URL and where the credentials are; exit 1 when down
 #   bash scripts/labelstudio.sh stop
 #
 # After `start`, `.labelstudio/env` holds LABEL_STUDIO_URL, LABEL_STUDIO_PORT, LABEL_STUDIO_PID,
 # LABEL_STUDIO_TOKEN (legacy `Token` auth), LABEL_STUDIO_USERNAME and LABEL_STUDIO_PASSWORD
-# (for a browser login). The Airflow connection is then
+# (for a browser login). The file is created readable by its owner only (0600), and the script prints
+# its path, never the token or the password (terminals, CI logs and screen shares keep what is printed).
+# The Airflow connection is then
 #   AIRFLOW_CONN_LABEL_STUDIO_DEFAULT="labelstudio://:${LABEL_STUDIO_TOKEN}@127.0.0.1:${LABEL_STUDIO_PORT}/?__extra__=%7B%22scheme%22%3A%22http%22%7D"
 # or, simpler, JSON: {"conn_type": "labelstudio", "host": "http://127.0.0.1:PORT", "password": "TOKEN"}.
 #
@@ -80,8 +82,7 @@ secret() { # persistent per data dir, so restarts keep the same login and token
   local f=$DATA/.rekfeedback-$1
   if [ ! -s "$f" ]; then
     mkdir -p "$DATA"
-    python3 -c "import secrets; print(secrets.token_hex(20))" >"$f"
-    chmod 600 "$f"
+    (umask 077; python3 -c "import secrets; print(secrets.token_hex(20))" >"$f")
   fi
   cat "$f"
 }
@@ -102,7 +103,7 @@ cmd_start() {
   [ "$port" = "0" ] && port=$(free_port)
   if running && healthy "$LABEL_STUDIO_PORT"; then
     log "already running (pid $LABEL_STUDIO_PID) on port $LABEL_STUDIO_PORT"
-    cat "$ENV_FILE"
+    show_env
     return 0
   fi
   installed || { log "not installed; run: bash scripts/labelstudio.sh install"; exit 1; }
@@ -121,7 +122,9 @@ cmd_start() {
       --username "$username" --password "$password" --user-token "$token" \
       >>"$LOG" 2>&1 </dev/null 9>&- &
   local pid=$!
-  cat >"$ENV_FILE" <<EOF
+  # umask 077: the file is 0600 from its first byte (a chmod after writing leaves a window).
+  rm -f "$ENV_FILE"
+  (umask 077; cat >"$ENV_FILE") <<EOF
 LABEL_STUDIO_PID=$pid
 LABEL_STUDIO_PORT=$port
 LABEL_STUDIO_URL=http://127.0.0.1:$port
@@ -129,7 +132,7 @@ LABEL_STUDIO_TOKEN=$token
 LABEL_STUDIO_USERNAME=$username
 LABEL_STUDIO_PASSWORD=$password
 EOF
-  chmod 600 "$ENV_FILE"
+  chmod 600 "$ENV_FILE"  # an older file kept its mode: make sure
   while ! healthy "$port"; do
     if ! kill -0 "$pid" 2>/dev/null; then
       log "label-studio exited during start; last lines of $LOG:"; tail -20 "$LOG" >&2; exit 1
@@ -139,8 +142,15 @@ EOF
     fi
     sleep 1
   done
-  log "started pid $pid on http://127.0.0.1:$port in $((SECONDS - t0)) s (env in $ENV_FILE)"
-  cat "$ENV_FILE"
+  log "started pid $pid on http://127.0.0.1:$port in $((SECONDS - t0)) s"
+  show_env
+}
+
+show_env() { # what a user needs, without the secrets: those stay in the 0600 file
+  read_env
+  echo "LABEL_STUDIO_URL=$LABEL_STUDIO_URL"
+  echo "LABEL_STUDIO_USERNAME=$LABEL_STUDIO_USERNAME"
+  echo "credentials (LABEL_STUDIO_TOKEN, LABEL_STUDIO_PASSWORD): $(cd "$(dirname "$ENV_FILE")" && pwd)/$(basename "$ENV_FILE") (mode 0600)"
 }
 
 cmd_stop() {
@@ -161,7 +171,7 @@ cmd_stop() {
 cmd_status() {
   if running && healthy "$LABEL_STUDIO_PORT"; then
     log "running (pid $LABEL_STUDIO_PID) on $LABEL_STUDIO_URL"
-    cat "$ENV_FILE"
+    show_env
   elif installed; then
     log "installed, not running"; exit 1
   else

@@ -87,3 +87,42 @@ def test_lambdas_come_from_the_package_and_outputs_match_the_dag_parameters():
                                            "GroundTruthRoleArn"}
     for handler in ("pre_annotation", "consolidation"):
         assert (ROOT / "plugins" / "rekfeedback" / "lambdas" / f"{handler}.py").exists()
+
+
+def test_ground_truth_may_write_only_its_labeling_output():
+    """The data prefix also holds the cumulative manifest, the unusable list and the report history."""
+    import fnmatch
+
+    from rekfeedback import turn_config
+    from rekfeedback.core.paths import turn_prefix
+
+    puts = [st for n, st in _statements(_template()) if n == "GroundTruthRole" and "s3:PutObject" in _actions(st)]
+    assert puts, "the Ground Truth role must be able to write its output"
+    patterns = []
+    for st in puts:
+        assert _actions(st) == ["s3:PutObject"], st
+        for res in _resources(st):
+            text = res["Fn::Sub"] if isinstance(res, dict) else res
+            patterns.append(text.split(":s3:::", 1)[1].replace("${DataBucketName}", "data").replace("${DataPrefix}", "rek"))
+    # IAM's * matches across slashes, like fnmatch's.
+    may = lambda key: any(fnmatch.fnmatchcase(f"data/{key}", p) for p in patterns)  # noqa: E731
+    config, dag = {"output_uri": "s3://data/rek/"}, "rekognition_feedback_loop"
+    turn = turn_prefix(config["output_uri"], dag, "manual__2026-12-01T00:00:00+00:00")
+    assert may(turn.join("review", "ground-truth", "output", "job-1", "manifests", "output", "output.manifest").key)
+    for uri in (turn_config.cumulative_manifest_uri(config, dag), turn_config.unusable_images_uri(config, dag),
+                f"s3://data/rek/{dag}/reports/history.json", str(turn.join("manifest", "output.manifest")),
+                str(turn.join("review", "ground-truth", "jobs", "job-1", "input.manifest"))):
+        assert not may(uri.removeprefix("s3://data/")), f"Ground Truth may overwrite {uri}"
+
+
+@pytest.mark.parametrize("prefix,ok", [
+    ("rekfeedback", True), ("team-a/loops", True), ("a.b_c(1)", True),
+    ("*", False), ("rek*", False), ("rek?", False), ("${aws:username}", False), ("/rek", False), ("rek/", False),
+    ("a//b", False), ("", False),
+])
+def test_data_prefix_refuses_wildcards(prefix, ok):
+    import re
+
+    param = _template()["Parameters"]["DataPrefix"]
+    assert bool(re.fullmatch(param["AllowedPattern"], prefix)) is ok
+    assert re.fullmatch(param["AllowedPattern"], param["Default"])
