@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/inference_throughput.py
 	$(BIN)/python bench/merge_scaling.py
+	$(BIN)/python bench/answer_quality.py
 
 emulator: $(STAMP)
 	$(BIN)/rekfeedback-local emulator --host 127.0.0.1 --port 4566
