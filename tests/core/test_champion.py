@@ -33,7 +33,7 @@ def test_gate_promotes_a_better_challenger_on_the_same_test_set():
                     champion_test_set=SAME, challenger_test_set=SAME)
     assert result["promote"] is True
     assert all(check["ok"] for check in result["checks"])
-    assert result["reasons"][0].startswith("promote:")
+    assert result["reasons"][0].startswith("gate passed:")
 
 
 @pytest.mark.parametrize("gate,comp,test_set,check,words", [
@@ -85,7 +85,7 @@ def test_min_new_labels_counts_verified_images_since_the_champion_was_promoted()
 def test_record_promotes_keeps_history_and_a_rerun_changes_nothing():
     comp = comparison(0.8, 0.9, {"a": (0.8, 0.9)})
     first = c.record_turn(None, run="r1", at="t1", served_by=V1, seed_arn=V1, decision=c.PROMOTED,
-                          reasons=["promote: better"], comparison=comp, new_verified_images=3,
+                          reasons=["gate passed: better"], comparison=comp, new_verified_images=3,
                           test_sets={"champion": SAME, "challenger": SAME})
     assert first["champion"]["project_version_arn"] == V2 and first["champion"]["promoted_by_run"] == "r1"
     assert first["champion"]["per_label"] == {"a": 0.9}
@@ -95,7 +95,7 @@ def test_record_promotes_keeps_history_and_a_rerun_changes_nothing():
     assert first["turns"][0]["champion"] == V1 and first["turns"][0]["decision"] == c.PROMOTED
 
     again = c.record_turn(first, run="r1", at="t9", served_by=V1, seed_arn=V1, decision=c.PROMOTED,
-                          reasons=["promote: better"], comparison=comp, new_verified_images=3,
+                          reasons=["gate passed: better"], comparison=comp, new_verified_images=3,
                           test_sets={"champion": SAME, "challenger": SAME})
     assert c.dumps_record(again) == c.dumps_record(first)
     assert c.parse_record(c.dumps_record(first)) == first

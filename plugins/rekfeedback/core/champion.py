@@ -198,7 +198,7 @@ def gate(comparison: Mapping, settings: Gate, *, champion_test_set: str | None,
               f"no label dropped by more than {settings.max_label_regression:g}")
     promote = all(c["ok"] for c in checks)
     failed = [c["detail"] for c in checks if not c["ok"]]
-    reasons = ["promote: " + "; ".join(c["detail"] for c in checks)] if promote else ["keep the champion: " + r for r in failed]
+    reasons = ["gate passed: " + "; ".join(c["detail"] for c in checks)] if promote else ["keep the champion: " + r for r in failed]
     return {"promote": promote, "reasons": reasons, "checks": checks}
 
 
@@ -305,7 +305,7 @@ def mark_deleted(record: Mapping, arns: Iterable[str], at: str) -> dict:
 # ------------------------------------------------------------------------------ approval
 
 def approval_markdown(comparison: Mapping, gate_result: Mapping, *, counts: Mapping[str, Any],
-                      report_uri: str | None) -> str:
+                      report_uri: str | None, report_url: str | None = None) -> str:
     """The body of the approval request: F1 before/after overall and per label, the turn's counts, the report."""
     def f(v) -> str:
         return "n/a" if v is None else f"{v:.4f}"
@@ -324,6 +324,6 @@ def approval_markdown(comparison: Mapping, gate_result: Mapping, *, counts: Mapp
     lines += ["", "**Gate**: " + "; ".join(c["detail"] for c in gate_result.get("checks") or []), "",
               "**This turn**: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if v is not None)]
     if report_uri:
-        lines += ["", f"**Report**: {report_uri}"]
+        lines += ["", f"**Report**: [{report_uri}]({report_url})" if report_url else f"**Report**: {report_uri}"]
     lines += ["", "Approve makes the challenger the loop's model from the next turn on; Reject keeps the champion."]
     return "\n".join(lines)

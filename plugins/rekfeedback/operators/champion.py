@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.links.base_aws import BaseAwsLink
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.standard.operators.hitl import HITLOperator
@@ -22,6 +23,7 @@ from rekfeedback.core import champion as core
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.core.predictions import iter_jsonl
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
+from rekfeedback.links.s3 import TurnReportLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -159,7 +161,8 @@ class ChampionGateOperator(_ChampionOperator):
                           "testing images": comparison.get("testing_images"),
                           "training images": comparison.get("training_images")}
                 out["approval_body"] = core.approval_markdown(comparison, verdict, counts=counts,
-                                                              report_uri=self.report_uri)
+                                                              report_uri=self.report_uri,
+                                                              report_url=self._console_url(self.report_uri))
         pending = core.record_turn(record, run=run, at=_now(), served_by=self.served_by, seed_arn=self.champion_arn,
                                    decision=out["decision"] + (" (awaiting approval)" if out["needs_approval"] else ""),
                                    reasons=out["reasons"], comparison=comparison, new_verified_images=new_verified,
@@ -168,6 +171,14 @@ class ChampionGateOperator(_ChampionOperator):
         for reason in out["reasons"]:
             self.log.info("Champion gate: %s", reason)
         return out
+
+    def _console_url(self, uri: str | None) -> str | None:
+        """The report in the S3 console, for the approver to click."""
+        if not uri:
+            return None
+        loc = parse_s3_uri(uri, "report_uri")
+        return TurnReportLink().format_link(bucket=loc.bucket, key=loc.key, region_name=self.hook.conn_region_name,
+                                            aws_domain=BaseAwsLink.get_aws_domain(self.hook.conn_partition)) or None
 
     def _test_set(self, arn: str | None) -> str | None:
         """Fingerprint of the TEST images a version was evaluated on (None when it cannot be read)."""
