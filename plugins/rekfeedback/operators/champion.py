@@ -267,9 +267,11 @@ class ChampionRecordOperator(_ChampionOperator):
                                   comparison=comparison, new_verified_images=gate.get("new_verified_images") or 0,
                                   test_sets=gate.get("test_sets"))
         store.write(record)
-        previous = core.champion_arn(before) or gate.get("champion_arn")
         champion = record["champion"]
-        promoted = champion["project_version_arn"] != previous
+        # Promoted by this run, also when this is a rerun of it (so a blue/green switch it did not finish is redone).
+        promoted = bool(comparison.get("new_version_arn")) and champion.get("promoted_by_run") == str(context["run_id"]) \
+            and champion["project_version_arn"] == comparison["new_version_arn"]
+        previous = record["history"][-1]["project_version_arn"] if promoted and record["history"] else None
         for reason in reasons:
             self.log.info("Champion: %s", reason)
         self.log.info("Champion %s (since %s): %s", champion["project_version_arn"], champion["since"], store.uri)
@@ -283,7 +285,7 @@ class ChampionRecordOperator(_ChampionOperator):
             except (KeyError, TypeError, AttributeError) as exc:  # an alias or a non-asset outlet
                 self.log.info("No asset event extra for outlet %r: %s", outlet, exc)
         return {"decision": decision, "reasons": reasons, "promoted": promoted, "champion": champion,
-                "previous_champion": previous if promoted else None, "timeline": core.timeline(record),
+                "previous_champion": previous, "timeline": core.timeline(record),
                 "record_uri": str(store.uri)}
 
 
