@@ -118,22 +118,11 @@ def user_id(hook, name: str) -> int:
     return _USERS[key]
 
 
-class _DirectHook:
-    """LabelStudioHook's calls without an Airflow connection (the CLI takes a URL and a token)."""
+def _direct_hook(url: str, token: str):
+    """LabelStudioHook on a URL and a token (the CLI has no Airflow connection)."""
+    from rekfeedback.hooks.label_studio import LabelStudioHook
 
-    def __init__(self, url: str, token: str):
-        from types import SimpleNamespace
-
-        from rekfeedback.hooks.label_studio import LabelStudioHook
-
-        self._hook = LabelStudioHook.__new__(LabelStudioHook)
-        self._hook.label_studio_conn_id = "(command line)"
-        self._hook._access_token = None
-        self._hook.__dict__["connection"] = SimpleNamespace(
-            conn_id="(command line)", host=url, port=None, schema=None, password=token, extra_dejson={})
-
-    def __getattr__(self, name):
-        return getattr(self._hook, name)
+    return LabelStudioHook.for_url(url, token)
 
 
 def run_in_background(url: str, token: str, *, policy: str = "oracle", error_rate: float = 0.0, seed: int = 0,
@@ -152,7 +141,7 @@ def run_in_background(url: str, token: str, *, policy: str = "oracle", error_rat
 
     if policy not in policylib.POLICIES:
         raise ValueError(f"unknown policy {policy!r}; use one of {', '.join(policylib.POLICIES)}")
-    hook = _DirectHook(url, token)
+    hook = _direct_hook(url, token)
     policylib.parse_crew(crew)  # a bad crew fails here, not in the thread
     if truth is None and (policy == "oracle" or crew):
         import boto3
@@ -226,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
 
         truth = s3_truth_reader(boto3.client("s3", endpoint_url=args.endpoint_url))
     try:
-        counts = annotate_project(_DirectHook(url, token), args.project, policy=args.policy,
+        counts = annotate_project(_direct_hook(url, token), args.project, policy=args.policy,
                                   error_rate=args.error_rate, seed=args.seed, annotators=args.annotators, truth=truth,
                                   crew=args.crew)
     except Exception as exc:  # a CLI: one line saying what went wrong

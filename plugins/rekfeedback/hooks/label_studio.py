@@ -1,8 +1,8 @@
-"""Label Studio over its REST API.
+"""Label Studio over its REST API: one client on Airflow's `HttpHook` (and `HttpAsyncHook` for the trigger).
 
-Plain HTTP (``requests`` for tasks, ``httpx`` for the async trigger; both already ship with
-Airflow) rather than ``label-studio-sdk``: the SDK pins its own pydantic/httpx versions, which
-would have to be solved together with Airflow's for a handful of endpoints.
+Why not ``label-studio-sdk``: it resolves beside Airflow 3.3 but adds pandas, numpy, opencv, nltk,
+black, isort and requests-mock (a test tool) to every deployment and moves Airflow's own pin of
+pyjwt back, for the handful of endpoints used here. The HTTP provider already ships with Airflow.
 
 Connection (conn_type ``labelstudio``):
 - host: the base URL, e.g. ``http://127.0.0.1:8080`` (a bare host name gets ``http://`` and the port field);
@@ -17,27 +17,58 @@ Connection (conn_type ``labelstudio``):
   uses (docker-compose service name vs localhost); used by the project link.
 - extra ``timeout`` (optional, seconds, default 30) per HTTP request.
 
-Example: ``AIRFLOW_CONN_LABEL_STUDIO_DEFAULT='{"conn_type": "labelstudio", "host": "http://127.0.0.1:8080", "password": "<token>"}'``
+Errors are typed (`LabelStudioError` and its kinds below), so callers decide on the kind, never on the
+message text. Example: ``AIRFLOW_CONN_LABEL_STUDIO_DEFAULT='{"conn_type": "labelstudio", "host":
+"http://127.0.0.1:8080", "password": "<token>"}'``
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import time
-from functools import cached_property
 from typing import Any, Iterator
 
 import requests
-from airflow.sdk import BaseHook
+from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk.exceptions import AirflowException
 
-log = logging.getLogger(__name__)
-
 PAGE_SIZE = 100
+REFRESH_PATH = "/api/token/refresh"
 
 
-class LabelStudioConnectionError(AirflowException):
-    """Label Studio cannot be reached, or refuses the connection's token (check the connection)."""
+class LabelStudioError(AirflowException):
+    """Label Studio answered with an error (`status`), or could not be asked."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class LabelStudioConnectionError(LabelStudioError):
+    """The connection is wrong: no host or token, the server cannot be reached, or it refuses the token."""
+
+
+class LabelStudioUnreachable(LabelStudioConnectionError):
+    """Nothing answered (refused, timed out): maybe only for now, a waiting sensor keeps trying."""
+
+
+class LabelStudioTokenRefused(LabelStudioConnectionError):
+    """401/403: the token is wrong or expired. `personal_access_token` tells which kind was refused."""
+
+    def __init__(self, message: str, status: int | None = None, personal_access_token: bool = False):
+        super().__init__(message, status)
+        self.personal_access_token = personal_access_token
+
+
+class LabelStudioNotFound(LabelStudioError):
+    """404: the project (or page) does not exist."""
+
+
+class LabelStudioServerError(LabelStudioError):
+    """5xx: the server is up but failing (restarting, a proxy error page); worth another try later."""
+
+
+TRANSIENT = (LabelStudioUnreachable, LabelStudioServerError)
 
 
 def base_url_from(conn) -> str:
@@ -53,6 +84,15 @@ def base_url_from(conn) -> str:
     return host
 
 
+def token_of(conn) -> str:
+    token = (conn.password or "").strip()
+    if not token:
+        raise LabelStudioConnectionError(
+            f"Label Studio connection {conn.conn_id!r} has no API token: put it in the password field "
+            "(Label Studio > Account & Settings > Access Token)")
+    return token
+
+
 def auth_kind(token: str, extra: dict) -> str:
     forced = (extra or {}).get("auth")
     if forced:
@@ -62,8 +102,49 @@ def auth_kind(token: str, extra: dict) -> str:
     return "pat" if token.startswith("eyJ") and token.count(".") == 2 else "token"
 
 
-class LabelStudioHook(BaseHook):
-    """Talks to one Label Studio server; see the module docstring for the connection format."""
+def error_for(status: int, detail: str, *, method: str, path: str, base_url: str, conn_id: str) -> LabelStudioError:
+    """The typed error of one failed answer (sync and async clients alike)."""
+    if path == REFRESH_PATH and status in (400, 401, 403):
+        return LabelStudioTokenRefused(
+            f"Label Studio at {base_url} refused the personal access token of Airflow connection {conn_id!r} "
+            f"({status} from {REFRESH_PATH}: {detail}); put a valid one in its password field", status, True)
+    if status in (401, 403):
+        return LabelStudioTokenRefused(
+            f"Label Studio at {base_url} refused the API token of Airflow connection {conn_id!r} ({status}: {detail}); "
+            "put a valid token in its password field (a legacy token needs LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true "
+            "on the server, or use a personal access token)", status)
+    kind = LabelStudioNotFound if status == 404 else LabelStudioServerError if status >= 500 else LabelStudioError
+    return kind(f"Label Studio {method} {path} failed with {status}: {detail}", status)
+
+
+def detail_of(text: str, reason: str = "") -> str:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return (text or "")[:200].strip() or reason
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("validation_errors") or body)[:300]
+    return str(body)[:300]
+
+
+def progress_of(project: dict) -> dict:
+    """Counts from a project document: tasks, tasks answered, annotations.
+
+    A task is answered once it has its `maximum_annotations` (the Community edition counts distinct
+    annotators toward it, `finished_task_number`); with one annotation per task, any submitted one.
+    """
+    several = int(project.get("maximum_annotations") or 1) > 1
+    return {"tasks": int(project.get("task_number") or 0),
+            "annotated": int(project.get("finished_task_number" if several else "num_tasks_with_annotations") or 0),
+            "annotations": int(project.get("total_annotations_number") or 0)}
+
+
+class LabelStudioHook(HttpHook):
+    """Talks to one Label Studio server; see the module docstring for the connection format.
+
+    `connection` (optional): a connection object to use instead of looking `label_studio_conn_id` up
+    (the preflight command and the local annotator take a URL and a token); see `for_url`.
+    """
 
     conn_name_attr = "label_studio_conn_id"
     default_conn_name = "label_studio_default"
@@ -82,98 +163,126 @@ class LabelStudioHook(BaseHook):
             },
         }
 
-    def __init__(self, label_studio_conn_id: str = default_conn_name, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, label_studio_conn_id: str = default_conn_name, *, connection=None, **kwargs) -> None:
+        self._ls_base_url, self._ls_connection = "", None
+        super().__init__(method="GET", http_conn_id=label_studio_conn_id, **kwargs)
         self.label_studio_conn_id = label_studio_conn_id
+        self._given_connection = connection
         self._access_token: str | None = None
+        self._session: requests.Session | None = None
+
+    @classmethod
+    def for_url(cls, url: str, token: str | None, *, auth: str | None = None, timeout: float = 30,
+                name: str = "(command line)") -> "LabelStudioHook":
+        """A hook on a URL and a token, without an Airflow connection."""
+        from airflow.sdk import Connection
+
+        extra = {"timeout": timeout, **({"auth": auth} if auth else {})}
+        return cls(name, connection=Connection(conn_id=name, conn_type=cls.conn_type, host=url, password=token or "",
+                                               extra=json.dumps(extra)))
 
     # --- connection ---------------------------------------------------------------------------
 
-    @cached_property
+    def get_connection(self, conn_id: str):  # the given connection, else Airflow's lookup
+        if self._given_connection is not None:
+            return self._given_connection
+        return super().get_connection(conn_id)
+
+    @property
     def connection(self):
-        return self.get_connection(self.label_studio_conn_id)
+        if self._ls_connection is None:
+            self._ls_connection = self.get_connection(self.label_studio_conn_id)
+        return self._ls_connection
 
-    @cached_property
-    def base_url(self) -> str:
-        return base_url_from(self.connection)
+    @property
+    def base_url(self) -> str:  # HttpHook's attribute, computed from our connection rules
+        if not self._ls_base_url:
+            self._ls_base_url = base_url_from(self.connection)
+        return self._ls_base_url
 
-    @cached_property
+    @base_url.setter
+    def base_url(self, value: str) -> None:
+        self._ls_base_url = value
+
+    def _set_base_url(self, connection) -> None:
+        self._ls_base_url = base_url_from(connection)
+        self._base_url_initialized = True
+
+    @property
     def public_url(self) -> str:
         return ((self.connection.extra_dejson or {}).get("public_url") or self.base_url).rstrip("/")
 
-    @cached_property
+    @property
     def token(self) -> str:
-        token = (self.connection.password or "").strip()
-        if not token:
-            raise LabelStudioConnectionError(
-                f"Label Studio connection {self.label_studio_conn_id!r} has no API token: put it in the password field "
-                "(Label Studio > Account & Settings > Access Token)")
-        return token
+        return token_of(self.connection)
 
-    @cached_property
+    @property
     def timeout(self) -> float:
         return float((self.connection.extra_dejson or {}).get("timeout", 30))
 
-    @cached_property
-    def session(self) -> requests.Session:
-        return requests.Session()
-
-    def get_conn(self) -> requests.Session:
-        return self.session
+    def get_conn(self, headers: dict | None = None, extra_options: dict | None = None) -> requests.Session:
+        """One keep-alive session; the connection's extra holds our settings, not HTTP headers."""
+        if self._session is None:
+            self._session = self._configure_session_from_mount_adapters(requests.Session())
+        self.merged_extra = {"timeout": self.timeout, "check_response": False}
+        return self._session
 
     def _what_to_check(self) -> str:
         return (f"check the host of Airflow connection {self.label_studio_conn_id!r} ({self.base_url}) "
                 "and that Label Studio is running (bash scripts/labelstudio.sh status)")
 
+    def _pat(self) -> bool:
+        return auth_kind(self.token, self.connection.extra_dejson) == "pat"
+
     def _auth_header(self, refresh: bool = False) -> dict:
-        if auth_kind(self.token, self.connection.extra_dejson) == "token":
+        if not self._pat():
             return {"Authorization": f"Token {self.token}"}
         if refresh or self._access_token is None:
-            r = self._send("POST", "/api/token/refresh", json={"refresh": self.token}, auth=False)
-            self._access_token = r.json()["access"]
+            self._access_token = self._send("POST", REFRESH_PATH, json={"refresh": self.token}, auth=False).json()["access"]
         return {"Authorization": f"Bearer {self._access_token}"}
 
-    def _send(self, method: str, path: str, *, auth: bool = True, **kwargs) -> requests.Response:
-        url = f"{self.base_url}{path}"
-        headers = kwargs.pop("headers", {})
+    def _send(self, method: str, path: str, *, auth: bool = True, params: dict | None = None,
+              json: Any = None) -> requests.Response:
+        self.method = method
         for attempt in (1, 2):
-            if auth:
-                headers.update(self._auth_header(refresh=attempt == 2))
+            headers = self._auth_header(refresh=attempt == 2) if auth else {}
             try:
-                r = self.session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+                r = self.run(endpoint=path, data=params, headers=headers, json=json)
             except requests.ConnectionError as exc:
-                raise LabelStudioConnectionError(
-                    f"cannot reach Label Studio at {self.base_url}: {exc.__class__.__name__}; {self._what_to_check()}") from exc
+                raise LabelStudioUnreachable(f"cannot reach Label Studio at {self.base_url}: {exc.__class__.__name__}; "
+                                             f"{self._what_to_check()}") from exc
             except requests.Timeout as exc:
-                raise LabelStudioConnectionError(
-                    f"Label Studio at {self.base_url} did not answer within {self.timeout}s; {self._what_to_check()}") from exc
+                raise LabelStudioUnreachable(f"Label Studio at {self.base_url} did not answer within {self.timeout}s; "
+                                             f"{self._what_to_check()}") from exc
             # An expired PAT access token answers 401: refresh once and retry.
-            if r.status_code == 401 and auth and attempt == 1 and auth_kind(self.token, self.connection.extra_dejson) == "pat":
-                continue
-            break
-        if r.status_code in (401, 403):
-            raise LabelStudioConnectionError(
-                f"Label Studio at {self.base_url} refused the API token of Airflow connection "
-                f"{self.label_studio_conn_id!r} ({r.status_code}: {_detail(r)}); put a valid token in its password field "
-                "(a legacy token needs LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true on the server, or use a personal access token)")
+            if not (r.status_code == 401 and auth and attempt == 1 and self._pat()):
+                break
         if r.status_code >= 400:
-            raise AirflowException(f"Label Studio {method} {path} failed with {r.status_code}: {_detail(r)}")
+            raise error_for(r.status_code, detail_of(r.text, r.reason), method=method, path=path,
+                            base_url=self.base_url, conn_id=self.label_studio_conn_id)
         return r
 
     def request(self, method: str, path: str, **kwargs) -> Any:
         r = self._send(method, path, **kwargs)
         return r.json() if r.content else None
 
+    def version(self) -> dict:
+        """GET /api/version (no token needed): LabelStudioError or ValueError if this is not Label Studio."""
+        body = self._send("GET", "/api/version", auth=False).json()
+        if not isinstance(body, dict):
+            raise ValueError(f"{self.base_url}/api/version did not answer a JSON object")
+        return body
+
     def check(self) -> dict:
         """Fail at once, naming the connection, when the URL or token is wrong. Returns the current user."""
         try:
-            r = self._send("GET", "/api/current-user/whoami")
-            return r.json()
-        except LabelStudioConnectionError:
+            return self._send("GET", "/api/current-user/whoami").json()
+        except (LabelStudioConnectionError, LabelStudioServerError):
             raise
-        except (AirflowException, ValueError) as exc:
+        except (LabelStudioError, ValueError) as exc:
             raise LabelStudioConnectionError(
-                f"{self.base_url} does not look like a Label Studio server ({exc}); {self._what_to_check()}") from exc
+                f"{self.base_url} does not look like a Label Studio server ({exc}); {self._what_to_check()}",
+                getattr(exc, "status", None)) from exc
 
     def test_connection(self) -> tuple[bool, str]:
         try:
@@ -187,24 +296,15 @@ class LabelStudioHook(BaseHook):
     def _paged(self, path: str, params: dict, key: str | None) -> Iterator[dict]:
         page = 1
         while True:
-            r = self._session_get_page(path, {**params, "page": page, "page_size": PAGE_SIZE})
-            if r is None:
+            try:
+                r = self.request("GET", path, params={**params, "page": page, "page_size": PAGE_SIZE})
+            except LabelStudioNotFound:  # past the last page
                 return
             rows = r.get(key, []) if key else r.get("results", [])
             yield from rows
             if len(rows) < PAGE_SIZE or (not key and not r.get("next")):
                 return
             page += 1
-
-    def _session_get_page(self, path: str, params: dict) -> dict | None:
-        try:
-            return self.request("GET", path, params=params)
-        except LabelStudioConnectionError:
-            raise
-        except AirflowException as exc:
-            if "failed with 404" in str(exc):  # past the last page
-                return None
-            raise
 
     def list_projects(self) -> list[dict]:
         return list(self._paged("/api/projects", {}, None))
@@ -252,29 +352,7 @@ class LabelStudioHook(BaseHook):
             try:
                 self.check()
                 return
-            except LabelStudioConnectionError as exc:
-                if "refused the API token" in str(exc) or time.monotonic() > deadline:
+            except TRANSIENT:
+                if time.monotonic() > deadline:
                     raise
             time.sleep(interval)
-
-
-def progress_of(project: dict) -> dict:
-    """Counts from a project document: tasks, tasks answered, annotations.
-
-    A task is answered once it has its `maximum_annotations` (the Community edition counts distinct
-    annotators toward it, `finished_task_number`); with one annotation per task, any submitted one.
-    """
-    several = int(project.get("maximum_annotations") or 1) > 1
-    return {"tasks": int(project.get("task_number") or 0),
-            "annotated": int(project.get("finished_task_number" if several else "num_tasks_with_annotations") or 0),
-            "annotations": int(project.get("total_annotations_number") or 0)}
-
-
-def _detail(r) -> str:
-    try:
-        body = r.json()
-        if isinstance(body, dict):
-            return str(body.get("detail") or body.get("validation_errors") or body)[:300]
-        return str(body)[:300]
-    except ValueError:
-        return (r.text or "")[:200].strip() or r.reason

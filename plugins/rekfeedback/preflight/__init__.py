@@ -1,6 +1,6 @@
 """The preflight checks: every AWS resource and service one turn will touch, looked at before anything costs money.
 
-boto3 level and no Airflow import, so `rekfeedback preflight` runs them without an Airflow installation
+boto3 level, no Airflow import but the Label Studio client (on the HTTP provider), so `rekfeedback preflight` runs them without an Airflow installation
 being configured; the operator passes clients made from its AWS connection. Every check runs, whatever
 the others found, and records `Finding`s in one `Report` (rekfeedback.core.preflight). Nothing is
 started or created, except one small marker object written to the output prefix and removed at once

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import requests
+from rekfeedback.preflight.checker import Checker
 
-from rekfeedback.preflight.checker import Checker, LabelStudioTarget
 
 def check_labelstudio(checker: Checker) -> None:
     if checker.ground_truth:
@@ -21,31 +20,30 @@ def check_labelstudio(checker: Checker) -> None:
         report.error("labelstudio", f"connection {conn_id}", "the connection has no URL",
                      "set its host to the Label Studio URL, e.g. http://127.0.0.1:8080")
         return
+    from rekfeedback.hooks.label_studio import LabelStudioError, LabelStudioHook, LabelStudioUnreachable
+
     url = target.url.rstrip("/")
-    session = requests.Session()
+    hook = LabelStudioHook.for_url(url, target.token, auth=target.auth, timeout=target.timeout, name=conn_id)
     try:
-        r = session.get(f"{url}/api/version", timeout=target.timeout)
-    except requests.RequestException as exc:
-        report.error("labelstudio", url, f"Label Studio cannot be reached ({type(exc).__name__}: {exc})",
+        body = hook.version()
+    except LabelStudioUnreachable as exc:
+        cause = exc.__cause__ or exc
+        report.error("labelstudio", url, f"Label Studio cannot be reached ({type(cause).__name__}: {cause})",
                      f"check the host of connection {conn_id!r} and that Label Studio is running "
                      "(bash scripts/labelstudio.sh status)")
         return
-    version = None
-    try:
-        body = r.json() if r.ok else {}
-        version = body.get("release") or body.get("version") or (body.get("label-studio-os-package") or {}).get("version")
-    except ValueError:
-        body = None
-    if not r.ok or body is None:
-        report.error("labelstudio", url, f"{url}/api/version answered {r.status_code}; this does not look like Label "
+    except (LabelStudioError, ValueError) as exc:
+        status = getattr(exc, "status", None) or 200
+        report.error("labelstudio", url, f"{url}/api/version answered {status}; this does not look like Label "
                                          "Studio", f"check the host (and path) of connection {conn_id!r}")
         return
-    report.facts["labelstudio_version"] = version
+    report.facts["labelstudio_version"] = (body.get("release") or body.get("version")
+                                           or (body.get("label-studio-os-package") or {}).get("version"))
     if not target.token:
         report.error("labelstudio", url, "the connection has no API token",
                      f"put the token in the password of connection {conn_id!r} (Label Studio > Account & Settings)")
         return
-    problem = _labelstudio_auth_problem(session, url, target)
+    problem = _labelstudio_auth_problem(hook, url)
     if problem and problem[1]:
         report.error("labelstudio", url, problem[0],
                      f"put a valid token in the password of connection {conn_id!r} (Label Studio > Account & "
@@ -58,23 +56,18 @@ def check_labelstudio(checker: Checker) -> None:
     report.ok("labelstudio", url)
 
 
-def _labelstudio_auth_problem(session, url: str, target: LabelStudioTarget) -> tuple[str, bool] | None:
+def _labelstudio_auth_problem(hook, url: str) -> tuple[str, bool] | None:
     """(problem, whether the token is to blame) or None when the token is accepted."""
-    token = target.token.strip()
-    kind = target.auth or ("pat" if token.startswith("eyJ") and token.count(".") == 2 else "token")
+    from rekfeedback.hooks.label_studio import LabelStudioError, LabelStudioTokenRefused, LabelStudioUnreachable
+
     try:
-        if kind == "pat":
-            r = session.post(f"{url}/api/token/refresh", json={"refresh": token}, timeout=target.timeout)
-            if r.status_code != 200:
-                return f"the personal access token was refused ({r.status_code} from /api/token/refresh)", True
-            header = {"Authorization": f"Bearer {r.json()['access']}"}
-        else:
-            header = {"Authorization": f"Token {token}"}
-        r = session.get(f"{url}/api/current-user/whoami", headers=header, timeout=target.timeout)
-    except (requests.RequestException, ValueError, KeyError) as exc:
+        hook.check()
+    except LabelStudioTokenRefused as exc:
+        if exc.personal_access_token:
+            return f"the personal access token was refused ({exc.status} from /api/token/refresh)", True
+        return f"the API token was refused ({exc.status})", True
+    except LabelStudioUnreachable as exc:
         return f"the token could not be checked ({exc})", False
-    if r.status_code in (401, 403):
-        return f"the API token was refused ({r.status_code}: {r.text[:160]})", True
-    if not r.ok:
-        return f"{url}/api/current-user/whoami answered {r.status_code}; this is not Label Studio's API", False
+    except LabelStudioError as exc:
+        return f"{url}/api/current-user/whoami answered {exc.status}; this is not Label Studio's API", False
     return None

@@ -16,7 +16,7 @@ from rekfeedback.core import answers as answerlib
 from rekfeedback.core import consensus as consensuslib
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core.paths import parse_s3_uri
-from rekfeedback.hooks.label_studio import LabelStudioConnectionError, LabelStudioHook
+from rekfeedback.hooks.label_studio import TRANSIENT, LabelStudioHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.triggers.label_studio import LabelStudioReviewTrigger, parse_deadline
 
@@ -103,9 +103,7 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
         """One poll; Label Studio unreachable counts as not done (a refused token still fails)."""
         try:
             return self._done(project_id)
-        except LabelStudioConnectionError as exc:
-            if "refused" in str(exc):
-                raise
+        except TRANSIENT as exc:
             self.log.warning("Label Studio unreachable, will keep waiting: %s", exc)
             return False
 

@@ -7,11 +7,13 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
 
-import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from rekfeedback.core.label_studio import progress as judge_progress
-from rekfeedback.hooks.label_studio import LabelStudioConnectionError, auth_kind, base_url_from, progress_of
+from rekfeedback.hooks.label_studio import (
+    LabelStudioError, LabelStudioNotFound, LabelStudioTokenRefused, progress_of,
+)
+from rekfeedback.hooks.label_studio_async import LabelStudioAsyncHook
 
 log = logging.getLogger(__name__)
 
@@ -50,73 +52,41 @@ class LabelStudioReviewTrigger(BaseTrigger):
             "project_id": self.project_id, "label_studio_conn_id": self.label_studio_conn_id,
             "poll_interval": self.poll_interval, "min_share": self.min_share, "deadline": self.deadline})
 
-    async def _connection(self):
-        from airflow.sdk import BaseHook
-
-        return await BaseHook.aget_connection(self.label_studio_conn_id)
-
-    async def _headers(self, client: httpx.AsyncClient, base: str, token: str, kind: str, refresh: bool) -> dict:
-        if kind == "token":
-            return {"Authorization": f"Token {token}"}
-        if refresh or not getattr(self, "_access", None):
-            r = await client.post(f"{base}/api/token/refresh", json={"refresh": token})
-            if r.status_code in (400, 401, 403):
-                raise LabelStudioConnectionError(
-                    f"Label Studio refused the personal access token of connection {self.label_studio_conn_id!r}")
-            r.raise_for_status()
-            self._access = r.json()["access"]
-        return {"Authorization": f"Bearer {self._access}"}
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = LabelStudioAsyncHook(self.label_studio_conn_id)
         try:
-            conn = await self._connection()
-            base = base_url_from(conn)
-            token = (conn.password or "").strip()
-            kind = auth_kind(token, conn.extra_dejson)
+            await hook.config()
             deadline = parse_deadline(self.deadline)
         except Exception as exc:
             yield TriggerEvent({"status": "error", "project_id": self.project_id,
                                 "message": f"Label Studio connection {self.label_studio_conn_id!r}: {exc}"})
             return
-        url = f"{base}/api/projects/{self.project_id}/"
+        base = hook.base_url
         polls = failures = 0
-        refresh = False
-        async with httpx.AsyncClient(timeout=30) as client:
-            while True:
-                polls += 1
-                try:
-                    r = await client.get(url, headers=await self._headers(client, base, token, kind, refresh))
-                    refresh = False
-                    if r.status_code == 401 and kind == "pat":
-                        refresh = True
-                        continue
-                    if r.status_code in (401, 403):
-                        yield TriggerEvent({"status": "error", "project_id": self.project_id, "message":
-                                            f"Label Studio at {base} refused the token of connection "
-                                            f"{self.label_studio_conn_id!r} ({r.status_code})"})
-                        return
-                    if r.status_code == 404:
-                        yield TriggerEvent({"status": "error", "project_id": self.project_id, "message":
-                                            f"Label Studio project {self.project_id} no longer exists at {base}"})
-                        return
-                    r.raise_for_status()
-                    counts = progress_of(r.json())
-                    passed = deadline is not None and datetime.now(timezone.utc) >= deadline
-                    done, why = judge_progress(counts["tasks"], counts["annotated"], self.min_share, passed)
-                    if failures:
-                        log.info("Label Studio at %s answers again after %d failed polls", base, failures)
-                        failures = 0
-                    log.info("Label Studio project %s: %s", self.project_id, why)
-                    if done:
-                        yield TriggerEvent({"status": "success", "project_id": self.project_id,
-                                            "progress": counts, "reason": why})
-                        return
-                except LabelStudioConnectionError as exc:
-                    yield TriggerEvent({"status": "error", "project_id": self.project_id, "message": str(exc)})
+        while True:
+            polls += 1
+            try:
+                counts = progress_of(await hook.get_project(self.project_id))
+                passed = deadline is not None and datetime.now(timezone.utc) >= deadline
+                done, why = judge_progress(counts["tasks"], counts["annotated"], self.min_share, passed)
+                if failures:
+                    log.info("Label Studio at %s answers again after %d failed polls", base, failures)
+                    failures = 0
+                log.info("Label Studio project %s: %s", self.project_id, why)
+                if done:
+                    yield TriggerEvent({"status": "success", "project_id": self.project_id,
+                                        "progress": counts, "reason": why})
                     return
-                except (httpx.TransportError, httpx.HTTPStatusError, ValueError) as exc:
-                    # Down, restarting, or a proxy error page: keep waiting; the defer timeout bounds it.
-                    failures += 1
-                    log.warning("Label Studio at %s unreachable (%s: %s); retry %d in %.0fs",
-                                base, exc.__class__.__name__, exc, failures, self.poll_interval)
-                await asyncio.sleep(self.poll_interval)
+            except LabelStudioTokenRefused as exc:
+                yield TriggerEvent({"status": "error", "project_id": self.project_id, "message": str(exc)})
+                return
+            except LabelStudioNotFound:
+                yield TriggerEvent({"status": "error", "project_id": self.project_id, "message":
+                                    f"Label Studio project {self.project_id} no longer exists at {base}"})
+                return
+            except (LabelStudioError, ValueError) as exc:
+                # Down, restarting, or a proxy error page: keep waiting; the defer timeout bounds it.
+                failures += 1
+                log.warning("Label Studio at %s unreachable (%s: %s); retry %d in %.0fs",
+                            base, exc.__class__.__name__, exc, failures, self.poll_interval)
+            await asyncio.sleep(self.poll_interval)
