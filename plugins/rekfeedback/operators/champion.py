@@ -6,8 +6,6 @@ The logic lives in `rekfeedback.core.champion`; these operators read and write t
 
 from __future__ import annotations
 
-import ast
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -20,9 +18,11 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from botocore.exceptions import ClientError
 
 from rekfeedback.core import champion as core
-from rekfeedback.core.paths import parse_s3_uri
+from rekfeedback.core.paths import S3Uri, parse_s3_uri
 from rekfeedback.core.predictions import iter_jsonl
+from rekfeedback.core.templated import as_bool, as_dict, as_float, as_int
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
+from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.s3 import TurnReportLink
 
 if TYPE_CHECKING:
@@ -35,51 +35,17 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _as_dict(value: Any, what: str) -> dict | None:
-    """A task's XCom rendered natively, as JSON or as a Python repr; None/blank is None."""
-    if value in (None, "", "None"):
-        return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            value = ast.literal_eval(value)
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} must be a dict (a task's result), got {type(value).__name__}")
-    return value
-
-
-def _optional_number(value: Any, what: str, cast=float):
-    if value in (None, "", "None"):
-        return None
-    try:
-        return cast(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number or blank, got {value!r}") from None
-
-
-def _flag(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
 class _RecordStore:
-    """Read and write the champion record with an S3Hook (the operators below share it)."""
+    """Read and write the champion record (the operators below share it)."""
 
     def __init__(self, s3: S3Hook, uri: str) -> None:
-        self.s3, self.uri = s3, parse_s3_uri(uri, "champion_record_uri")
+        self.files, self.uri = S3Artifacts(s3), parse_s3_uri(uri, "champion_record_uri")
 
     def read(self) -> dict | None:
-        try:
-            body = self.s3.get_conn().get_object(Bucket=self.uri.bucket, Key=self.uri.key)["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                return None
-            raise
-        return core.parse_record(body, str(self.uri))
+        return core.parse_record(self.files.read_bytes(self.uri, missing_ok=True), str(self.uri))
 
     def write(self, record: dict) -> None:
-        self.s3.get_conn().put_object(Bucket=self.uri.bucket, Key=self.uri.key, Body=core.dumps_record(record).encode(),
-                                      ContentType="application/json")
+        self.files.write_text(self.uri, core.dumps_record(record), "application/json")
 
 
 class _ChampionOperator(AwsBaseOperator[RekognitionCustomLabelsHook]):
@@ -129,21 +95,22 @@ class ChampionGateOperator(_ChampionOperator):
         self.report_uri = report_uri
 
     def execute(self, context: Context) -> dict:
-        settings = core.Gate(improvement_margin=_optional_number(self.improvement_margin, "improvement_margin") or 0.0,
-                             max_label_regression=_optional_number(self.max_label_regression, "max_label_regression") or 0.0,
-                             min_f1=_optional_number(self.min_f1, "min_f1") or 0.0)
+        settings = core.Gate(
+            improvement_margin=as_float(self.improvement_margin, "improvement_margin", 0.0, minimum=0, maximum=1),
+            max_label_regression=as_float(self.max_label_regression, "max_label_regression", 0.0, minimum=0, maximum=1),
+            min_f1=as_float(self.min_f1, "min_f1", 0.0, minimum=0, maximum=1))
         run = str(context["run_id"])
         record = self._store(self.champion_record_uri).read()
-        comparison = _as_dict(self.training_result, "training_result")
-        merge = _as_dict(self.merge_summary, "merge_summary") or {}
+        comparison = as_dict(self.training_result, "training_result")
+        merge = as_dict(self.merge_summary, "merge_summary") or {}
         new_verified = int(((merge.get("answers") or {}).get("applied_human")) or 0)
         out: dict[str, Any] = {"served_by": self.served_by, "champion_arn": self.champion_arn,
                                "new_verified_images": new_verified, "needs_approval": False, "approval_body": None,
                                "checks": [], "test_sets": {}, "comparison": None}
         if comparison is None or not comparison.get("new_version_arn"):
             since = core.verified_since_champion(record, exclude_run=run)
-            trains, why = core.should_train(_optional_number(self.min_new_labels, "min_new_labels", int), since, new_verified)
-            if _flag(self.train) and not trains:
+            trains, why = core.should_train(as_int(self.min_new_labels, "min_new_labels", minimum=0), since, new_verified)
+            if as_bool(self.train, "train", True) and not trains:
                 out.update(decision=core.TRAINING_SKIPPED, reasons=[why])
             else:
                 out.update(decision=core.NOT_TRAINED, reasons=["no challenger this turn (train is off)"])
@@ -155,7 +122,7 @@ class ChampionGateOperator(_ChampionOperator):
             keys = ("new_version_arn", "base_version_arn", "f1_before", "f1_after", "delta", "per_label")
             out.update(decision=core.PROMOTED if verdict["promote"] else core.KEPT, reasons=verdict["reasons"],
                        checks=verdict["checks"], test_sets=test_sets, comparison={k: comparison.get(k) for k in keys})
-            if verdict["promote"] and _flag(self.require_approval):
+            if verdict["promote"] and as_bool(self.require_approval, "require_approval", False):
                 out["needs_approval"] = True
                 counts = {"new human-verified images": new_verified, "images in the dataset": merge.get("manifest_lines"),
                           "testing images": comparison.get("testing_images"),
@@ -188,11 +155,11 @@ class ChampionGateOperator(_ChampionOperator):
         if not manifests:
             self.log.warning("Version %s reports no testing manifest (TestingDataResult)", arn)
             return None
-        s3 = self._store(self.champion_record_uri).s3.get_conn()
+        files = self._store(self.champion_record_uri).files
         refs = []
         for obj in manifests:
-            body = s3.get_object(Bucket=obj["Bucket"], Key=obj["Name"])["Body"].read().decode("utf-8")
-            refs.extend(line.get("source-ref", "") for line in iter_jsonl(body.splitlines(), obj["Name"]))
+            loc = S3Uri(obj["Bucket"], obj["Name"])
+            refs.extend(line.get("source-ref", "") for line in iter_jsonl(files.iter_lines(loc), str(loc)))
         return core.test_set_fingerprint(refs)
 
 
@@ -214,7 +181,7 @@ class ChampionApprovalOperator(HITLOperator):
         self.timeout_hours = timeout_hours
 
     def execute(self, context: Context):
-        hours = _optional_number(self.timeout_hours, "approval_timeout_hours")
+        hours = as_float(self.timeout_hours, "approval_timeout_hours", minimum=0)
         self.response_timeout = timedelta(hours=hours) if hours else None
         return super().execute(context)
 
@@ -241,7 +208,7 @@ class ChampionRecordOperator(_ChampionOperator):
         decision, reasons = gate["decision"], list(gate["reasons"])
         if not (decision == core.PROMOTED and gate.get("needs_approval")):
             return decision, reasons
-        answer = _as_dict(self.approval, "approval") or {}
+        answer = as_dict(self.approval, "approval") or {}
         chosen = answer.get("chosen_options") or []
         who = (answer.get("responded_by_user") or {}).get("name") if isinstance(answer.get("responded_by_user"), dict) else None
         if not answer:
@@ -255,7 +222,7 @@ class ChampionRecordOperator(_ChampionOperator):
         return core.REJECTED, reasons + [f"rejected by {who}: the champion stays"]
 
     def execute(self, context: Context) -> dict:
-        gate = _as_dict(self.gate, "gate")
+        gate = as_dict(self.gate, "gate")
         if gate is None:
             raise ValueError("gate (the champion.gate task's result) is required")
         decision, reasons = self._final(gate)
@@ -307,7 +274,7 @@ class ChampionPruneOperator(_ChampionOperator):
         self.keep_versions = keep_versions
 
     def execute(self, context: Context) -> dict:
-        keep = _optional_number(self.keep_versions, "keep_versions", int)
+        keep = as_int(self.keep_versions, "keep_versions", minimum=0)
         if keep is None:
             self.log.info("keep_versions is blank: no version is deleted.")
             return {"deleted": [], "keep_versions": None}

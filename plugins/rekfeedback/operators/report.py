@@ -184,7 +184,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
             inputs={"predictions": [str(u) for u in prediction_files], "answers": present_answers,
                     "missing": missing, "manifest": manifest_uri},
         )
-        gate = _json_param(self.champion, "champion")
+        gate = templated.as_dict(self.champion, "champion")
         if gate:
             figures["champion"] = {k: gate.get(k) for k in ("decision", "reasons", "timeline")}
         self._put(figures_uri, json.dumps(figures, indent=2, allow_nan=False), "application/json")
