@@ -26,6 +26,7 @@ import pendulum
 from airflow.sdk import DAG, Asset, Param, TaskGroup, task
 
 from rekfeedback.operators import (
+    AnswerCheckOperator,
     ChampionApprovalOperator,
     ChampionGateOperator,
     ChampionPruneOperator,
@@ -264,10 +265,82 @@ with DAG(
 
     detect >> choose_images >> backend
 
+    with TaskGroup("review_round", tooltip="Check the answers; one reviewer settles disagreements and flagged ones"):
+        check = AnswerCheckOperator(
+            task_id="check",
+            answers_uris=collected["answers_uris"],
+            predictions_uris=TURN_PREFIX + "/predictions/",
+            output_prefix=TURN_PREFIX,
+            noise_check=setting("noise_check"),
+            noise_confidence=setting("noise_confidence"),
+            agreement_threshold=setting("agreement_threshold"),
+            review_round=setting("review_round"),
+            aws_conn_id=setting("aws_conn_id"),
+        )
+
+        @task.branch
+        def needs_review(check_result: dict, preflight_result: dict) -> list[str]:
+            """Nothing to review: straight to the join (the round's tasks are skipped)."""
+            if not check_result.get("review_predictions_uri"):
+                return ["review_round.reviewed"]
+            backend = preflight_result["config"]["review_backend"]
+            name = "ground_truth" if backend == "ground-truth" else "label_studio"
+            return [f"review_round.{name}_review", "review_round.reviewed"]
+
+        # The first round's operators again, on the candidate answers, one reviewer per image.
+        round_inputs = dict(
+            predictions_uris="{{ ti.xcom_pull(task_ids='review_round.check')['review_predictions_uri'] }}",
+            output_prefix=TURN_PREFIX + "/review-round",
+            labels="{{ " + PREFLIGHT + "['facts'].get('labels') or none }}",
+            auto_accept_threshold=None, audit_rate=0.0, label_unpredicted=True, workers_per_object=1,
+            round_name="review", aws_conn_id=setting("aws_conn_id"),
+        )
+        gt_round = GroundTruthVerificationOperator(
+            task_id="ground_truth_review", **round_inputs,
+            workteam_arn=setting("workteam_arn"), role_arn=setting("role_arn"),
+            pre_annotation_lambda_arn=setting("pre_annotation_lambda_arn"),
+            annotation_consolidation_lambda_arn=setting("consolidation_lambda_arn"),
+            box_task="adjustment", batch_size=setting("images_per_task"),
+        )
+        gt_round_wait = GroundTruthLabelingJobSensor(
+            task_id="ground_truth_wait", reviewed=True,
+            job_names="{{ ti.xcom_pull(task_ids='review_round.ground_truth_review')['jobs'] }}",
+            answers_uri="{{ ti.xcom_pull(task_ids='review_round.ground_truth_review')['answers_uri'] }}",
+            poke_interval=POLL_SECONDS, timeout=timedelta(hours=72).total_seconds(), aws_conn_id=setting("aws_conn_id"),
+        )
+        ls_round = LabelStudioReviewOperator(
+            task_id="label_studio_review", **round_inputs, label_studio_conn_id=setting("labelstudio_conn_id"),
+        )
+        ls_round_wait = LabelStudioReviewSensor(
+            task_id="label_studio_wait", reviewed=True,
+            review="{{ ti.xcom_pull(task_ids='review_round.label_studio_review') }}",
+            label_studio_conn_id=setting("labelstudio_conn_id"),
+            poll_interval=POLL_SECONDS, timeout=timedelta(hours=72).total_seconds(), aws_conn_id=setting("aws_conn_id"),
+        )
+
+        @task(trigger_rule="none_failed_min_one_success")
+        def reviewed(ti=None) -> dict:
+            """The answers the merge uses: the checked first-round answers plus the reviewed ones (final)."""
+            check_result = ti.xcom_pull(task_ids="review_round.check") or {}
+            out = {"answers_uris": [check_result["answers_uri"]] if check_result.get("answers_uri") else [],
+                   "check": check_result}
+            for wait_id in ("ground_truth_wait", "label_studio_wait"):
+                wait = ti.xcom_pull(task_ids=f"review_round.{wait_id}")
+                if wait and wait.get("answers_uri"):
+                    out["answers_uris"].append(wait["answers_uri"])
+                    out["wait"] = wait
+            return out
+
+        final_answers = reviewed()
+        decide_review = needs_review(check.output, preflight.output)
+        check >> decide_review >> [gt_round, ls_round, final_answers]
+        gt_round >> gt_round_wait >> final_answers
+        ls_round >> ls_round_wait >> final_answers
+
     with TaskGroup("dataset", tooltip="Merge the answers into the cumulative Rekognition manifest") as dataset:
         merge = ManifestMergeOperator(
             task_id="merge",
-            answers_uris=collected["answers_uris"],
+            answers_uris=final_answers["answers_uris"],
             auto_accepted_uris=collected["auto_accepted_uris"],
             unlabelled_uris=collected["unlabelled_uris"],
             unresolved_uris=collected["unresolved_uris"],
@@ -428,6 +501,7 @@ with DAG(
             champion=ti.xcom_pull(task_ids="champion.record"),
             pruned=ti.xcom_pull(task_ids="champion.prune"),
             selection=ti.xcom_pull(task_ids="selection.choose_images"),
+            review_round=ti.xcom_pull(task_ids="review_round.reviewed"),
         )
         import logging
 

@@ -93,6 +93,18 @@ SETTINGS: tuple[Setting, ...] = (
             "With several workers per image: an answer whose agreement (share of workers who gave the consolidated "
             "answer) is below this is not merged as verified; it goes to the review round, or stays pending for a "
             "later turn.", minimum=0, maximum=1),
+    Setting("review_round", "boolean", True, "Human review",
+            "Send answers below agreement_threshold, and those the noise check flags, to one reviewer who sees the "
+            "candidate answers and accepts, fixes or rejects them; the reviewed answer is final. Off: they are held "
+            "out of this turn's training and listed."),
+    Setting("noise_check", "string", "review", "Human review",
+            "Label-noise check before the merge (reviewers disagreed, the model confidently of another opinion, "
+            "boxes far from every prediction and reviewer, cleanlab for boxes): `review` sends flagged answers to "
+            "the review round, `hold-out` keeps them out of training, `off` merges them.",
+            enum=["review", "hold-out", "off"]),
+    Setting("noise_confidence", "number", 90.0, "Human review",
+            "Model confidence (percent) from which a human answer that removes or relabels the model's label or "
+            "box is flagged by the noise check.", minimum=0, maximum=100),
     Setting("labelstudio_conn_id", "string", "label_studio_default", "Label Studio", "Airflow connection of the Label Studio server."),
     Setting("labelstudio_min_share", "number", 1.0, "Label Studio",
             "Finish when this share of tasks is annotated and `labelstudio_deadline_hours` has passed.", minimum=0, maximum=1),

@@ -113,6 +113,11 @@ def task_for_item(item: dict, image_url: str) -> dict:
             "score": _score(min(confidences)) if confidences else 0.0,
             "result": result,
         }]
+    # The review round: every worker's answer as a prediction of its own, to compare and pick from.
+    for k, candidate in enumerate(item.get("candidates") or [], start=1):
+        task.setdefault("predictions", []).append({
+            "model_version": f"worker {k}", "score": 0.0,
+            "result": answer_result(candidate, item["width"], item["height"], item["kind"])})
     return task
 
 

@@ -146,7 +146,8 @@ def build_review_set(lines: Iterable[dict], policy: RoutingPolicy | None = None,
         }
         if line.get("error") is not None:
             item["error"] = line["error"]
-        for key in ("model", "predicted_at", "selection"):  # selection: why it was chosen (core.selection)
+        # selection: why it was chosen (core.selection); candidates: the workers' answers (review round)
+        for key in ("model", "predicted_at", "selection", "candidates"):
             if line.get(key) is not None:
                 item[key] = line[key]
         seen[ref] = item

@@ -17,6 +17,16 @@ def _unresolved(merge: dict | None, wait: dict | None) -> int:
     return int(counts.get("unresolved") or counts.get("unanswered") or 0)
 
 
+def _review_round_figures(review_round: dict | None) -> dict[str, int]:
+    if not review_round:
+        return {}
+    counts = (review_round.get("check") or {}).get("counts") or {}
+    wait = (review_round.get("wait") or {}).get("counts") or {}
+    return {"noise_flagged": int(counts.get("flagged") or 0), "sent_to_review_round": int(counts.get("to_review") or 0),
+            "held_out": int(counts.get("held_out") or 0),
+            "reviewed": int(wait.get("answers") or wait.get("answered") or 0)}
+
+
 def summarize(
     *,
     preflight: dict | None,
@@ -31,6 +41,7 @@ def summarize(
     champion: dict | None = None,
     pruned: dict | None = None,
     selection: dict | None = None,
+    review_round: dict | None = None,
 ) -> dict[str, Any]:
     """Every step's result is optional: a skipped step contributes nothing, and says so by its absence."""
     shards = [s for s in (inference or []) if isinstance(s, dict)]
@@ -73,6 +84,8 @@ def summarize(
         "unlabelled": int(counts.get("unlabelled", 0)),
         # Several workers disagreed (agreement below agreement_threshold): not merged as verified.
         "pending_agreement": int(((wait or {}).get("counts") or {}).get("pending") or 0),
+        # The noise check and the review round (core.review_round): how many were reviewed, held out, flagged.
+        **_review_round_figures(review_round),
         # Objects the backend left without an answer (Ground Truth: no consensus; Label Studio: not annotated).
         "unresolved": _unresolved(merge, wait),
         "boxes_dropped": int((merge or {}).get("boxes_dropped") or 0),

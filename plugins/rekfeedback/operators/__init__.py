@@ -12,6 +12,7 @@ _MODULES = {
     "GroundTruthVerificationOperator": "ground_truth",
     "LabelStudioReviewOperator": "label_studio",
     "ManifestMergeOperator": "manifest",
+    "AnswerCheckOperator": "answer_check",
     "RekognitionTrainProjectVersionOperator": "training",
     "FeedbackLoopPreflightOperator": "preflight",
     "TurnReportOperator": "report",

@@ -68,7 +68,8 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
     :param task_title, task_description, task_keywords: what workers see in their task list.
     :param task_time_limit_seconds: time a worker has for one task (30..28800).
     :param task_availability_lifetime_seconds: time a task waits for a worker.
-    :param workers_per_object: workers per task (1..9); several are consolidated by majority vote.
+    :param workers_per_object: workers per task (1..9); several are consolidated by `core.consensus`.
+    :param round_name: a second round of the same turn (e.g. `review`): its jobs' names carry it.
     :param max_concurrent_tasks: tasks in flight (1..5000).
     :param kms_key_id: KMS key for the output.
     :param tags: extra tags for the jobs.
@@ -111,6 +112,7 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
         task_time_limit_seconds: int = 600,
         task_availability_lifetime_seconds: int = 864000,
         workers_per_object: int = 1,
+        round_name: str | None = None,
         max_concurrent_tasks: int | None = None,
         kms_key_id: str | None = None,
         tags: dict[str, str] | None = None,
@@ -139,6 +141,7 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
         self.task_time_limit_seconds = task_time_limit_seconds
         self.task_availability_lifetime_seconds = task_availability_lifetime_seconds
         self.workers_per_object = workers_per_object
+        self.round_name = round_name
         self.max_concurrent_tasks = max_concurrent_tasks
         self.kms_key_id = kms_key_id
         self.tags = tags
@@ -281,7 +284,8 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
         unlabelled += [review.unlabelled_line(i) for i in leftover_refs.values()]
         unlabelled.sort(key=lambda x: x["source-ref"])
 
-        dag_run_id = context["run_id"]
+        # A second round of the turn names its jobs after it: deterministic, never the first round's names.
+        dag_run_id = context["run_id"] + (f"~{self.round_name}" if self.round_name else "")
         for plan in plans:
             name = gt.job_name(self.dag_id, dag_run_id, plan["kind"], plan["part"])
             folder = base.join("jobs", name)

@@ -43,6 +43,7 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         (`core.review.RoutingPolicy`).
     :param kind: 'classification' | 'boxes' | None (detected from the predictions).
     :param chunk_size: tasks per import request.
+    :param round_name: a second round of the same turn (e.g. `review`): its own project, titled after it.
     :param workers_per_object: annotators per task (1..9): the project's `maximum_annotations`. The
         Community edition honours it: its label stream gives a task to an annotator who has not
         answered it yet, and counts the task done once that many distinct annotators answered it.
@@ -61,7 +62,7 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
                  labels: list[str] | None = None, project_title: str | None = None,
                  auto_accept_threshold: float | None = None, audit_rate: float = 0.0, routing_seed: int = 0,
                  label_unpredicted: bool = False, kind: str | None = None, chunk_size: int = 100,
-                 url_expires_in: int = MAX_PRESIGN_SECONDS, workers_per_object: int = 1, **kwargs):
+                 url_expires_in: int = MAX_PRESIGN_SECONDS, workers_per_object: int = 1, round_name: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.predictions_uris = predictions_uris
         self.output_prefix = output_prefix
@@ -76,6 +77,7 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         self.chunk_size = chunk_size
         self.url_expires_in = url_expires_in
         self.workers_per_object = workers_per_object
+        self.round_name = round_name
 
     # --- reading predictions ------------------------------------------------------------------
 
@@ -112,7 +114,8 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         ls = LabelStudioHook(label_studio_conn_id=self.label_studio_conn_id)
         ls.check()  # a wrong URL or token fails here, before anything is written
         turn = parse_s3_uri(self.output_prefix, "output_prefix")
-        title = self.project_title or lsfmt.project_title(context["dag"].dag_id, run_key(context["run_id"]))
+        key = run_key(context["run_id"]) + (f" {self.round_name}" if self.round_name else "")
+        title = self.project_title or lsfmt.project_title(context["dag"].dag_id, key)
         policy = reviewlib.RoutingPolicy(
             auto_accept_threshold=None if self.auto_accept_threshold in (None, "") else float(self.auto_accept_threshold),
             audit_rate=float(self.audit_rate or 0), seed=int(self.routing_seed),

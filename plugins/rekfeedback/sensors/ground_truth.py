@@ -23,6 +23,7 @@ from rekfeedback.core import answers as ans
 from rekfeedback.core import consensus as consensuslib
 from rekfeedback.core import ground_truth as gt
 from rekfeedback.core import ground_truth_workers as gtw
+from rekfeedback.core import review_round
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.ground_truth import GroundTruthHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
@@ -56,6 +57,7 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
         this stays pending: written to `*.pending.jsonl` beside `answers_uri` (for the review round),
         never to the answers the merge reads. Box answers are consolidated from the workers' own
         responses by `core.consensus` (Ground Truth's built-in consolidation hides disagreement).
+    :param reviewed: the review round's wait: every answer is recorded as reviewed (final).
     """
 
     aws_hook_class = GroundTruthHook
@@ -64,7 +66,7 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
     ui_color = "#e8d5f5"
 
     def __init__(self, *, job_names: str | list, answers_uri: str, allow_stopped: bool = False,
-                 iou_threshold: float = 0.5, agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD,
+                 iou_threshold: float = 0.5, agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD, reviewed: bool = False,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
                  poke_interval: float = 60,
                  timeout: float = 7 * 24 * 3600, **kwargs: Any) -> None:
@@ -74,6 +76,7 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
         self.allow_stopped = allow_stopped
         self.iou_threshold = iou_threshold
         self.agreement_threshold = agreement_threshold
+        self.reviewed = reviewed
         self.deferrable = deferrable
 
     # --- inputs -------------------------------------------------------------------------------
@@ -213,7 +216,7 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
         unresolved_uri = target.key[: -len(".jsonl")] if target.key.endswith(".jsonl") else target.key
         unresolved_loc = parse_s3_uri(f"s3://{target.bucket}/{unresolved_uri}.unresolved.jsonl")
         pending_loc = parse_s3_uri(consensuslib.pending_uri(str(target)))
-        answers, pending = consensuslib.split(answers)
+        answers, pending = consensuslib.split(review_round.mark_reviewed(answers) if self.reviewed else answers)
         s3.load_string(ans.dumps_jsonl(answers), key=target.key, bucket_name=target.bucket, replace=True)
         s3.load_string(ans.dumps_jsonl(pending), key=pending_loc.key, bucket_name=pending_loc.bucket, replace=True)
         if pending:

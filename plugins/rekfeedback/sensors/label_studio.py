@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import conf
 
 from rekfeedback.core import answers as answerlib
 from rekfeedback.core import consensus as consensuslib
+from rekfeedback.core import review_round
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.label_studio import TRANSIENT, LabelStudioHook
@@ -27,6 +28,7 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
     (several annotators per task: `core.consensus`) to `answers_uri`, overwriting it, so a retried
     sensor writes the same file once. Answers of several annotators whose agreement is below
     `agreement_threshold` go to `*.pending.jsonl` beside it (the review round's input), not to the merge.
+    With `reviewed=True` (the review round's wait) every answer is recorded as reviewed: final.
 
     :param review: the XCom of LabelStudioReviewOperator (gives `project_id` and `answers_uri`), or
     :param project_id: / :param answers_uri: given directly.
@@ -45,7 +47,7 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
                  label_studio_conn_id: str = LabelStudioHook.default_conn_name,
                  min_annotated_share: float | None = None, deadline: str | datetime | None = None,
                  poll_interval: float = 30.0, iou_threshold: float = 0.5,
-                 agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD,
+                 agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD, reviewed: bool = False,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True), **kwargs):
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
@@ -58,6 +60,7 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
         self.poll_interval = poll_interval
         self.iou_threshold = iou_threshold
         self.agreement_threshold = agreement_threshold
+        self.reviewed = reviewed
         self.deferrable = deferrable
 
     # --- inputs -------------------------------------------------------------------------------
@@ -158,7 +161,7 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
         uri = parse_s3_uri(answers_uri, "answers_uri")
         pending_uri = consensuslib.pending_uri(answers_uri)
         held = parse_s3_uri(pending_uri, "answers_uri")
-        answers, pending = consensuslib.split(answers)
+        answers, pending = consensuslib.split(review_round.mark_reviewed(answers) if self.reviewed else answers)
         # Same annotations -> same bytes (sorted lines and keys); replace=True: a retry rewrites, never appends.
         S3Artifacts(self.hook).write_text(uri, answerlib.dumps_jsonl(answers))
         S3Artifacts(self.hook).write_text(held, answerlib.dumps_jsonl(pending))
