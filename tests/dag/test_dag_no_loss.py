@@ -7,7 +7,7 @@ import json
 from rekfeedback import turn_config
 from rekfeedback.core.paths import parse_s3_uri
 
-from .conftest import DAG_ID, task_states
+from .conftest import DAG_ID, task_states, xcom
 
 
 def test_a_turn_from_another_bucket_is_refused_before_anything_is_paid_and_loses_no_verified_line(
@@ -35,3 +35,26 @@ def test_a_turn_from_another_bucket_is_refused_before_anything_is_paid_and_loses
     assert emulator.calls["SageMaker.CreateLabelingJob"] == 0
     body = aws["s3"].get_object(Bucket=cumulative.bucket, Key=cumulative.key)["Body"].read().decode()
     assert body == verified
+
+
+def test_objects_left_unresolved_are_counted_in_the_summary_and_the_report(loop_setup, run_dag, aws, emulator_knobs):
+    # The workforce leaves some objects unlabelled: Ground Truth lists them as failed objects.
+    emulator_knobs(workforce_policy="oracle", error_rate=0.0, unlabelled_share=0.5)
+    setup = loop_setup(n_images=10, bad_files=False, train=False, images_per_task=1)
+    dag_run = run_dag(setup["run_conf"])
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "success", states
+
+    wait = xcom(dag_run, "human_review.ground_truth_wait")
+    loc = parse_s3_uri(wait["unresolved_uri"])
+    body = aws["s3"].get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read().decode()
+    unresolved = {json.loads(line)["source-ref"] for line in body.splitlines() if line.strip()}
+    merge = xcom(dag_run, "dataset.merge")
+    manifest = parse_s3_uri(merge["manifest_uri"])
+    written = {json.loads(line)["source-ref"] for line in
+               aws["s3"].get_object(Bucket=manifest.bucket, Key=manifest.key)["Body"].read().decode().splitlines()}
+    expected = len(unresolved - written)
+    assert expected > 0, "the workforce should have left some objects unlabelled"
+    assert merge["images"]["unresolved"] == expected
+    assert xcom(dag_run, "summary")["unresolved"] == expected
+    assert xcom(dag_run, "report")["unresolved"] == expected

@@ -7,6 +7,7 @@ import json
 import boto3
 import pytest
 
+from rekfeedback.core.paths import run_key
 from rekfeedback.operators.report import TurnReportOperator
 from tests.report.sample import demo_turn
 
@@ -73,10 +74,11 @@ def test_report_written_next_to_the_turn_with_history(s3):
     prefix = "out/feedback_loop/manual-2026-11-26T05-00-00-00-00"
     _upload_turn(s3, prefix, turn)
     ctx = _context("manual__2026-11-26T05:00:00+00:00")
-    result = _operator(prefix, training_results=json.dumps(turn["training"])).execute(ctx)
+    merge = {"images": {"unresolved": 3}, "boxes_dropped": 2, "rejects": 0, "manifest_lines": 0}
+    result = _operator(prefix, training_results=json.dumps(turn["training"]), merge_summary=merge).execute(ctx)
 
     assert result["report_uri"] == f"s3://{BUCKET}/{prefix}/report/index.html"
-    assert result["run"] == "manual-2026-11-26T05-00-00-00-00"
+    assert result["run"] == run_key("manual__2026-11-26T05:00:00+00:00")  # the run id's key, with its hash
     assert len(json.dumps(result)) < 2000
     figures = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{prefix}/report/figures.json")["Body"].read())
     assert figures["headline"] == {k: result[k] for k in figures["headline"]}
@@ -85,12 +87,14 @@ def test_report_written_next_to_the_turn_with_history(s3):
     assert figures["inputs"]["missing"] == [f"s3://{BUCKET}/{prefix}/answers/label-studio.jsonl"]
     assert figures["cost"]["inference"] == pytest.approx(6.0)
     assert figures["headline"]["f1_after"] == turn["training"]["f1_after"]
+    assert (figures["headline"]["unresolved"], figures["headline"]["boxes_dropped"]) == (3, 2)
 
     page = s3.get_object(Bucket=BUCKET, Key=f"{prefix}/report/index.html")
     assert page["ContentType"].startswith("text/html")
     html = page["Body"].read().decode()
     for chart in ("reliability", "labels", "agreement", "dataset", "f1"):
         assert f'data-chart="{chart}"' in html
+    assert "3 left unresolved" in html and "2 bad boxes dropped" in html
 
     link = ctx["ti"].pushed["rekfeedback_turn_report"]
     assert (link["bucket"], link["key"]) == (BUCKET, f"{prefix}/report/index.html")

@@ -148,6 +148,10 @@ def compute_figures(
         "rejected": sum(v["rejected"] for v in label_figures.values()),
         "added": sum(v["added"] for v in label_figures.values()),
         "adjusted": sum(v["adjusted"] for v in label_figures.values()),
+        # What this turn's review did not settle, from the merge: objects the backend left unresolved
+        # (counted, never labelled) and single boxes dropped from otherwise kept answers (rejects.jsonl).
+        "unresolved": int(((merge_summary or {}).get("images") or {}).get("unresolved") or 0),
+        "boxes_dropped": int((merge_summary or {}).get("boxes_dropped") or 0),
         "mean_agreement": agreement["mean"],
         "suggested_threshold": reliability["threshold"],
         "total_cost": cost["total"],

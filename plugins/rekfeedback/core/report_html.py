@@ -125,7 +125,8 @@ def headline_cards(figures: Mapping) -> str:
         f1_val, f1_sub = "—", "no training this turn"
     cards = [
         ("Images reviewed", _int(h.get("images_human")),
-         f"of {_int(images.get('predicted'))} predicted · {_int(h.get('images_auto_accepted'))} auto-accepted"),
+         f"of {_int(images.get('predicted'))} predicted · {_int(h.get('images_auto_accepted'))} auto-accepted"
+         f" · {_int(h.get('unresolved'))} left unresolved · {_int(h.get('boxes_dropped'))} bad boxes dropped"),
         ("Confirmed", _pct(h.get("confirmation_rate")),
          f"{_int(h.get('predictions_reviewed'))} predictions reviewed"),
         ("Changed by humans", _int((h.get("rejected") or 0) + (h.get("added") or 0) + (h.get("adjusted") or 0)),

@@ -11,7 +11,7 @@ def _sum(shards: Iterable[dict], key: str) -> int:
 
 def _unresolved(merge: dict | None, wait: dict | None) -> int:
     images = (merge or {}).get("images") or {}
-    if images.get("unresolved"):
+    if "unresolved" in images:  # the merge's count: objects still without an answer after every job
         return int(images["unresolved"])
     counts = (wait or {}).get("counts") or {}
     return int(counts.get("unresolved") or counts.get("unanswered") or 0)

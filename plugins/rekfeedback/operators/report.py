@@ -297,7 +297,8 @@ def _small_merge(merge: dict | None) -> dict | None:
     """The merge summary's counts, without anything that could grow with the data."""
     if not merge:
         return None
-    keep = ("manifest_uri", "manifest_lines", "images", "answers", "rejects", "reject_ratio", "totals", "warnings")
+    keep = ("manifest_uri", "manifest_lines", "images", "answers", "rejects", "boxes_dropped", "reject_ratio", "totals",
+            "warnings")
     return {k: merge[k] for k in keep if k in merge}
 
 
