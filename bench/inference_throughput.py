@@ -1,19 +1,30 @@
-"""Benchmark: our inference engine vs the original script's approach, against a capacity-limited model.
+"""Benchmark: the inference engine in 1, 2 and 4 shard processes vs what users would write instead.
 
-    .venv/bin/python bench/inference_throughput.py [--n 2000] [--baseline-n 300]
+    .venv/bin/python bench/inference_throughput.py [--n 800] [--shards 1,2,4] [--adaptive-n 100] [--baseline-n 90]
 
-Starts the emulator in a subprocess (this same script with --serve-emulator), so its request
-handling does not compete with the client for the GIL. The model serves C = 40 calls/s (1 inference
-unit x capacity_per_unit 40) with L = 0.25 s per call. Our run has 10% of calls throttled at random on
-top of the capacity limit; the baseline runs without random throttling (in its favour) and on the
-first --baseline-n images only, since at three calls per 0.25 s it would take minutes for 2000
-(its rate, not its total, is what is compared). Before the timed runs the emulator's per-image
-analysis cache is primed (see `prime`; --cold skips it).
+One emulator in a subprocess (its request handling does not compete with the clients for a GIL),
+one set of synthetic images, one model: C = 40 calls/s (1 inference unit x capacity_per_unit 40),
+L = 0.25 s per call, and 10% of the calls throttled at random on top of the capacity limit, for
+every run. The per-image analysis cache is primed first (see `prime`; --cold skips it).
 
-The last line is:
-capacity_ratio=<ours images/s / C> baseline_ratio=<baseline images/s / C> median_header_bytes=<...> lost=<...>
-where images/s counts images answered by the model, header bytes are the bytes read per image to
-learn its size, and lost counts images neither predicted nor recorded as failed.
+Runs, in order, as a loop's turns would:
+- "first turn": 1 shard, nothing remembered, probing up from 10 calls/s (printed, not in the last line);
+  it remembers the rate it reached for this model version and inference units;
+- our engine with k = 1, 2, 4 shards, each shard a separate process (as Celery workers run them),
+  all started together, sharing the model through the rate hint under their turn prefix and
+  starting from the remembered rate; the checkpoint cadence is the DAG's default (turn_config);
+- the original script's way: threads in batches of three with a barrier, whole-object download
+  for the size, one-second sleep on a throttle (on the first --baseline-n images: at its rate the
+  whole set would take minutes; its rate, not its total, is compared);
+- boto3 with retries={"mode": "adaptive", "max_attempts": 10} and a 32-thread pool (--adaptive-n images).
+
+ratio = images answered per second / C; for k shards, all answers over the time from the start
+to the last shard's end. fairness_k = slowest shard's images/s / fastest's. lost = images of our
+runs neither predicted nor recorded as failed. Default sizes finish in about three minutes on two
+busy cores; a larger --n weighs the ramp and the tail less.
+
+Last line: capacity_ratio_1=... capacity_ratio_2=... capacity_ratio_4=... fairness_4=...
+adaptive_ratio=... baseline_ratio=... lost=...
 """
 
 from __future__ import annotations
@@ -21,61 +32,49 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import logging
 import os
 import socket
-import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
-CAPACITY = 40.0
-LATENCY = 0.25
-THROTTLE = 0.10
+CAPACITY, LATENCY, THROTTLE = 40.0, 0.25, 0.10
+KEYS = dict(region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def clients(endpoint: str, pool: int = 48, rek_retries: dict | None = None):
+    import boto3
+    from botocore.config import Config
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, **KEYS,
+                      config=Config(max_pool_connections=pool, retries={"max_attempts": 5, "mode": "standard"}))
+    rek = boto3.client("rekognition", endpoint_url=endpoint, **KEYS, config=Config(
+        max_pool_connections=pool, retries=rek_retries or {"total_max_attempts": 1, "mode": "standard"}))
+    return s3, rek
 
 
 def serve_emulator(port: int) -> None:
     from rekfeedback_local.emulator.cli import start_in_thread
 
     handle = start_in_thread("127.0.0.1", port, training_seconds=0.5, start_seconds=0.2, stop_seconds=0.2)
-    # The emulator builds a boto3 S3 client per request thread (~0.2 s each); share one (thread-safe).
-    shared = handle.env.s3_factory()
+    shared = handle.env.s3_factory()  # one boto3 S3 client for all request threads (~0.2 s to build each)
     handle.env.s3_factory = lambda: shared
     print("ready", flush=True)
     threading.Event().wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def configure(endpoint: str, **knobs) -> None:
     req = urllib.request.Request(f"{endpoint}/_rekfeedback/config", data=json.dumps(knobs).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
     urllib.request.urlopen(req).read()
-
-
-def stats(endpoint: str) -> dict:
-    return json.loads(urllib.request.urlopen(f"{endpoint}/_rekfeedback/stats").read())
-
-
-def wait_status(rek, project_arn, version, wanted, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = rek.describe_project_versions(ProjectArn=project_arn, VersionNames=[version])[
-            "ProjectVersionDescriptions"][0]["Status"]
-        if status in wanted:
-            return status
-        time.sleep(0.1)
-    raise RuntimeError(f"model still {status}")
 
 
 def setup_model(s3, rek, n: int, bucket: str) -> tuple[str, dict]:
@@ -88,49 +87,62 @@ def setup_model(s3, rek, n: int, bucket: str) -> tuple[str, dict]:
         ProjectArn=project_arn, VersionName="v1", OutputConfig={"S3Bucket": bucket, "S3KeyPrefix": "bench/out"},
         TrainingData={"Assets": [asset("bench/manifests/seed.manifest")]},
         TestingData={"Assets": [asset("bench/manifests/test.manifest")]})["ProjectVersionArn"]
-    wait_status(rek, project_arn, "v1", {"TRAINING_COMPLETED"})
-    rek.start_project_version(ProjectVersionArn=arn, MinInferenceUnits=1)
-    wait_status(rek, project_arn, "v1", {"RUNNING"})
+    for wanted in ("TRAINING_COMPLETED", "RUNNING"):
+        if wanted == "RUNNING":
+            rek.start_project_version(ProjectVersionArn=arn, MinInferenceUnits=1)
+        while rek.describe_project_versions(ProjectArn=project_arn, VersionNames=["v1"])[
+                "ProjectVersionDescriptions"][0]["Status"] != wanted:
+            time.sleep(0.1)
     return arn, data
 
 
-def list_images(s3, bucket: str, prefix: str) -> list:
-    from rekfeedback.core.inference_engine import ImageTask
+def list_images(s3, bucket: str, prefix: str) -> list[tuple[str, int]]:
     from rekfeedback.core.predictions import has_image_extension
 
-    out = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        out += [ImageTask(f"s3://{bucket}/{o['Key']}", o["Size"]) for o in page.get("Contents", [])
-                if has_image_extension(o["Key"])]
-    return out
+    return [(f"s3://{bucket}/{o['Key']}", o["Size"])
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", []) if has_image_extension(o["Key"])]
 
 
-def prime(rek, arn: str, tasks: list) -> None:
+def prime(rek, arn: str, images: list) -> None:
     """Have the emulator analyse every image once, at unlimited capacity, before anything is timed.
 
-    The stand-in model decodes and analyses each image on its first call (tens of ms of CPU) on the
-    same two cores as the client; Rekognition does that on its own hardware. Priming keeps that
-    artefact out of the ratio; --cold measures with it.
+    The stand-in model decodes each image on its first call (tens of ms of CPU) on the same two cores
+    as the clients; Rekognition does that on its own hardware.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    def one(task):
-        bucket, key = task.source_ref[5:].split("/", 1)
+    def one(image):
+        bucket, key = image[0][5:].split("/", 1)
         try:
             rek.detect_custom_labels(ProjectVersionArn=arn, Image={"S3Object": {"Bucket": bucket, "Name": key}})
         except Exception:  # noqa: BLE001 - corrupt images answer with an error; that is primed too
             pass
 
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(one, tasks))
+        list(pool.map(one, images))
 
 
-def run_ours(s3, rek, arn: str, tasks: list) -> tuple[float, int, int]:
+# --- one shard, in its own process -----------------------------------------------------------------
+def shard_worker() -> None:
+    """Read the job from stdin, say ready, wait for go, run the engine as the operator does, print the result."""
+    job = json.loads(sys.stdin.readline())
+    from rekfeedback import turn_config
+    from rekfeedback.core import predictions as preds
     from rekfeedback.core.imagesize import probe_image
-    from rekfeedback.core.inference_engine import InferenceEngine
-    from rekfeedback.core.paths import parse_s3_uri
-    from rekfeedback.core.throughput import AdaptiveLimiter
-    from rekfeedback.operators.inference import S3RangeReader
+    from rekfeedback.core.inference_engine import ImageTask, InferenceEngine
+    from rekfeedback.core.paths import parse_s3_uri, shard_part_name
+    from rekfeedback.core.shard_rates import ShardRates, memory_record, remembered_rate, start_limiter
+    from rekfeedback.hooks.loop_store import LoopStore
+    from rekfeedback.hooks.s3_range import S3RangeReader
+
+    index, count = job["shard"], job["shards"]
+    s3, rek = clients(job["endpoint"], pool=40)
+    store = LoopStore(s3)
+    tasks = [ImageTask(ref, size) for ref, size in json.loads(Path(job["images"]).read_text())
+             if preds.shard_of(ref, count) == index]
+    turn = parse_s3_uri(job["turn"])
+    hint, memory = turn.join("inference", "rate-hint.json"), parse_s3_uri(job["memory"])
+    checkpoint = turn.join("predictions", f"{shard_part_name(index, count)}.checkpoint.jsonl")
+    defaults = {s.name: s.default for s in turn_config.SETTINGS}
 
     def probe(task):
         ref = parse_s3_uri(task.source_ref)
@@ -138,34 +150,79 @@ def run_ours(s3, rek, arn: str, tasks: list) -> tuple[float, int, int]:
 
     def detect(task, _probe):
         ref = parse_s3_uri(task.source_ref)
-        return rek.detect_custom_labels(ProjectVersionArn=arn, Image={"S3Object": {"Bucket": ref.bucket,
-                                                                                    "Name": ref.key}})
+        return rek.detect_custom_labels(ProjectVersionArn=job["arn"],
+                                        Image={"S3Object": {"Bucket": ref.bucket, "Name": ref.key}})
 
-    log = logging.getLogger("bench.ours")
-    engine = InferenceEngine(probe=probe, detect=detect, model=arn, limiter=AdaptiveLimiter(max_concurrency=32),
-                             max_workers=32, progress_interval=float(os.environ.get("BENCH_PROGRESS", "10")), max_failed_share=1.0, log=log)
-    started = time.monotonic()
+    rates = ShardRates(shard=index, shard_count=count, read=lambda: store.read_text(hint),
+                       write=lambda text: store.put_text(hint, text))
+    remembered = remembered_rate(store.read_text(memory)) if job["remember"] else None
+    print("ready", flush=True)
+    sys.stdin.readline()
+    limiter, _ = start_limiter(rates, remembered, count, initial_rate=10.0, max_rate=10_000.0, max_concurrency=32)
+    start_rate = limiter.rate
+    engine = InferenceEngine(
+        probe=probe, detect=detect, model=job["arn"], limiter=limiter, shard_rates=rates, max_workers=32,
+        checkpoint=lambda lines: store.put_text(checkpoint, preds.dumps_jsonl(lines), "application/x-ndjson"),
+        checkpoint_every=int(defaults["checkpoint_images"]), checkpoint_interval=float(defaults["checkpoint_seconds"]),
+        progress_interval=3600.0, max_failed_share=1.0)
     result = engine.run(tasks)
-    elapsed = time.monotonic() - started
-    answered = sum(1 for line in result.lines if not line["error"])
-    wanted = {t.source_ref for t in tasks}
+    finished = time.time()
+    if result.model_limit:
+        store.put_text(memory, memory_record(result.model_limit))
     recorded = {line["source-ref"] for line in result.lines}
-    lost = len(wanted - recorded)
-    print(f"ours: {len(tasks)} images, {answered} answered, {result.summary['failed']} failed "
-          f"{result.summary['errors']}, {result.calls} calls, {result.throttles} throttles, {elapsed:.1f}s, "
-          f"{answered / elapsed:.1f} images/s", flush=True)
-    return answered / elapsed, result.median_header_bytes, lost
+    print(json.dumps({"images": len(tasks), "answered": sum(1 for line in result.lines if not line["error"]),
+                      "lost": len({t.source_ref for t in tasks} - recorded), "calls": result.calls,
+                      "throttles": result.throttles, "checkpoints": getattr(result, "checkpoints", 0),
+                      "start_rate": round(start_rate, 1),
+                      "finished": finished, "header_bytes": result.median_header_bytes}), flush=True)
 
 
-def run_baseline(s3, rek, arn: str, tasks: list) -> float:
-    """The original script: threads in batches of three with a barrier, whole-object download for the size."""
+def run_shards(endpoint: str, arn: str, images_file: str, k: int, turn: str, memory: str, remember: bool) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    procs = [subprocess.Popen([sys.executable, __file__, "--shard-worker"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(k)]
+    try:
+        for i, proc in enumerate(procs):
+            proc.stdin.write(json.dumps({"endpoint": endpoint, "arn": arn, "images": images_file, "shard": i,
+                                         "shards": k, "turn": turn, "memory": memory, "remember": remember}) + "\n")
+            proc.stdin.flush()
+        for proc in procs:
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("a shard process did not start")
+        started = time.time()
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        shards = [json.loads(proc.stdout.readline()) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.wait(timeout=120)
+    elapsed = max(s["finished"] for s in shards) - started
+    rates = [s["answered"] / (s["finished"] - started) for s in shards]
+    out = {"k": k, "elapsed": elapsed, "answered": sum(s["answered"] for s in shards),
+           "images": sum(s["images"] for s in shards), "lost": sum(s["lost"] for s in shards),
+           "calls": sum(s["calls"] for s in shards), "throttles": sum(s["throttles"] for s in shards),
+           "checkpoints": sum(s["checkpoints"] for s in shards), "fairness": min(rates) / max(rates),
+           "header_bytes": shards[0]["header_bytes"]}
+    out["ratio"] = out["answered"] / elapsed / CAPACITY
+    print(f"ours, {k} shard process(es){'' if remember else ', first turn (nothing remembered)'}: "
+          f"{out['images']} images, {out['answered']} answered in {elapsed:.1f}s, {out['calls']} calls, "
+          f"{out['throttles']} throttles; started at {', '.join(str(s['start_rate']) for s in shards)} calls/s; "
+          f"per shard images/s {', '.join(f'{r:.1f}' for r in rates)}; "
+          f"ratio {out['ratio']:.3f}, fairness {out['fairness']:.2f}", flush=True)
+    return out
+
+
+# --- what users would write instead -------------------------------------------------------------------
+def run_original_script(s3, rek, arn: str, images: list) -> float:
+    """start-feedback.py's way: threads in batches of three with a barrier, whole-object download for the size."""
     from PIL import Image
 
     answered = [0]
     lock = threading.Lock()
 
-    def one(task):
-        bucket, key = task.source_ref[5:].split("/", 1)
+    def one(image):
+        bucket, key = image[0][5:].split("/", 1)
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         try:
             Image.open(io.BytesIO(body)).size
@@ -183,63 +240,101 @@ def run_baseline(s3, rek, arn: str, tasks: list) -> float:
                 return
 
     started = time.monotonic()
-    for i in range(0, len(tasks), 3):
-        threads = [threading.Thread(target=one, args=(t,)) for t in tasks[i:i + 3]]
+    for i in range(0, len(images), 3):
+        threads = [threading.Thread(target=one, args=(image,)) for image in images[i:i + 3]]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
     elapsed = time.monotonic() - started
-    print(f"baseline: {len(tasks)} images, {answered[0]} answered, {elapsed:.1f}s, {answered[0] / elapsed:.1f} images/s",
-          flush=True)
-    return answered[0] / elapsed
+    print(f"original script (3 threads and a barrier): {len(images)} images, {answered[0]} answered in "
+          f"{elapsed:.1f}s", flush=True)
+    return answered[0] / elapsed / CAPACITY
+
+
+def run_adaptive_boto3(endpoint: str, arn: str, images: list) -> float:
+    """What a user might write today: botocore's adaptive retry mode (client-side rate limiting), 32 threads."""
+    _, rek = clients(endpoint, pool=40, rek_retries={"mode": "adaptive", "max_attempts": 10})
+    answered, failed = [0], [0]
+    lock = threading.Lock()
+
+    def one(image):
+        bucket, key = image[0][5:].split("/", 1)
+        try:
+            rek.detect_custom_labels(ProjectVersionArn=arn, Image={"S3Object": {"Bucket": bucket, "Name": key}})
+            ok = True
+        except Exception:  # noqa: BLE001 - bad images, and throttles after the tenth attempt
+            ok = False
+        with lock:
+            answered[0] += ok
+            failed[0] += not ok
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(one, images))
+    elapsed = time.monotonic() - started
+    print(f"boto3 adaptive retries, 32 threads: {len(images)} images, {answered[0]} answered, {failed[0]} failed "
+          f"in {elapsed:.1f}s", flush=True)
+    return answered[0] / elapsed / CAPACITY
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=2000, help="pool images (default 2000; a few corrupt are added)")
-    parser.add_argument("--baseline-n", type=int, default=300, help="images the baseline runs on (default 300)")
-    parser.add_argument("--cold", action="store_true",
-                        help="skip priming the emulator's per-image analysis cache before the measured runs")
+    parser.add_argument("--n", type=int, default=800, help="pool images (default 800; a few corrupt are added)")
+    parser.add_argument("--shards", default="1,2,4", help="shard counts to run (default 1,2,4; e.g. 1,2,4,8)")
+    parser.add_argument("--adaptive-n", type=int, default=100, help="images for boto3 adaptive (default 100)")
+    parser.add_argument("--baseline-n", type=int, default=90, help="images for the original script (default 90)")
+    parser.add_argument("--cold", action="store_true", help="do not prime the emulator's per-image analysis cache")
     parser.add_argument("--serve-emulator", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--shard-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_emulator:
-        serve_emulator(args.serve_emulator)
-        return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+        return serve_emulator(args.serve_emulator)
+    if args.shard_worker:
+        return shard_worker()
 
-    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     endpoint = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, __file__, "--serve-emulator", str(port)], stdout=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")})
     try:
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("the emulator subprocess did not start")
-        import boto3
-        from botocore.config import Config
-
-        cfg = Config(max_pool_connections=48, retries={"total_max_attempts": 1, "mode": "standard"})
-        kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                  aws_secret_access_key="testing")
-        s3 = boto3.client("s3", config=Config(max_pool_connections=48, retries={"max_attempts": 5, "mode": "standard"}), **kw)
-        rek = boto3.client("rekognition", config=cfg, **kw)
+        s3, rek = clients(endpoint)
         configure(endpoint, capacity_per_unit=1000.0, latency=0.0, throttle_rate=0.0)
         arn, data = setup_model(s3, rek, args.n, "bench-images")
-        tasks = list_images(s3, data["bucket"], "bench/images/")
-        print(f"emulator subprocess at {endpoint}; {len(tasks)} images ({len(data['bad_keys'])} bad objects); "
-              f"C={CAPACITY:g}/s L={LATENCY:g}s", flush=True)
-
+        images = list_images(s3, data["bucket"], "bench/images/")
+        print(f"emulator subprocess at {endpoint}; {len(images)} images ({len(data['bad_keys'])} bad objects); "
+              f"C={CAPACITY:g}/s L={LATENCY:g}s random throttling {THROTTLE:.0%}", flush=True)
         if not args.cold:
-            prime(rek, arn, tasks)
+            prime(rek, arn, images)
         configure(endpoint, capacity_per_unit=CAPACITY, latency=LATENCY, throttle_rate=THROTTLE)
-        ours, median_header, lost = run_ours(s3, rek, arn, tasks)
-        time.sleep(1.1)  # let the model's one-second window drain
-        configure(endpoint, throttle_rate=0.0)
-        baseline = run_baseline(s3, rek, arn, tasks[: args.baseline_n])
-        print(f"emulator stats: {stats(endpoint)['calls']}", flush=True)
-        print(f"capacity_ratio={ours / CAPACITY:.3f} baseline_ratio={baseline / CAPACITY:.3f} "
-              f"median_header_bytes={median_header} lost={lost}", flush=True)
+        memory = f"s3://{data['bucket']}/bench/dataset/throughput/v1-units-1-1.json"
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(images, f)
+        runs = {}
+        first = run_shards(endpoint, arn, f.name, 1, f"s3://{data['bucket']}/bench/turn-first", memory, False)
+        for k in [int(x) for x in args.shards.split(",")]:
+            time.sleep(1.1)  # let the model's one-second window drain
+            runs[k] = run_shards(endpoint, arn, f.name, k, f"s3://{data['bucket']}/bench/turn-{k}", memory, True)
+        os.unlink(f.name)
+        time.sleep(1.1)
+        adaptive = run_adaptive_boto3(endpoint, arn, images[: args.adaptive_n])
+        time.sleep(1.1)
+        baseline = run_original_script(s3, rek, arn, images[: args.baseline_n])
+        ours = [first, *runs.values()]
+        images_done = sum(r["images"] for r in ours)
+        print(f"first turn (probing from 10 calls/s): ratio {first['ratio']:.3f}; later turns start from the "
+              f"remembered rate", flush=True)
+        print(f"checkpoint_puts_per_1000_images={1000 * sum(r['checkpoints'] for r in ours) / images_done:.1f} "
+              f"median_header_bytes={first['header_bytes']} "
+              + " ".join(f"fairness_{k}={r['fairness']:.3f}" for k, r in runs.items()), flush=True)
+        line = " ".join(f"capacity_ratio_{k}={r['ratio']:.3f}" for k, r in runs.items())
+        print(f"{line} fairness_4={runs[4]['fairness'] if 4 in runs else float('nan'):.3f} "
+              f"adaptive_ratio={adaptive:.3f} baseline_ratio={baseline:.3f} lost={sum(r['lost'] for r in ours)}",
+              flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -45,10 +45,18 @@ def test_a_finished_shard_hands_its_rate_to_the_others():
     a.tick(la)
     b.tick(lb)
     clock.t = 0.5
-    assert a.leave(la) == pytest.approx(40)  # the total both ran at
+    assert a.leave(la) is None  # they never found the model's limit: nothing worth remembering
     clock.t = 1.5
     b.tick(lb)
     assert lb.rate == pytest.approx(40)  # the whole model, at once, not by slow probing
+
+
+def test_what_is_remembered_is_the_limit_the_shards_found_together_not_where_the_rates_ended():
+    _, _, clients, _ = simulate(4, shared=True)
+    # The model serves 40 calls/s of the 90% not throttled at random: about 44 calls/s sustain it.
+    # Each shard alone knows only its share; what it remembers is the sum it saw.
+    assert all(0.75 * 44 <= c.rates.model_limit <= 1.25 * 44 for c in clients)
+    assert all(c.limiter.limit < 0.5 * 44 for c in clients)
 
 
 def test_a_shard_joining_late_starts_at_the_running_shards_rate_and_a_crashed_one_is_ignored():
@@ -65,7 +73,7 @@ def test_a_turn_starts_at_an_even_share_of_the_rate_remembered_for_the_model():
     store = Store()
     first = ShardRates(shard=0, shard_count=4, read=store.read, write=store.write, clock=FakeClock())
     assert first.start_rate(10.0, remembered=None) == (10.0, True)
-    assert first.start_rate(10.0, remembered=remembered_rate(memory_record(48.0))) == (12.0, True)
+    assert first.start_rate(10.0, remembered=remembered_rate(memory_record(48.0))) == (12.0, False)
 
 
 def test_a_remembered_rate_shortens_the_ramp():
@@ -82,7 +90,7 @@ def test_the_hint_store_failing_does_not_stop_a_shard():
     limiter = AdaptiveLimiter(initial_rate=15)
     assert rates.start_rate(10.0) == (10.0, True)
     rates.tick(limiter)
-    assert limiter.rate == 15 and rates.leave(limiter) == 15
+    assert limiter.rate == 15 and rates.leave(limiter) is None
 
 
 def test_a_torn_hint_is_rewritten():

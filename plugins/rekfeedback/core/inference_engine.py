@@ -66,7 +66,7 @@ class EngineResult:
     processed: int = 0  # images finished in this attempt
     checkpoints: int = 0  # checkpoint writes (S3 PUTs in the operator): the cost of losing little to a kill
     header_bytes: list[int] = field(default_factory=list)
-    total_rate: float | None = None  # calls/s all shards offered together at the end (ShardRates)
+    model_limit: float | None = None  # calls/s the model sustained, as the shards found it together (ShardRates)
 
     @property
     def summary(self) -> dict:
@@ -244,7 +244,7 @@ class InferenceEngine:
         finally:
             executor.shutdown(wait=True)
             if self.shard_rates is not None:
-                result.total_rate = self.shard_rates.leave(self.limiter)
+                result.model_limit = self.shard_rates.leave(self.limiter)
 
         result.elapsed = self.clock() - started
         result.lines = sort_lines(finished.values())

@@ -67,7 +67,8 @@ class ShardRates:
         self._taken_over: set[str] = set()
         self._failed = False
         self.syncs = 0
-        self.peak_total = 0.0  # most calls/s the running shards offered together, as last seen
+        # Most calls/s the running shards' limits added up to: the model's, when all of them found it.
+        self.model_limit: float | None = None
 
     # --- I/O, never fatal -------------------------------------------------------------------------
     def _load(self) -> dict | None:
@@ -98,13 +99,13 @@ class ShardRates:
     # --- the shard's life -----------------------------------------------------------------------
     def start_rate(self, default: float, remembered: float | None = None) -> tuple[float, bool]:
         """(initial rate, slow start?): the running shards' mean rate if any, else an even share of the
-        rate remembered for this model, else `default`; slow start only when no shard is running yet."""
+        rate remembered for this model, else `default` with slow start."""
         doc = self._load() or {}
         peers = self._running(doc, self.clock())
         if peers:
             return sum(float(p["rate"]) for p in peers.values()) / len(peers), False
-        if remembered:
-            return max(default / 4, remembered / self.shard_count), True
+        if remembered:  # known, so no doubling from there (fewer shards running: they probe up)
+            return max(default / 4, remembered / self.shard_count), False
         return default, True
 
     def tick(self, limiter: AdaptiveLimiter) -> None:
@@ -133,22 +134,40 @@ class ShardRates:
         own = limiter.own_background()
         limiter.set_rate(rate, even_share=mean, background=min(seen) if seen else None)
         self._peers = {k: float(v["rate"]) for k, v in peers.items()}
-        self.peak_total = limiter.rate + sum(self._peers.values())
+        limits = [float(p["limit"]) for p in peers.values() if isinstance(p.get("limit"), (int, float))]
+        if limiter.limit is not None and len(limits) == len(peers):
+            self.model_limit = max(self.model_limit or 0.0, limiter.limit + sum(limits))
         shards[self.shard] = {"rate": round(limiter.rate, 3), "at": now, "done": False,
-                              "background": None if own is None else round(own, 4)}
+                              "background": None if own is None else round(own, 4),
+                              "limit": None if limiter.limit is None else round(limiter.limit, 3)}
         self._store(doc)
 
-    def leave(self, limiter: AdaptiveLimiter) -> float:
-        """Mark this shard done (the others take over its rate); return the total rate last seen."""
+    def leave(self, limiter: AdaptiveLimiter) -> float | None:
+        """Mark this shard done (the others take over its rate); return the model's limit in calls/s as
+        the shards found it together (None if they never all found it: nothing worth remembering)."""
+        if self.model_limit is None and limiter.limit is not None and not self._peers:
+            self.model_limit = limiter.limit  # alone on the model all along
         doc = self._load()
-        if doc is None:
-            return self.peak_total or limiter.rate
-        now = self.clock()
-        peers = self._running(doc, now)
-        total = limiter.rate + sum(float(p["rate"]) for p in peers.values())
-        doc.setdefault("shards", {})[self.shard] = {"rate": round(limiter.rate, 3), "at": now, "done": True}
-        self._store(doc)
-        return total
+        if doc is not None:
+            doc.setdefault("shards", {})[self.shard] = {"rate": round(limiter.rate, 3), "at": self.clock(),
+                                                        "done": True}
+            self._store(doc)
+        return self.model_limit
+
+
+def start_limiter(rates: ShardRates | None, remembered: float | None, shard_count: int, *, initial_rate: float,
+                  max_rate: float, max_concurrency: int) -> tuple[AdaptiveLimiter, str]:
+    """A shard's limiter, started at the running shards' rate or its share of a remembered rate; and why."""
+    if rates is not None:
+        rate, slow_start = rates.start_rate(initial_rate, remembered)
+    else:
+        rate, slow_start = (remembered / max(1, shard_count), False) if remembered else (initial_rate, True)
+    peers_running = rates is not None and not slow_start and not remembered
+    why = ("the running shards' rate" if peers_running else "probing up from low" if slow_start
+           else "its share of the rate remembered for this model and inference units")
+    limiter = AdaptiveLimiter(initial_rate=min(max_rate, max(0.5, rate)), slow_start=slow_start, max_rate=max_rate,
+                              max_concurrency=max_concurrency)
+    return limiter, why
 
 
 # --- the rate remembered per model version and inference units -----------------------------------

@@ -77,6 +77,7 @@ class AdaptiveLimiter:
         concurrency_headroom: float = 1.5,
         max_acceleration: int = 8,
         share_band: float = 0.2,
+        demand_share: float = 0.7,
         slow_start: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -101,9 +102,10 @@ class AdaptiveLimiter:
         self._latency: float | None = None
         self._slow_start = bool(slow_start)
         self.max_acceleration = max(1, int(max_acceleration))
-        self.share_band = share_band
+        self.share_band, self.demand_share = share_band, demand_share
         self._clean_windows = 0  # consecutive windows without overload since the last cut
         self._even_share: float | None = None
+        self.limit: float | None = None  # calls/s that sustain what the model served when it last throttled
         self._shared_background: float | None = None
         self._capacity: float | None = None  # successful calls/s measured in overloaded windows
         self._win_start = clock()
@@ -244,7 +246,10 @@ class AdaptiveLimiter:
             self._capacity = goodput if self._capacity is None else 0.5 * self._capacity + 0.5 * goodput
             # The calls needed to keep what just succeeded, given the background throttling.
             sustain = goodput / max(0.5, 1.0 - self.background())
+            self.limit = sustain if self.limit is None else 0.5 * self.limit + 0.5 * sustain
             self._rate = max(self.min_rate, min(self._rate * 0.9, max(sustain, self._rate * self.decrease)))
+        elif call_rate < self.demand_share * self._rate:
+            pass  # fewer calls than allowed (the last images, or waits): no evidence the model takes more
         elif self._slow_start:
             self._rate = min(self.max_rate, self._rate * 2)
         else:

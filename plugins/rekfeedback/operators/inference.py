@@ -20,8 +20,7 @@ from rekfeedback.core import signals as sig
 from rekfeedback.core.imagesize import probe_image
 from rekfeedback.core.inference_engine import ImageTask, InferenceAborted, InferenceEngine, TooManyFailures
 from rekfeedback.core.paths import S3Uri, parse_s3_uri, shard_part_name
-from rekfeedback.core.shard_rates import ShardRates, memory_key, memory_record, remembered_rate
-from rekfeedback.core.throughput import AdaptiveLimiter
+from rekfeedback.core.shard_rates import ShardRates, memory_key, memory_record, remembered_rate, start_limiter
 from rekfeedback.hooks.loop_store import LoopStore
 from rekfeedback.hooks.s3_range import S3RangeReader  # noqa: F401 (public here)
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
@@ -269,27 +268,23 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             except (ClientError, AirflowException) as exc:  # a faster start is not worth failing the task
                 self.log.warning("No remembered rate for this model (%s); probing up from %s calls/s",
                                  exc, self.initial_rate)
-        max_rate = float(self.max_rate or 10_000.0)
-        rate, slow_start = (rates.start_rate(float(self.initial_rate), remembered) if rates
-                            else (remembered / shard_count if remembered else float(self.initial_rate), True))
-        rate = min(max_rate, max(0.5, rate))
-        self.log.info("Starting at %.1f calls/s (%s)", rate, "remembered for this model and inference units"
-                      if remembered else "probing up from low" if slow_start else "the running shards' share")
-        limiter = AdaptiveLimiter(initial_rate=rate, slow_start=slow_start, max_rate=max_rate,
-                                  max_concurrency=int(self.max_concurrency))
+        limiter, why = start_limiter(rates, remembered, shard_count, initial_rate=float(self.initial_rate),
+                                     max_rate=float(self.max_rate or 10_000.0),
+                                     max_concurrency=int(self.max_concurrency))
+        self.log.info("Starting at %.1f calls/s (%s)", limiter.rate, why)
         return limiter, rates, memory
 
-    def _remember(self, memory: S3Uri | None, limiter: AdaptiveLimiter, total_rate: float | None) -> None:
-        # Only a rate at which the model throttled is its limit; a short run that never got there is not.
-        if memory is None or not total_rate or not limiter.decreases:
+    def _remember(self, memory: S3Uri | None, model_limit: float | None) -> None:
+        # None when the shards never found the model's limit together (e.g. too few images): keep the old one.
+        if memory is None or not model_limit:
             return
         try:
-            LoopStore(self.s3).put_text(memory, memory_record(total_rate, model=self.project_version_arn,
+            LoopStore(self.s3).put_text(memory, memory_record(model_limit, model=self.project_version_arn,
                                                               turn=self.output_prefix))
         except ClientError as exc:
             self.log.warning("Could not remember the rate in %s (%s); the next turn probes from low", memory, exc)
             return
-        self.log.info("Remembered %.1f calls/s for this model and inference units in %s", total_rate, memory)
+        self.log.info("Remembered %.1f calls/s for this model and inference units in %s", model_limit, memory)
 
     def _descriptor(self, ref: S3Uri) -> dict:
         """The image's diversity descriptor and the bytes read for it; a picture Pillow cannot read has none."""
@@ -406,7 +401,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             failure, result = exc, exc.result
         self._put_lines(output, result.lines)
         record_paid(result.lines)
-        self._remember(memory, limiter, result.total_rate)
+        self._remember(memory, result.model_limit)
         summary = preds.summarize(result.lines)
         xcom = {
             "output_uri": str(output),
