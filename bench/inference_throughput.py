@@ -1,6 +1,6 @@
 """Benchmark: the inference engine in 1, 2 and 4 shard processes vs what users would write instead.
 
-    .venv/bin/python bench/inference_throughput.py [--n 800] [--shards 1,2,4] [--adaptive-n 100] [--baseline-n 90]
+    .venv/bin/python bench/inference_throughput.py [--n 600] [--shards 1,2,4] [--adaptive-n 80] [--baseline-n 60]
 
 One emulator in a subprocess (its request handling does not compete with the clients for a GIL),
 one set of synthetic images, one model: C = 40 calls/s (1 inference unit x capacity_per_unit 40),
@@ -209,7 +209,8 @@ def run_shards(endpoint: str, arn: str, images_file: str, k: int, turn: str, mem
           f"{out['images']} images, {out['answered']} answered in {elapsed:.1f}s, {out['calls']} calls, "
           f"{out['throttles']} throttles; started at {', '.join(str(s['start_rate']) for s in shards)} calls/s; "
           f"per shard images/s {', '.join(f'{r:.1f}' for r in rates)}; "
-          f"ratio {out['ratio']:.3f}, fairness {out['fairness']:.2f}", flush=True)
+          f"ratio {out['ratio']:.3f}, fairness {out['fairness']:.2f} (load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores)", flush=True)
     return out
 
 
@@ -280,10 +281,10 @@ def run_adaptive_boto3(endpoint: str, arn: str, images: list) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=800, help="pool images (default 800; a few corrupt are added)")
+    parser.add_argument("--n", type=int, default=600, help="pool images (default 600; a few corrupt are added)")
     parser.add_argument("--shards", default="1,2,4", help="shard counts to run (default 1,2,4; e.g. 1,2,4,8)")
-    parser.add_argument("--adaptive-n", type=int, default=100, help="images for boto3 adaptive (default 100)")
-    parser.add_argument("--baseline-n", type=int, default=90, help="images for the original script (default 90)")
+    parser.add_argument("--adaptive-n", type=int, default=80, help="images for boto3 adaptive (default 80)")
+    parser.add_argument("--baseline-n", type=int, default=60, help="images for the original script (default 60)")
     parser.add_argument("--cold", action="store_true", help="do not prime the emulator's per-image analysis cache")
     parser.add_argument("--serve-emulator", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--shard-worker", action="store_true", help=argparse.SUPPRESS)

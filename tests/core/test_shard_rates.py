@@ -73,7 +73,7 @@ def test_a_turn_starts_at_an_even_share_of_the_rate_remembered_for_the_model():
     store = Store()
     first = ShardRates(shard=0, shard_count=4, read=store.read, write=store.write, clock=FakeClock())
     assert first.start_rate(10.0, remembered=None) == (10.0, True)
-    assert first.start_rate(10.0, remembered=remembered_rate(memory_record(48.0))) == (12.0, False)
+    assert first.start_rate(10.0, remembered=remembered_rate(memory_record(48.0))) == (12.0, True)
 
 
 def test_a_remembered_rate_shortens_the_ramp():

@@ -12,7 +12,7 @@ from PIL import Image
 
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.core.predictions import read_jsonl
-from rekfeedback.core.shard_rates import memory_key
+from rekfeedback.core.shard_rates import memory_key, memory_record
 from rekfeedback.operators.inference import RekognitionCustomLabelsInferenceOperator
 
 from .conftest import clients
@@ -173,19 +173,17 @@ def test_kill_and_retry_resumes_without_repeating_calls(emulator, dataset, runni
     assert got == expected  # same output as an uninterrupted run
 
 
-def test_a_turn_remembers_the_rate_the_model_sustained_and_the_next_starts_there(emulator, dataset, running,
-                                                                                 emulator_knobs):
-    emulator_knobs(capacity_per_unit=20.0)  # below initial_rate: the first turn must find the limit
-    memory = f"s3://{dataset['bucket']}/loop/dataset/throughput/"
-    first = infer(running, dataset, throughput_memory_uri=memory, initial_rate=100.0)
-    first.execute({})
+def test_a_turn_starts_at_its_share_of_the_rate_remembered_for_the_model_and_leaves_a_hint(emulator, dataset,
+                                                                                          running):
     s3, _ = clients(emulator)
-    turn = parse_s3_uri(first.output_prefix)
+    memory = f"s3://{dataset['bucket']}/loop/dataset/throughput/"
+    key = "loop/dataset/throughput/" + memory_key(running["arn"], 1, None)  # started with MinInferenceUnits=1
+    s3.put_object(Bucket=dataset["bucket"], Key=key, Body=memory_record(30.0, model=running["arn"]).encode())
+    op = infer(running, dataset, throughput_memory_uri=memory, initial_rate=1.0, shard_index=1, shard_count=2)
+    out = op.execute({})
+    assert out["start_rate"] == pytest.approx(15.0)  # its share of the remembered 30 calls/s, not 1.0
+    turn = parse_s3_uri(op.output_prefix)
     hint = json.loads(s3.get_object(Bucket=turn.bucket, Key=f"{turn.key}/inference/rate-hint.json")["Body"].read())
-    assert hint["shards"]["0"]["done"] is True
-    key = "loop/dataset/throughput/" + memory_key(running["arn"], 1, None)
-    remembered = json.loads(s3.get_object(Bucket=dataset["bucket"], Key=key)["Body"].read())
-    assert 10.0 <= remembered["rate"] <= 100.0  # the limit it found, not the rate it started at
-    second = infer(running, dataset, throughput_memory_uri=memory, initial_rate=1.0, shard_index=0,
-                   shard_count=2).execute({})
-    assert second["start_rate"] == pytest.approx(remembered["rate"] / 2, abs=0.01)  # its share, not 1.0
+    assert hint["shards"]["1"]["done"] is True  # the other shard takes over its rate
+    other = infer(running, dataset, throughput_memory_uri=f"s3://{dataset['bucket']}/elsewhere/", initial_rate=7.0)
+    assert other.execute({})["start_rate"] == pytest.approx(7.0)  # nothing remembered there: probe from initial_rate

@@ -104,8 +104,10 @@ class ShardRates:
         peers = self._running(doc, self.clock())
         if peers:
             return sum(float(p["rate"]) for p in peers.values()) / len(peers), False
-        if remembered:  # known, so no doubling from there (fewer shards running: they probe up)
-            return max(default / 4, remembered / self.shard_count), False
+        if remembered:
+            # Still doubling from there until the first throttle: a remembered rate may be low (fewer
+            # shards ran then, or the workers were short of CPU), and one overloaded window costs little.
+            return max(default / 4, remembered / self.shard_count), True
         return default, True
 
     def tick(self, limiter: AdaptiveLimiter) -> None:
@@ -161,9 +163,8 @@ def start_limiter(rates: ShardRates | None, remembered: float | None, shard_coun
     if rates is not None:
         rate, slow_start = rates.start_rate(initial_rate, remembered)
     else:
-        rate, slow_start = (remembered / max(1, shard_count), False) if remembered else (initial_rate, True)
-    peers_running = rates is not None and not slow_start and not remembered
-    why = ("the running shards' rate" if peers_running else "probing up from low" if slow_start
+        rate, slow_start = (remembered / max(1, shard_count) if remembered else initial_rate), True
+    why = ("the running shards' rate" if not slow_start else "probing up from low" if not remembered
            else "its share of the rate remembered for this model and inference units")
     limiter = AdaptiveLimiter(initial_rate=min(max_rate, max(0.5, rate)), slow_start=slow_start, max_rate=max_rate,
                               max_concurrency=max_concurrency)

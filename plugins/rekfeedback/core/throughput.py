@@ -246,7 +246,8 @@ class AdaptiveLimiter:
             self._capacity = goodput if self._capacity is None else 0.5 * self._capacity + 0.5 * goodput
             # The calls needed to keep what just succeeded, given the background throttling.
             sustain = goodput / max(0.5, 1.0 - self.background())
-            self.limit = sustain if self.limit is None else 0.5 * self.limit + 0.5 * sustain
+            if call_rate >= self.demand_share * self._rate:  # a window short of calls shows less than the limit
+                self.limit = sustain if self.limit is None else 0.5 * self.limit + 0.5 * sustain
             self._rate = max(self.min_rate, min(self._rate * 0.9, max(sustain, self._rate * self.decrease)))
         elif call_rate < self.demand_share * self._rate:
             pass  # fewer calls than allowed (the last images, or waits): no evidence the model takes more
