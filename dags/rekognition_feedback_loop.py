@@ -44,8 +44,7 @@ from rekfeedback.operators import (
 )
 from rekfeedback.core.selection import needs_signals
 from rekfeedback.sensors import GroundTruthLabelingJobSensor, LabelStudioReviewSensor
-from rekfeedback.core.arns import PROJECT_VERSION_SCHEMA_PATTERN
-from rekfeedback.turn_config import SETTINGS
+from rekfeedback.turn_config import SETTINGS, form_field
 
 DAG_ID = "rekognition_feedback_loop"
 # Deployment settings, read from the environment (no I/O): how often waits poll AWS / Label Studio.
@@ -70,22 +69,6 @@ def setting(name: str) -> str:
     return "{{ " + CONFIG + "['" + name + "'] }}"
 
 
-def _param(s) -> Param:
-    schema = {"type": s.type, "title": s.name.replace("_", " ").capitalize(), "description": s.description,
-              "section": s.section}
-    if s.enum:
-        schema["enum"] = s.enum
-    if s.minimum is not None:
-        schema["minimum"] = s.minimum
-    if s.maximum is not None:
-        schema["maximum"] = s.maximum
-    if s.name == "project_version_arn":
-        # Blank lets a nightly schedule run on the Variable; anything else must look like an ARN,
-        # and the form refuses it before a run exists.
-        schema["pattern"] = f"^$|{PROJECT_VERSION_SCHEMA_PATTERN}"
-    return Param(s.default, **schema)
-
-
 with DAG(
     dag_id=DAG_ID,
     description="One turn of the Rekognition Custom Labels model-improvement loop",
@@ -95,7 +78,7 @@ with DAG(
     max_active_runs=1,
     render_template_as_native_obj=True,
     user_defined_macros={"needs_review_signals": needs_signals},
-    params={s.name: _param(s) for s in SETTINGS},
+    params={s.name: Param(**form_field(s)) for s in SETTINGS},
     default_args={
         "retries": 2,
         "retry_delay": RETRY_DELAY,

@@ -92,7 +92,7 @@ free_port() {
 }
 
 cmd_start() {
-  local port=${LABEL_STUDIO_PORT:-8080}
+  local port=${LABEL_STUDIO_PORT:-8081}  # not 8080: that is Airflow's api-server (compose maps Label Studio to 8081 too)
   while [ $# -gt 0 ]; do
     case $1 in
       --port) port=$2; shift 2 ;;

@@ -99,7 +99,6 @@ def _seed_local_arguments(parser: argparse.ArgumentParser) -> None:
                           "team, model version 1) and print the DAG settings", _seed_local_arguments)
 def _seed_local(args: argparse.Namespace) -> int:
     import os
-    import subprocess
     import time
 
     from rekfeedback_local.local_setup import provision
@@ -117,16 +116,27 @@ def _seed_local(args: argparse.Namespace) -> int:
             time.sleep(2)
     print(json.dumps(setup["config"], indent=2))
     if args.airflow:
-        # The emulator's dummy credentials go into the connection itself: a real deployment's workers have no
-        # AWS_ACCESS_KEY_ID in their environment, and without them every preflight check fails to sign.
-        conn = json.dumps({"conn_type": "aws", "login": "testing", "password": "testing",
-                           "extra": {"endpoint_url": args.endpoint_url, "region_name": args.region}})
-        subprocess.run(["airflow", "connections", "delete", "aws_default"], check=False, capture_output=True)
-        subprocess.run(["airflow", "connections", "add", "aws_default", "--conn-json", conn], check=True)
-        for name, value in setup["config"].items():
-            subprocess.run(["airflow", "variables", "set", f"rekfeedback_{name}", str(value)], check=True)
+        store_in_airflow(args.endpoint_url, args.region, setup["config"])
         print("stored connection aws_default and Variables rekfeedback_* in Airflow")
     return 0
+
+
+def store_in_airflow(endpoint_url: str, region: str, settings: dict) -> None:
+    """The aws_default connection and the Variables rekfeedback_*, in two `airflow ... import` calls."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    # The emulator's dummy credentials go into the connection itself: a real deployment's workers have no
+    # AWS_ACCESS_KEY_ID in their environment, and without them every preflight check fails to sign.
+    connection = {"conn_type": "aws", "login": "testing", "password": "testing",
+                  "extra": {"endpoint_url": endpoint_url, "region_name": region}}
+    with tempfile.TemporaryDirectory(prefix="rekfeedback-seed-") as tmp:
+        connections, variables = Path(tmp) / "connections.json", Path(tmp) / "variables.json"
+        connections.write_text(json.dumps({"aws_default": connection}))
+        variables.write_text(json.dumps({f"rekfeedback_{name}": str(value) for name, value in settings.items()}))
+        subprocess.run(["airflow", "connections", "import", "--overwrite", str(connections)], check=True)
+        subprocess.run(["airflow", "variables", "import", str(variables)], check=True)
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:

@@ -156,6 +156,34 @@ BY_NAME = {s.name: s for s in SETTINGS}
 DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+def form_field(setting: Setting) -> dict[str, Any]:
+    """Keyword arguments of the setting's `airflow.sdk.Param`: its field in the Trigger form.
+
+    A setting that is blank by default is optional in the form (its JSON-schema type admits null), so an
+    empty form can be submitted when the Variables hold the settings; the description is Markdown
+    (`description_md`: the form renders it, where a plain `description` would show backticks).
+    """
+    types = setting.type if isinstance(setting.type, list) else [setting.type]
+    blank = setting.default in (None, "")
+    if blank and "null" not in types:
+        types = ["null", *types]
+    schema: dict[str, Any] = {
+        "default": None if blank else setting.default,
+        "type": types[0] if len(types) == 1 else types,
+        "title": setting.name.replace("_", " ").capitalize(),
+        "description_md": setting.description,
+        "section": setting.section,
+    }
+    for keyword in ("enum", "minimum", "maximum"):
+        if getattr(setting, keyword) is not None:
+            schema[keyword] = getattr(setting, keyword)
+    if setting.name == "project_version_arn":
+        # Blank lets a nightly schedule run on the Variable; anything else must look like an ARN, and the form
+        # refuses it before a run exists.
+        schema["pattern"] = f"^$|{arns.PROJECT_VERSION_SCHEMA_PATTERN}"
+    return schema
+
+
 class TurnConfigError(ValueError):
     """Every problem with the settings, one per line."""
 

@@ -56,7 +56,8 @@ def test_every_param_is_documented(dagbag):
     dag = dagbag.dags["rekognition_feedback_loop"]
     for name, param in dag.params.items():
         schema = param.schema
-        assert param.description, f"param {name} has no description"
+        # Markdown only: the form shows a plain `description` raw and renders `description_md`.
+        assert schema.get("description_md") and not param.description, f"param {name} has no Markdown description"
         assert schema.get("section"), f"param {name} has no section"
         assert "type" in schema, f"param {name} has no type"
 
@@ -70,6 +71,23 @@ def test_defaults_and_concurrency(dagbag):
             continue
         for field in t.template_fields:
             assert hasattr(t, field), f"{t.task_id}: template field {field} is not an attribute"
+
+
+def test_blank_settings_are_optional_and_an_empty_form_validates(dagbag):
+    from rekfeedback.turn_config import SETTINGS
+
+    dag = dagbag.dags["rekognition_feedback_loop"]
+    blank = [s.name for s in SETTINGS if s.default in (None, "")]
+    assert {"project_version_arn", "input_uri", "output_uri", "workteam_arn", "role_arn"} <= set(blank)
+    for name in blank:
+        schema = dag.params.get_param(name).schema
+        assert "null" in schema["type"], f"{name} is blank by default but required by the form: {schema['type']}"
+    dag.params.validate()  # the empty form: every blank setting comes from Variables at run time
+    import copy
+
+    with_arn = copy.deepcopy(dag.params)  # the form with only the ARN typed in
+    with_arn["project_version_arn"] = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/p.v1/1700000000000"
+    with_arn.validate()
 
 
 def test_malformed_arn_is_rejected_by_the_form(dagbag):

@@ -32,6 +32,7 @@ class EmulatorConfig:
     start_seconds: float = 0.5
     stop_seconds: float = 0.5
     labeling_seconds: float = 1.0  # time the simulated workforce takes for a whole job
+    hold_labeling_jobs: bool = False  # new jobs wait InProgress, unworked, until this is set back to false
     workforce_policy: str = "oracle"  # oracle | accept-all | reject-all
     error_rate: float = 0.0  # oracle's share of wrong answers
     workers_per_object: int | None = None  # overrides NumberOfHumanWorkersPerDataObject when set

@@ -106,6 +106,11 @@ class JobRun:
         if self._wait(seconds * 0.1):
             return self._finish(objects, stopped=True)
         self.job.update(self.env.clock(), status="InProgress", Unlabeled=len(objects))
+        # Held jobs stay in progress until POST /_rekfeedback/config releases them: a test can then see the
+        # wait deferred for as long as it needs, with no timing assumption.
+        while self.config.hold_labeling_jobs:
+            if self._wait(0.05):
+                return self._finish(objects, stopped=True)
         step = seconds * 0.85 / max(1, len(objects))
         batch = max(1, math.ceil(len(objects) / _BATCHES))
         pending: list[_Object] = []

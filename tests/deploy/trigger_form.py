@@ -1,0 +1,138 @@
+"""The DAG's Trigger form in headless Chromium, on a running api-server (the deployment test calls it).
+
+Drives the real Airflow UI over the Chrome DevTools protocol, logged in with the auth manager's token (its
+`_token` cookie, as the login page sets it): opens the DAG's Trigger dialog, checks that no field or section is
+in error, that the descriptions are rendered Markdown, that Trigger is enabled with the empty form, types only
+the ARN, checks again, and submits. Returns what it saw; the caller checks the run it created through the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from tests.report.cdp import FLAGS, _devtools_port, _page_ws, find_chromium
+
+SECTIONS = ("Model", "Inference", "Human review", "Ground Truth", "Label Studio", "Training", "Connections")
+
+# What the form shows, read in the page: fields marked invalid (Chakra sets data-invalid), required-field
+# messages, the Trigger button's state, and whether the Markdown of the descriptions was rendered.
+STATE_JS = """(() => {
+  const dialog = document.querySelector('[role=dialog]') || document.body;
+  const submit = document.querySelector('[data-testid=trigger-dag-submit]');
+  const text = dialog.innerText;
+  return {
+    invalid: [...dialog.querySelectorAll('[data-invalid]')].map(e => (e.innerText || e.id || '').slice(0, 80)),
+    submit_found: !!submit,
+    submit_disabled: submit ? submit.disabled : null,
+    sections: %s.filter(s => text.includes(s)),
+    code_in_descriptions: [...dialog.querySelectorAll('code')].map(e => e.innerText).slice(0, 50),
+    raw_backticks: (text.match(/`rekfeedback_/g) || []).length,
+    arn_value: (document.getElementById('element_project_version_arn') || {}).value,
+  };
+})()""" % json.dumps(list(SECTIONS))
+
+
+class FormError(Exception):
+    pass
+
+
+def check_trigger_form(base_url: str, token: str, dag_id: str, arn: str, screenshots: Path,
+                       timeout: float = 120.0) -> dict:
+    import subprocess
+    import shutil
+    import tempfile
+
+    binary = find_chromium()
+    if binary is None:
+        raise FormError("no Chromium found (apt-get install chromium)")
+    profile = tempfile.mkdtemp(prefix="rekfeedback-form-")
+    proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "--window-size=1400,1000", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        port = _devtools_port(proc, timeout)
+        ws_url = _page_ws(port, timeout)
+        return asyncio.run(asyncio.wait_for(_drive(ws_url, base_url, token, dag_id, arn, screenshots, timeout),
+                                            timeout))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+async def _drive(ws_url: str, base: str, token: str, dag_id: str, arn: str, screenshots: Path,
+                 timeout: float) -> dict:
+    import base64
+
+    from websockets.asyncio.client import connect
+
+    async with connect(ws_url, max_size=64 * 1024 * 1024) as ws:
+        ids = iter(range(1, 1_000_000))
+        pending: dict[int, asyncio.Future] = {}
+
+        async def reader():
+            async for raw in ws:
+                msg = json.loads(raw)
+                if msg.get("id") in pending:
+                    pending.pop(msg["id"]).set_result(msg)
+
+        async def call(method: str, **params):
+            i = next(ids)
+            fut = asyncio.get_running_loop().create_future()
+            pending[i] = fut
+            await ws.send(json.dumps({"id": i, "method": method, "params": params}))
+            msg = await fut
+            if "error" in msg:
+                raise FormError(f"{method}: {msg['error']}")
+            return msg.get("result", {})
+
+        async def evaluate(expression: str):
+            res = await call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+            return res.get("result", {}).get("value")
+
+        async def until(what: str, expression: str):
+            # Waits for the page to reach a state (React renders asynchronously); asserts nothing about time.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout / 2
+            while not await evaluate(expression):
+                if loop.time() > deadline:
+                    await shot("timeout")
+                    raise FormError(f"the page never showed {what}")
+                await asyncio.sleep(0.2)
+
+        async def shot(name: str) -> None:
+            data = await call("Page.captureScreenshot", format="png")
+            (screenshots / f"trigger-form-{name}.png").write_bytes(base64.b64decode(data["data"]))
+
+        task = asyncio.create_task(reader())
+        try:
+            for domain in ("Page", "Runtime", "Network"):
+                await call(f"{domain}.enable")
+            await call("Emulation.setDeviceMetricsOverride", width=1400, height=1000, deviceScaleFactor=1, mobile=False)
+            await call("Network.setCookie", name="_token", value=token, url=base, path="/")
+            await call("Page.navigate", url=f"{base}/dags/{dag_id}")
+            await until("the Trigger button", "!!document.querySelector('[data-testid=trigger-dag-button]')")
+            await evaluate("document.querySelector('[data-testid=trigger-dag-button]').click()")
+            await until("the form's fields", "!!document.getElementById('element_project_version_arn')")
+            await until("the Trigger form's submit button", "!!document.querySelector('[data-testid=trigger-dag-submit]')")
+            empty = await evaluate(STATE_JS)
+            await shot("empty")
+            await evaluate("document.getElementById('element_project_version_arn').focus()")
+            await call("Input.insertText", text=arn)
+            await until("the ARN in its field", f"document.getElementById('element_project_version_arn').value === {json.dumps(arn)}")
+            typed = await evaluate(STATE_JS)
+            await shot("arn")
+            submitted = False
+            if typed["submit_found"] and not typed["submit_disabled"]:
+                await evaluate("document.querySelector('[data-testid=trigger-dag-submit]').click()")
+                await until("the dialog to close after Trigger",
+                            "!document.querySelector('[data-testid=trigger-dag-submit]')")
+                submitted = True
+            return {"empty": empty, "arn": typed, "submitted": submitted}
+        finally:
+            task.cancel()
