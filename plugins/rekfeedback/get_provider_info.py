@@ -39,6 +39,9 @@ def get_provider_info() -> dict:
             "rekfeedback.links.s3.S3OutputLink",
             "rekfeedback.links.s3.TurnReportLink",
             "rekfeedback.links.label_studio.LabelStudioProjectLink",
+            "rekfeedback.links.presigned.TurnReportPageLink",
+            "rekfeedback.links.presigned.ManifestFileLink",
+            "rekfeedback.links.presigned.AnswersFileLink",
         ],
         "connection-types": [
             {"connection-type": "labelstudio", "hook-class-name": "rekfeedback.hooks.label_studio.LabelStudioHook",

@@ -11,6 +11,9 @@ _MODULES = {
     "S3OutputLink": "s3",
     "LabelStudioProjectLink": "label_studio",
     "TurnReportLink": "s3",
+    "TurnReportPageLink": "presigned",
+    "ManifestFileLink": "presigned",
+    "AnswersFileLink": "presigned",
 }
 
 __all__ = sorted(_MODULES)

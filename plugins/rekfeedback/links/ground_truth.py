@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK
+
+from rekfeedback.links.console import AwsConsoleLink
 
 
-class LabelingJobLink(BaseAwsLink):
+class LabelingJobLink(AwsConsoleLink):
     """The (first) labeling job of the task in the SageMaker Ground Truth console."""
 
     name = "Ground Truth labeling job"
@@ -21,7 +23,7 @@ class LabelingJobLink(BaseAwsLink):
         return super().format_link(**{**kwargs, "job_name": quote(kwargs["job_name"], safe="")})
 
 
-class LabelingJobOutputLink(BaseAwsLink):
+class LabelingJobOutputLink(AwsConsoleLink):
     """The Ground Truth output folder of the task's jobs in the S3 console."""
 
     name = "Ground Truth output (S3)"

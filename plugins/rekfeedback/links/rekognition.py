@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK
+
+from rekfeedback.links.console import AwsConsoleLink
 
 
-class RekognitionProjectVersionLink(BaseAwsLink):
+class RekognitionProjectVersionLink(AwsConsoleLink):
     """The model's page in the Rekognition Custom Labels console.
 
     Persist with ``project_name`` and ``version_name`` (see `persist_for_arn`).

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK
 
 from rekfeedback.core.paths import parse_s3_uri
+from rekfeedback.links.console import AwsConsoleLink
 
 _OBJECT = BASE_AWS_CONSOLE_LINK + "/s3/object/{bucket}?region={region_name}&prefix={key}"
 _PREFIX = BASE_AWS_CONSOLE_LINK + "/s3/buckets/{bucket}?region={region_name}&prefix={key}&showversions=false"
 
 
-class _S3Link(BaseAwsLink):
+class _S3Link(AwsConsoleLink):
     """Persist with ``bucket`` and ``key`` (or use `persist_uri`); a key ending in '/' is a prefix."""
 
     format_str = _OBJECT

@@ -24,6 +24,7 @@ from rekfeedback.core import predictions as preds
 from rekfeedback.core.merge import DEFAULT_MAX_REJECT_RATIO, ImagesBucketChanged, merge_manifest
 from rekfeedback.core.paths import S3Uri, parse_s3_uri
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
+from rekfeedback.links.presigned import ManifestFileLink
 from rekfeedback.links.s3 import S3OutputLink
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         "answers_uris", "auto_accepted_uris", "unlabelled_uris", "unresolved_uris", "previous_manifest_uri", "output_prefix",
         "cumulative_manifest_uri", "unusable_images_uri", "images_bucket", "max_reject_ratio",
     )
-    operator_extra_links = (S3OutputLink(),)
+    operator_extra_links = (S3OutputLink(), ManifestFileLink())
     ui_color = "#c3e6cb"
 
     def __init__(
@@ -227,6 +228,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
                     [path for _, path in unlabelled_paths], inputs)
 
         S3OutputLink.persist_uri(context, self, str(manifest_uri), self.hook.conn_region_name, self.hook.conn_partition)
+        ManifestFileLink.persist(context, self, str(manifest_uri))
         self._asset_events(context, summary)
         self.log.info("Manifest %s: %d lines (%d added, %d updated, %d kept), %d rejects, %d boxes dropped, "
                       "%d objects left unresolved; per label: %s",

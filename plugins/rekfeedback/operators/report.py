@@ -30,6 +30,7 @@ from rekfeedback.core.report import (
 )
 from rekfeedback.core.report_html import render_report
 
+from rekfeedback.links.presigned import TurnReportPageLink
 from rekfeedback.links.s3 import TurnReportLink
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
 
@@ -81,7 +82,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         "manifest_uri", "history_uri", "inference_unit_hours", "human_objects", "training_hours",
     )
     template_fields_renderers = {"merge_summary": "json", "training_results": "json"}
-    operator_extra_links = (TurnReportLink(),)
+    operator_extra_links = (TurnReportLink(), TurnReportPageLink())
 
     def __init__(
         self,
@@ -192,6 +193,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         if self.history_uri:
             self._write_history(history_entries, run, str(figures_uri), str(index_uri), figures["turn"])
 
+        TurnReportPageLink.persist(context, self, str(index_uri))
         TurnReportLink.persist_uri(context, self, str(index_uri), self.hook.conn_region_name,
                                    self.hook.conn_partition)
         self._log_headline(figures, index_uri)

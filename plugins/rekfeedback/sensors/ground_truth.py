@@ -28,6 +28,7 @@ from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.ground_truth import GroundTruthHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.ground_truth import LabelingJobLink, LabelingJobOutputLink
+from rekfeedback.links.presigned import AnswersFileLink
 from rekfeedback.triggers.ground_truth import GroundTruthLabelingJobTrigger
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
 
     aws_hook_class = GroundTruthHook
     template_fields: Sequence[str] = aws_template_fields("job_names", "answers_uri", "agreement_threshold")
-    operator_extra_links = (LabelingJobLink(), LabelingJobOutputLink())
+    operator_extra_links = (LabelingJobLink(), LabelingJobOutputLink(), AnswersFileLink())
     ui_color = "#e8d5f5"
 
     def __init__(self, *, job_names: str | list, answers_uri: str, allow_stopped: bool = False,
@@ -132,6 +133,7 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
     def execute(self, context: Context) -> Any:
         names = self._names()
         self._persist_links(context, names)
+        AnswersFileLink.persist(context, self, self.answers_uri)  # signed now, opens once the answers are written
         if not names:
             return self._collect([])
         if not self.deferrable:

@@ -17,8 +17,14 @@ from rekfeedback.core import consensus as consensuslib
 from rekfeedback.core import review_round
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core.paths import parse_s3_uri
+<<<<<<< HEAD
 from rekfeedback.hooks.label_studio import TRANSIENT, LabelStudioHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
+=======
+from rekfeedback.hooks.label_studio import LabelStudioConnectionError, LabelStudioHook
+from rekfeedback.links.label_studio import LabelStudioProjectLink
+from rekfeedback.links.presigned import AnswersFileLink
+>>>>>>> 1c7a4fc (Links a user can follow: presigned links to the report, manifest and answers on the connection's own endpoint; console links only against AWS; Label Studio project link on the wait)
 from rekfeedback.triggers.label_studio import LabelStudioReviewTrigger, parse_deadline
 
 
@@ -42,6 +48,8 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
     template_fields = aws_template_fields("review", "project_id", "answers_uri", "min_annotated_share", "deadline",
                                           "label_studio_conn_id", "agreement_threshold")
     ui_color = "#ffcc80"
+    # On the wait itself: the task a reviewer's lead looks at while it is deferred.
+    operator_extra_links = (LabelStudioProjectLink(), AnswersFileLink())
 
     def __init__(self, *, review: dict | None = None, project_id: int | None = None, answers_uri: str | None = None,
                  label_studio_conn_id: str = LabelStudioHook.default_conn_name,
@@ -112,6 +120,7 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
 
     def execute(self, context) -> Any:
         project_id, answers_uri = self._target()
+        self._persist_links(context, project_id, answers_uri)
         if project_id is None:
             self.log.info("no Label Studio project this turn (nothing sent to humans); writing an empty answers file")
             return self._write(answers_uri, [], [], tasks=0, annotations=0)
@@ -127,6 +136,13 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)),
         )
+
+    def _persist_links(self, context, project_id: int | None, answers_uri: str) -> None:
+        review = self.review if isinstance(self.review, dict) else {}
+        if project_id is not None and review.get("project_url"):
+            LabelStudioProjectLink.persist(context, self, url=review["project_url"], project_id=project_id,
+                                           title=review.get("title") or f"project {project_id}")
+        AnswersFileLink.persist(context, self, answers_uri)  # signed now, opens once the answers are written
 
     def poke(self, context) -> PokeReturnValue | bool:
         project_id, answers_uri = self._target()
