@@ -17,14 +17,10 @@ from rekfeedback.core import consensus as consensuslib
 from rekfeedback.core import review_round
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core.paths import parse_s3_uri
-<<<<<<< HEAD
 from rekfeedback.hooks.label_studio import TRANSIENT, LabelStudioHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
-=======
-from rekfeedback.hooks.label_studio import LabelStudioConnectionError, LabelStudioHook
 from rekfeedback.links.label_studio import LabelStudioProjectLink
 from rekfeedback.links.presigned import AnswersFileLink
->>>>>>> 1c7a4fc (Links a user can follow: presigned links to the report, manifest and answers on the connection's own endpoint; console links only against AWS; Label Studio project link on the wait)
 from rekfeedback.triggers.label_studio import LabelStudioReviewTrigger, parse_deadline
 
 
