@@ -148,3 +148,18 @@ def test_f1_chart_with_one_or_many_turns(n_turns):
     chart = chart[:chart.index("</svg>")]
     assert chart.count("<circle") == 2 * n_turns
     assert ("One turn so far" in html) == (n_turns == 1)
+
+
+def test_f1_axis_labels_tell_the_turns_apart_with_the_version_on_hover():
+    import re
+
+    from rekfeedback.core.report_html import f1_chart
+
+    prefix = "arn:aws:rekognition:us-east-1:123456789012:project/shapes/version/rekognition_feedback_loop-manual"
+    turns = [{"run": f"run{i}", "version_arn": f"{prefix}-2026-12-0{i}/170000000000{i}", "f1_before": 0.5,
+              "f1_after": 0.6} for i in range(1, 4)]
+    svg = f1_chart(turns)
+    ticks = re.findall(r'<text[^>]*text-anchor="middle"[^>]*>(?:<title>([^<]*)</title>)?([^<]*)</text>', svg)
+    axis = [(title, label) for title, label in ticks if label.startswith("turn ")]
+    assert [label for _, label in axis] == ["turn 1", "turn 2", "turn 3"]
+    assert all("rekognition_feedback_loop-manual-2026-12-0" in title for title, _ in axis)

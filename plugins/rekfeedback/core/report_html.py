@@ -283,7 +283,8 @@ def agreement_chart(agreement: Mapping) -> str:
 
 
 def f1_chart(turns: Sequence[Mapping]) -> str:
-    pts = [t for t in turns if t.get("f1_after") is not None or t.get("f1_before") is not None]
+    numbered = [(k, t) for k, t in enumerate(turns, 1) if t.get("f1_after") is not None or t.get("f1_before") is not None]
+    pts = [t for _, t in numbered]
     if not pts:
         return _empty("f1", "No training results yet: the F1 of each version appears here once a turn trains one.")
     W, H, L, R, T, B = 520, 260, 48, 24, 20, 56
@@ -311,9 +312,11 @@ def f1_chart(turns: Sequence[Mapping]) -> str:
                 parts.append(f"<text x=\"{cx:.1f}\" y=\"{cy - 9:.1f}\" font-size=\"11\" text-anchor=\"middle\">"
                              f"{t[key]:.3f}</text>")
     step = max(1, (n + 5) // 6)  # at most about six run labels on the axis
-    for i, t in enumerate(pts):
+    for i, (k, t) in enumerate(numbered):
         if i % step == 0 or i == n - 1:
-            parts.append(_tick_x(x(i), H - B, _short(_version_name(t), 14)))
+            # Version names share a long prefix (the DAG id), so cut short they all read the same: the axis
+            # says the turn, and the version's name and run show on hover.
+            parts.append(_tick_x(x(i), H - B, f"turn {k}", title=f"{_version_name(t)} ({t.get('run') or ''})"))
     parts.append(_axis_title_y(14, (T + H - B) / 2, "F1"))
     desc = "; ".join(
         f"{t['run']}: before {_f3(t.get('f1_before'))}, after {_f3(t.get('f1_after'))}" for t in pts) + "."
@@ -457,10 +460,11 @@ def _grid_y(y, x0: float, x1: float, ticks: Sequence[float], fmt) -> str:
     return "".join(out)
 
 
-def _tick_x(px: float, y0: float, label: str) -> str:
+def _tick_x(px: float, y0: float, label: str, title: str | None = None) -> str:
+    hover = f"<title>{escape(title)}</title>" if title else ""
     return (f"<line x1=\"{px:.1f}\" y1=\"{y0}\" x2=\"{px:.1f}\" y2=\"{y0 + 4}\" stroke=\"{COLORS['muted']}\"/>"
             f"<text x=\"{px:.1f}\" y=\"{y0 + 16}\" font-size=\"11\" text-anchor=\"middle\" "
-            f"style=\"fill:{COLORS['muted']}\">{escape(label)}</text>")
+            f"style=\"fill:{COLORS['muted']}\">{hover}{escape(label)}</text>")
 
 
 def _axis_title_x(cx: float, cy: float, text: str) -> str:
