@@ -76,7 +76,7 @@ class Stack:
         return (self.logs / f"{name}.log").read_text(errors="replace")
 
 
-def run(argv: list[str], env: dict, user: str | None = None, timeout: float = 300) -> str:
+def run(argv: list[str], env: dict, user: str | None = None, timeout: float = 900) -> str:
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, user=user, cwd=ROOT)
     if out.returncode != 0:
         raise Failed(f"{' '.join(argv)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
