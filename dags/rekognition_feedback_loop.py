@@ -451,6 +451,7 @@ with DAG(
         output_prefix=TURN_PREFIX,
         predictions_uris=TURN_PREFIX + "/predictions/",
         answers_uris=collected["answers_uris"],
+        selection="{{ ti.xcom_pull(task_ids='selection.choose_images') }}",
         merge_summary="{{ ti.xcom_pull(task_ids='dataset.merge') }}",
         training_results="{{ ti.xcom_pull(task_ids='training.train_and_compare') }}",
         champion="{{ ti.xcom_pull(task_ids='champion.gate') }}",

@@ -157,8 +157,10 @@ class NeighbourModel:
     def confidences(self, features: tuple[float, ...]) -> dict[str, float]:
         """Confidence per label, 0..100: kernel-weighted votes of the nearest examples (labels without a vote are absent)."""
         q = [f / s for f, s in zip(features, self.scale)]
-        near = heapq.nsmallest(_NEIGHBOURS, ((sum((a - b) ** 2 for a, b in zip(q, p)), label)
-                                             for p, label in self.points))
+        # Fewer neighbours for a small training set: with 2 examples per label, 7 neighbours would
+        # always outvote the nearest ones and leave every answer unsure.
+        k = min(_NEIGHBOURS, max(3, round(math.sqrt(len(self.points)))))
+        near = heapq.nsmallest(k, ((sum((a - b) ** 2 for a, b in zip(q, p)), label) for p, label in self.points))
         if len(self.labels) == 1:
             mean = sum(d for d, _ in near) / len(near)
             return {self.labels[0]: 100.0 * math.exp(-mean / (2 * len(self.scale)))}

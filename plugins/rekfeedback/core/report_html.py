@@ -10,6 +10,8 @@ from __future__ import annotations
 from html import escape
 from typing import Mapping, Sequence
 
+from rekfeedback.core.report_selection import selection_table
+
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 COLORS = {
     "confirmed": "#009E73",
@@ -87,6 +89,10 @@ def render_report(figures: Mapping, *, title: str | None = None) -> str:
     ]
     details = _section("details", "Per label", "Counts behind the charts.",
                        label_table(figures.get("labels") or {}))
+    if figures.get("selection"):
+        details += _section("selection", "Which images did humans review?",
+                            "The review budget's choice: why each image was chosen, and what waits for a later turn.",
+                            selection_table(figures["selection"]))
     if figures.get("champion"):
         details += _section("champion", "Which model does the loop use?",
                             "The champion timeline: the version that served each turn, F1 of the champion and of "

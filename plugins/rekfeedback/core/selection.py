@@ -32,6 +32,7 @@ from typing import Iterable
 
 from rekfeedback.core.review import RoutingPolicy, route, share
 from rekfeedback.core.signals import descriptor_distance
+from rekfeedback.core.templated import is_blank
 
 STRATEGIES = ("all", "random", "uncertainty", "balanced")
 SETTING_CHOICES = ("auto", *STRATEGIES)  # auto: balanced under a budget or cost cap, else all
@@ -79,25 +80,21 @@ class SelectionPolicy:
         return self.strategy or ("balanced" if self.limit is not None else "all")
 
 
-def _blank(value) -> bool:
-    return value in (None, "", "None", "none")
-
-
 def policy_from_settings(strategy, review_budget, review_cost_cap, price_per_image: float,
                          seed: int = 0) -> SelectionPolicy:
     """The policy from the turn's settings (as the form, a Variable or the environment give them);
     a bad value raises ValueError naming the setting."""
-    name = None if _blank(strategy) or strategy == "auto" else str(strategy)
+    name = None if is_blank(strategy) or strategy == "auto" else str(strategy)
     if name is not None and name not in STRATEGIES:
         raise ValueError(f"selection must be one of {', '.join(SETTING_CHOICES)}, got {strategy!r}")
     try:
-        budget = None if _blank(review_budget) else int(review_budget)
+        budget = None if is_blank(review_budget) else int(review_budget)
     except (TypeError, ValueError):
         raise ValueError(f"review_budget must be a whole number of images or blank, got {review_budget!r}") from None
     if budget is not None and float(review_budget) != budget:
         raise ValueError(f"review_budget must be a whole number of images or blank, got {review_budget!r}")
     try:
-        cap = None if _blank(review_cost_cap) else float(review_cost_cap)
+        cap = None if is_blank(review_cost_cap) else float(review_cost_cap)
     except (TypeError, ValueError):
         raise ValueError(f"review_cost_cap must be an amount in USD or blank, got {review_cost_cap!r}") from None
     return SelectionPolicy(strategy=name, budget=budget, cost_cap=cap, price_per_image=price_per_image, seed=seed)

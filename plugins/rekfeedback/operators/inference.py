@@ -345,7 +345,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             finally:
                 seen_etags[task.source_ref] = reader.etag
 
-        keep_signals = str(self.keep_signals).strip().lower() in ("true", "1", "yes", "on")
+        keep_signals = templated.as_bool(self.keep_signals, "keep_signals", False)
         call_options, floor = options, None
         if keep_signals:
             floor = sig.detect_floor(options.get("MinConfidence"))

@@ -65,6 +65,8 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
     :param merge_summary: the merge task's summary (dict or JSON string); its `manifest_uri` gives
         the dataset size per label unless `manifest_uri` is set.
     :param training_results: the training task's result (dict or JSON string), or None.
+    :param selection: the review selection's result (ReviewSelectionOperator), or None: chosen and
+        deferred images per reason and per label go into the figures and the page.
     :param champion: the champion gate's result (dict or JSON string), or None: its decision, reasons
         and the champion timeline (ChampionGateOperator) go into the figures and the page.
     :param manifest_uri: the cumulative manifest to count images per label from (optional).
@@ -78,7 +80,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
 
     aws_hook_class = S3Hook
     template_fields: Sequence[str] = aws_template_fields(
-        "output_prefix", "predictions_uris", "answers_uris", "merge_summary", "training_results", "champion",
+        "output_prefix", "predictions_uris", "answers_uris", "merge_summary", "training_results", "champion", "selection",
         "manifest_uri", "history_uri", "inference_unit_hours", "human_objects", "training_hours",
     )
     template_fields_renderers = {"merge_summary": "json", "training_results": "json"}
@@ -93,6 +95,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         merge_summary: dict | str | None = None,
         training_results: dict | str | None = None,
         champion: dict | str | None = None,
+        selection: dict | str | None = None,
         manifest_uri: str | None = None,
         history_uri: str | None = None,
         inference_unit_hours: float | str = 0.0,
@@ -115,6 +118,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         self.merge_summary = merge_summary
         self.training_results = training_results
         self.champion = champion
+        self.selection = selection
         self.manifest_uri = manifest_uri
         self.history_uri = history_uri
         self.inference_unit_hours = inference_unit_hours
@@ -185,6 +189,10 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
             inputs={"predictions": [str(u) for u in prediction_files], "answers": present_answers,
                     "missing": missing, "manifest": manifest_uri},
         )
+        chosen = templated.as_dict(self.selection, "selection")
+        if chosen:
+            figures["selection"] = {k: chosen.get(k) for k in ("strategy", "limit", "selected", "deferred", "by_reason",
+                                                               "by_label", "deferred_by_label")}
         gate = templated.as_dict(self.champion, "champion")
         if gate:
             figures["champion"] = {k: gate.get(k) for k in ("decision", "reasons", "timeline")}

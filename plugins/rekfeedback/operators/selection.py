@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -13,20 +13,17 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException
 
 from rekfeedback.core import predictions as preds
-from rekfeedback.core import review, selection
+from rekfeedback.core import review, selection, templated
 from rekfeedback.core.manifest import parse_record
-from rekfeedback.core.paths import S3Uri, parse_s3_uri
+from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.core.report import DEFAULT_PRICE_PER_OBJECT
+from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.s3 import S3OutputLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 SELECTION_DIR = "selection"
-
-
-def _blank(value: Any) -> bool:
-    return value in (None, "", "None", "none")
 
 
 class ReviewSelectionOperator(AwsBaseOperator[S3Hook]):
@@ -78,37 +75,24 @@ class ReviewSelectionOperator(AwsBaseOperator[S3Hook]):
     def _policies(self) -> tuple[review.RoutingPolicy, selection.SelectionPolicy]:
         """Every parameter checked before anything is read; bad ones fail at once (a retry cannot fix them)."""
         try:
+            seed = templated.as_int(self.routing_seed, "routing_seed", 0)
             routing = review.RoutingPolicy(
-                auto_accept_threshold=None if _blank(self.auto_accept_threshold) else float(self.auto_accept_threshold),
-                audit_rate=float(self.audit_rate or 0), seed=int(self.routing_seed),
-                label_unpredicted=str(self.label_unpredicted).strip().lower() in ("true", "1", "yes", "on"))
+                auto_accept_threshold=templated.as_float(self.auto_accept_threshold, "auto_accept_threshold"),
+                audit_rate=templated.as_float(self.audit_rate, "audit_rate", 0.0), seed=seed,
+                label_unpredicted=templated.as_bool(self.label_unpredicted, "label_unpredicted", False))
             policy = selection.policy_from_settings(self.selection, self.review_budget, self.review_cost_cap,
-                                                    float(self.price_per_image), seed=int(self.routing_seed))
+                                                    templated.as_float(self.price_per_image, "price_per_image", DEFAULT_PRICE_PER_OBJECT),
+                                                    seed=seed)
         except ValueError as err:
             raise AirflowFailException(f"{self.task_id}: {err}") from err
         return routing, policy
 
-    def _read(self, uri: S3Uri) -> str | None:
-        if not self.hook.check_for_key(uri.key, uri.bucket):
-            return None
-        return self.hook.read_key(uri.key, uri.bucket)
-
-    def _prediction_uris(self) -> list[S3Uri]:
-        value = self.predictions_uris
-        if isinstance(value, (list, tuple)):
-            return [parse_s3_uri(u, f"predictions_uris[{i}]") for i, u in enumerate(value)]
-        uri = parse_s3_uri(value, "predictions_uris")
-        if uri.key.endswith(".jsonl"):
-            return [uri]
-        keys = self.hook.list_keys(bucket_name=uri.bucket, prefix=uri.key.rstrip("/") + "/") or []
-        return [S3Uri(uri.bucket, k) for k in sorted(keys) if k.endswith(".jsonl") and not k.endswith(".checkpoint.jsonl")]
-
     def _labelled_counts(self) -> dict[str, int]:
         """Images per label in the loop's dataset so far (none on the first turn)."""
-        if _blank(self.cumulative_manifest_uri):
+        if templated.is_blank(self.cumulative_manifest_uri):
             return {}
         uri = parse_s3_uri(self.cumulative_manifest_uri, "cumulative_manifest_uri")
-        text = self._read(uri)
+        text = S3Artifacts(self.hook).read_text(uri, missing_ok=True)
         counts: Counter = Counter()
         for record in preds.iter_jsonl(text or "", f"cumulative manifest {uri}"):
             entry, _warnings = parse_record(record)
@@ -118,20 +102,23 @@ class ReviewSelectionOperator(AwsBaseOperator[S3Hook]):
     def execute(self, context: Context) -> dict:
         routing, policy = self._policies()
         turn = parse_s3_uri(self.output_prefix, "output_prefix")
+        files = S3Artifacts(self.hook)
         lines: list[dict] = []
-        for uri in self._prediction_uris():
-            text = self._read(uri)
+        sources = self.predictions_uris
+        uris = (files.jsonl_files(sources) if isinstance(sources, str)
+                else [parse_s3_uri(u, f"predictions_uris[{i}]") for i, u in enumerate(sources)])
+        for uri in uris:
+            text = files.read_text(uri, missing_ok=True)
             if text is None:
                 raise AirflowFailException(f"predictions file {uri} does not exist; check predictions_uris")
             lines.extend(review.parse_prediction_lines(text, str(uri)))
         chosen = selection.select(lines, routing, policy, self._labelled_counts())
         out = {name: turn.join(SELECTION_DIR, f"{name}.jsonl") for name in ("for-review", "deferred")}
         for name, rows in (("for-review", chosen.for_review), ("deferred", chosen.deferred)):
-            self.hook.load_string(preds.dumps_jsonl(rows), key=out[name].key, bucket_name=out[name].bucket, replace=True)
+            files.write_text(out[name], preds.dumps_jsonl(rows))
         figures = chosen.summary()
         summary_uri = turn.join(SELECTION_DIR, "summary.json")
-        self.hook.load_string(json.dumps(figures, indent=2, sort_keys=True) + "\n", key=summary_uri.key,
-                              bucket_name=summary_uri.bucket, replace=True)
+        files.write_text(summary_uri, json.dumps(figures, indent=2, sort_keys=True) + "\n", "application/json")
         S3OutputLink.persist_uri(context, self, str(out["for-review"]), self.hook.conn_region_name,
                                  self.hook.conn_partition)
         self.log.info("selection %s (limit %s): %d selected for humans, %d deferred to a later turn; by reason %s; "
