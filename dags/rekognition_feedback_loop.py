@@ -455,6 +455,7 @@ with DAG(
         merge_summary="{{ ti.xcom_pull(task_ids='dataset.merge') }}",
         training_results="{{ ti.xcom_pull(task_ids='training.train_and_compare') }}",
         champion="{{ ti.xcom_pull(task_ids='champion.gate') }}",
+        answer_check="{{ ti.xcom_pull(task_ids='review_round.check') }}",
         history_uri="{{ " + CONFIG + "['output_uri'].rstrip('/') ~ '/' ~ dag.dag_id ~ '/reports/history.json' }}",
         inference_unit_hours="{{ ((ti.xcom_pull(task_ids='model.stop') or {}).get('running_seconds') or 0) "
                              "/ 3600.0 * " + CONFIG + "['min_inference_units'] }}",

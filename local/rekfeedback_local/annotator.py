@@ -126,10 +126,13 @@ def _direct_hook(url: str, token: str):
 
 
 def run_in_background(url: str, token: str, *, policy: str = "oracle", error_rate: float = 0.0, seed: int = 0,
-                      annotators: int = 1, interval: float = 1.0, endpoint_url: str | None = None,
+                      annotators: int | None = 1, interval: float = 1.0, endpoint_url: str | None = None,
                       truth: Mapping[str, dict] | Callable[[str], dict | None] | None = None,
                       include_existing: bool = False, crew: str = "") -> Callable[[], dict]:
     """Answer new tasks as they arrive, in a daemon thread, until the returned `stop()` is called.
+
+    `annotators=None` gives each project as many annotations per task as it asks for (its
+    `maximum_annotations`: three in a first round with workers_per_object=3, one in the review round).
 
     Polls the server every `interval` seconds and answers every project that appeared after the
     call (or every project with `include_existing`), so a DAG run's project is answered while its
@@ -158,7 +161,8 @@ def run_in_background(url: str, token: str, *, policy: str = "oracle", error_rat
                     if project["id"] in ignored or stopping.is_set():
                         continue
                     counts = annotate_project(hook, project["id"], policy=policy, error_rate=error_rate, seed=seed,
-                                              annotators=annotators, truth=truth, crew=crew)
+                                              annotators=annotators or int(project.get("maximum_annotations") or 1),
+                                              truth=truth, crew=crew)
                     totals["created"] += counts["created"]
             except Exception as exc:  # noqa: BLE001 - a server restarting, a project deleted: try again next poll
                 totals["errors"] += 1

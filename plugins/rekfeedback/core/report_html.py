@@ -10,6 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Mapping, Sequence
 
+from rekfeedback.core.report_noise import noise_table
 from rekfeedback.core.report_selection import selection_table
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -93,6 +94,11 @@ def render_report(figures: Mapping, *, title: str | None = None) -> str:
         details += _section("selection", "Which images did humans review?",
                             "The review budget's choice: why each image was chosen, and what waits for a later turn.",
                             selection_table(figures["selection"]))
+    if figures.get("label_noise"):
+        details += _section("noise", "Which answers were doubted?",
+                            "Answers of disagreeing reviewers and those the label-noise check flagged, with the "
+                            "answer's boxes drawn and the reason; none was merged unreviewed.",
+                            noise_table(figures["label_noise"]))
     if figures.get("champion"):
         details += _section("champion", "Which model does the loop use?",
                             "The champion timeline: the version that served each turn, F1 of the champion and of "

@@ -81,7 +81,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
     aws_hook_class = S3Hook
     template_fields: Sequence[str] = aws_template_fields(
         "output_prefix", "predictions_uris", "answers_uris", "merge_summary", "training_results", "champion", "selection",
-        "manifest_uri", "history_uri", "inference_unit_hours", "human_objects", "training_hours",
+        "manifest_uri", "history_uri", "inference_unit_hours", "human_objects", "training_hours", "answer_check",
     )
     template_fields_renderers = {"merge_summary": "json", "training_results": "json"}
     operator_extra_links = (TurnReportLink(), TurnReportPageLink())
@@ -96,6 +96,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         training_results: dict | str | None = None,
         champion: dict | str | None = None,
         selection: dict | str | None = None,
+        answer_check: dict | str | None = None,
         manifest_uri: str | None = None,
         history_uri: str | None = None,
         inference_unit_hours: float | str = 0.0,
@@ -117,6 +118,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         self.answers_uris = answers_uris
         self.merge_summary = merge_summary
         self.training_results = training_results
+        self.answer_check = answer_check  # review_round.check's XCom: the doubted answers to list
         self.champion = champion
         self.selection = selection
         self.manifest_uri = manifest_uri
@@ -193,6 +195,9 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         if chosen:
             figures["selection"] = {k: chosen.get(k) for k in ("strategy", "limit", "selected", "deferred", "by_reason",
                                                                "by_label", "deferred_by_label")}
+        check = templated.as_dict(self.answer_check, "answer_check")
+        if check and check.get("flags_uri"):
+            figures["label_noise"] = self._label_noise(check)
         gate = templated.as_dict(self.champion, "champion")
         if gate:
             figures["champion"] = {k: gate.get(k) for k in ("decision", "reasons", "timeline")}
@@ -272,6 +277,25 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
                 figures = {"turn": e.get("turn") or {"run": e["run"]}}
             out.append(figures)
         return out
+
+    def _label_noise(self, check: dict) -> dict:
+        """The doubted answers with a thumbnail each (read from S3, at most report_noise.MAX_LISTED)."""
+        from rekfeedback.core import report_noise
+
+        loc = parse_s3_uri(check["flags_uri"], "answer_check.flags_uri")
+        flags = [json.loads(x) for x in self._lines(loc)] if self._exists(loc) else []
+        thumbs = {}
+        for flag in flags[:report_noise.MAX_LISTED]:
+            image = parse_s3_uri(flag["source-ref"], "source-ref")
+            try:
+                body = self._s3.get_object(Bucket=image.bucket, Key=image.key)["Body"].read()
+            except Exception as err:  # noqa: BLE001 - a missing image loses its thumbnail, not its row
+                self.log.warning("no thumbnail for %s: %s", flag["source-ref"], err)
+                body = None
+            thumbs[flag["source-ref"]] = report_noise.thumbnail(body, flag.get("boxes") or [])
+        counts = check.get("counts") or {}
+        return {"rows": report_noise.noise_rows(flags, thumbs), "total": len(flags), "flags_uri": check["flags_uri"],
+                "reviewed": counts.get("to_review", 0), "held_out": counts.get("held_out", 0)}
 
     def _write_history(self, entries: list[dict], run: str, figures_uri: str, report_uri: str, turn: dict) -> None:
         entry = {"run": run, "figures_uri": figures_uri, "report_uri": report_uri, "turn": turn}
