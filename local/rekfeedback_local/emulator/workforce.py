@@ -2,7 +2,8 @@
 
 Over ``config.labeling_seconds`` it takes the input manifest's data objects one by one, has
 ``workers_per_object`` simulated workers answer each (answers from ``policy``, truth from the image's S3
-user metadata ``truth``), and writes Ground Truth's S3 output layout under ``<S3OutputPath>/<job-name>/``:
+user metadata ``truth``; with the ``annotators`` knob, a crew of different quality from which each
+object's workers are drawn, each with a stable worker id), and writes Ground Truth's S3 output layout under ``<S3OutputPath>/<job-name>/``:
 
     annotations/worker-response/iteration-1/<datasetObjectId>/<timestamp>.json
     annotations/consolidated-annotation/consolidation-request/iteration-1/<timestamp>.json
