@@ -134,3 +134,21 @@ def test_images_of_another_bucket_stop_the_merge_before_anything_is_written():
         merge_manifest(answers=[("answers.jsonl", [answer(5)])], previous=_previous(previous),
                        write_manifest=out.append, write_reject=rejects.append, images_bucket="new-bucket")
     assert out == [] and rejects == []
+
+
+def test_a_verified_previous_line_with_one_bad_box_keeps_its_other_boxes():
+    # Written by another tool (Ground Truth's own bounding-box job): one box is a stray 1x1 click.
+    line = {"source-ref": "s3://bkt/img/0200.jpg",
+            "boxes": {"image_size": [{"width": 640, "height": 480, "depth": 3}],
+                      "annotations": [{"class_id": 0, "left": 10, "top": 10, "width": 80, "height": 60},
+                                      {"class_id": 1, "left": 300, "top": 300, "width": 1, "height": 1}]},
+            "boxes-metadata": {"objects": [{"confidence": 0.9}, {"confidence": 0.9}], "class-map": {"0": "circle", "1": "star"},
+                               "type": "groundtruth/object-detection", "human-annotated": "yes",
+                               "creation-date": "2026-10-01T00:00:00.000", "job-name": "labeling-job/seed"}}
+    manifest, rejects, summary = run([], previous=lambda: iter([json.dumps(line) + "\n"]))
+    record = by_ref(manifest)["s3://bkt/img/0200.jpg"]
+    entry = parse_record(record)[0]
+    assert entry.human and [(b["label"], b["width"]) for b in entry.detection.boxes] == [("circle", 80)]
+    assert [(r["stage"], r["code"], r["box"]["label"]) for r in rejects] == [("box", "ERROR_BOUNDING_BOX_TOO_SMALL", "star")]
+    assert summary["boxes_dropped"] == 1 and summary["rejects"] == 0
+    assert summary["images"]["rewritten_from_previous"] == 1

@@ -396,10 +396,13 @@ class _Merge:
             self._written(ref, check.labels)
             self.c["previous_kept"] += 1
             return
-        rebuilt = _canonical(record)
-        if rebuilt is not None:
+        canonical = _canonical(record)
+        if canonical is not None:
+            rebuilt, dropped = canonical
             again = validate_line(rebuilt, self.bucket)
             if again.ok:
+                for box, code, reason in dropped:
+                    self.drop_box(code, reason, box, file="previous manifest", line_no=None, source_ref=ref)
                 self.out.append(rebuilt)
                 self._written(ref, again.labels)
                 self.c["previous_rewritten"] += 1
@@ -662,11 +665,17 @@ def _previous_rank(record) -> tuple[bool, str]:
     return (entry.human, entry.newest_date)
 
 
-def _canonical(record) -> str | None:
-    """The line rebuilt in our form, leaving out attributes Rekognition does not train on."""
+def _canonical(record) -> tuple[str, list] | None:
+    """The line rebuilt in our form, leaving out attributes Rekognition does not train on and boxes it
+    would refuse (a verified line written by another tool keeps its good boxes); with the dropped boxes."""
     try:
         entry, _ = parse_record(record)
-        return dumps(build_record(entry))
+        dropped: list = []
+        if entry.detection and entry.detection.boxes and entry.width and entry.height:
+            boxes, dropped = _screen_boxes(entry.detection.boxes, entry.width, entry.height)
+            if dropped:
+                entry.detection = Detection(boxes, entry.detection.provenance)
+        return dumps(build_record(entry)), dropped
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
