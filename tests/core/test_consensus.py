@@ -90,3 +90,18 @@ def test_record_keeps_candidates_only_while_pending_and_answers_validate_it():
     assert merge == [] and held == [answer]
     with pytest.raises(ValueError, match="consensus"):
         ans.validate_answer({**answer, "consensus": {"status": "maybe"}})
+
+
+def test_the_merge_refuses_a_pending_answer_and_counts_it():
+    from rekfeedback.core.merge import merge_manifest
+
+    voted = consensus.consolidate(labels_of([], ["square"], ["star", "triangle"]), kind="classification")
+    pending = ans.make_answer(source_ref="s3://my-bucket/a.jpg", width=10, height=10, kind="classification", labels=[],
+                              workers=3, agreement=voted["agreement"], human=True, backend="ground-truth",
+                              source="job", answered_at="2026-11-26T05:00:00Z",
+                              consensus=consensus.record(voted["consensus"], 3, voted["agreement"], 0.6))
+    written, rejects = [], []
+    summary = merge_manifest(answers=[("answers.jsonl", ans.dumps_jsonl([pending]).splitlines())],
+                             write_manifest=written.append, write_reject=rejects.append)
+    assert "".join(written) == "" and summary["answers"]["pending_agreement"] == 1
+    assert summary["images"]["verified_empty"] == 0 and summary["answers"]["applied"] == 0 and rejects == []
