@@ -247,3 +247,35 @@ def test_public_workforce_has_a_shorter_availability_cap():
         gt.validate_parameters(public)
     with pytest.raises(ValueError, match="pre_annotation_lambda_arn is required"):
         gt.require_custom_lambdas(VALID)
+
+
+def test_several_box_workers_who_disagree_are_pending_not_a_unanimous_empty_image():
+    # Issue 12: three workers drew [], [square] and [star, triangle]; the built-in consolidation kept no
+    # box, and the answer used to be a verified empty image with agreement 1.0.
+    line = {"source-ref": "s3://b/a.jpg",
+            **_prior([{"class_id": 0, "left": 10, "top": 10, "width": 50, "height": 40}], {"0": "square"}),
+            "adjusted-boxes": {"image_size": [{"width": 200, "height": 100, "depth": 3}], "annotations": []},
+            "adjusted-boxes-metadata": {"objects": [], "class-map": {}, "type": "groundtruth/object-detection",
+                                        "human-annotated": "yes", "creation-date": "2026-11-26T08:00:00",
+                                        "job-name": f"labeling-job/{JOB}", "adjustment-status": "adjusted"}}
+    text = json.dumps(line)
+    # Without the workers' own responses the agreement is unknown: 0, so pending.
+    [blind], _ = gt.parse_output_manifest(text, job_name=JOB, label_attribute="adjusted-boxes", workers=3)
+    assert blind["agreement"] == 0.0 and blind["consensus"]["status"] == "pending"
+    # With them, our consolidation says how much they agreed: one of three said "nothing".
+    workers = [{"labels": [], "boxes": []},
+               {"labels": ["square"], "boxes": [{"label": "square", "left": 10, "top": 10, "width": 50, "height": 40}]},
+               {"labels": ["star", "triangle"], "boxes": [{"label": "star", "left": 100, "top": 10, "width": 30,
+                                                           "height": 30},
+                                                          {"label": "triangle", "left": 150, "top": 50, "width": 30,
+                                                           "height": 30}]}]
+    [a], _ = gt.parse_output_manifest(text, job_name=JOB, label_attribute="adjusted-boxes", workers=3,
+                                      worker_answers={"s3://b/a.jpg": workers})
+    assert a["boxes"] == [] and a["agreement"] == pytest.approx(0.3333)
+    assert a["consensus"]["status"] == "pending" and len(a["consensus"]["candidates"]) == 3
+    # Two of three agreeing on the square: verified, the square kept with its share.
+    agreeing = [workers[1], workers[1], workers[0]]
+    [b], _ = gt.parse_output_manifest(text, job_name=JOB, label_attribute="adjusted-boxes", workers=3,
+                                      worker_answers={"s3://b/a.jpg": agreeing})
+    assert b["labels"] == ["square"] and b["consensus"]["status"] == "verified"
+    assert b["consensus"]["box_agreement"] == [pytest.approx(0.6667)]
