@@ -277,3 +277,18 @@ def test_dataset_per_label_counts_images_in_the_manifest():
     assert dataset_per_label(lines) == {"bird": 1, "cat": 3, "dog": 1}
     with pytest.raises(ValueError, match="manifest line 2"):
         dataset_per_label([lines[0], "{not json"])
+
+
+def test_the_report_picks_the_answer_the_merge_picks():
+    # Old rule (>= on the answered_at text) took "08:00+02:00" (06:00 UTC) over "07:00Z"; the merge takes
+    # the later instant, and on equal times the larger answer_id.
+    from rekfeedback.core.answers import answer_rank
+    from rekfeedback.core.report import _choose_answers
+
+    early = dict(_cls_answer("r", ["cat"], answered_at="2026-11-26T08:00:00+02:00"), answer_id="b")
+    late = dict(_cls_answer("r", ["dog"], answered_at="2026-11-26T07:00:00Z"), answer_id="a")
+    same_time = dict(late, labels=["bird"], answer_id="c")
+    assert _choose_answers([late, early])["r"] is late
+    assert _choose_answers([early, late])["r"] is late
+    assert _choose_answers([same_time, late, early])["r"] is same_time
+    assert max([early, late, same_time], key=answer_rank) is same_time

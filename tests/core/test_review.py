@@ -75,7 +75,7 @@ def test_bad_prediction_lines_name_file_and_line(bad, message):
     text = json.dumps(line("s3://b/ok.jpg", [])) + "\n" + json.dumps(bad) + "\n"
     with pytest.raises(ValueError, match=rf"preds.jsonl line 2: .*{message}"):
         list(review.parse_prediction_lines(text, "preds.jsonl"))
-    with pytest.raises(ValueError, match="line 1: not JSON"):
+    with pytest.raises(ValueError, match="line 1: not valid JSON"):
         list(review.parse_prediction_lines("{oops\n", "p"))
 
 

@@ -63,8 +63,8 @@ def test_turn_tasks_annotated_collected_and_merged(make_turn, ls_hook, s3, tmp_p
     sensor = LabelStudioReviewSensor(task_id="wait", review=out, label_studio_conn_id=CONN_ID, poll_interval=1)
     result = sensor.execute(context_for(run_id))  # all annotated: completes without deferring
     pending = result["counts"]["pending"]  # three oracles with 20% errors sometimes disagree: below the threshold
-    assert result["counts"] == {"answered": len(human) - pending, "unanswered": 0, "pending": pending,
-                                "tasks": len(human), "annotations": 3 * len(human)}
+    assert result["counts"] == {"answers": len(human) - pending, "unresolved": 0, "answered": len(human) - pending,
+                                "unanswered": 0, "pending": pending, "tasks": len(human), "annotations": 3 * len(human)}
     verified = answerlib.loads_jsonl(read_s3(s3, result["answers_uri"]))
     held = answerlib.loads_jsonl(read_s3(s3, result["pending_uri"]))
     assert len(held) == pending and all(a["agreement"] < 0.6 for a in held)

@@ -117,16 +117,22 @@ def dumps_jsonl(answers: Iterable[dict]) -> str:
 
 
 def loads_jsonl(text: str, where: str = "answers") -> list[dict]:
-    out = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where} line {number}: not JSON ({exc.msg})") from exc
-        out.append(validate_answer(row, f"{where} line {number}"))
-    return out
+    from rekfeedback.core.predictions import iter_jsonl
+
+    return list(iter_jsonl(text, where, validate=validate_answer))
+
+
+def answer_rank(answer, text: str = "") -> tuple:
+    """Which answer wins for an image, for the merge and the report alike: a human answer beats an
+    auto-accepted one, then the newest `answered_at` (compared as instants, whatever the zone), then
+    the larger `answer_id`, then the line text. Raises ValueError when `answered_at` is no date."""
+    from rekfeedback.core.manifest import manifest_date
+
+    try:
+        when = manifest_date(answer["answered_at"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"answered_at {answer.get('answered_at')!r} is not an ISO-8601 date") from exc
+    return (answer.get("human") is True, when, str(answer.get("answer_id") or ""), text)
 
 
 # --- diffing the model's prediction against the final answer ------------------------------------

@@ -40,6 +40,7 @@ from typing import Callable, Iterable, Iterator
 
 import orjson
 
+from rekfeedback.core.answers import answer_rank
 from rekfeedback.core.manifest import (
     Detection,
     ImageEntry,
@@ -198,8 +199,10 @@ class _Merge:
             return self.reject("answers", ERROR_INVALID_SOURCE_REF_FORMAT,
                                f"source-ref {ref!r} is not s3://bucket/key", source_ref=ref, **where)
         try:
-            date = manifest_date(answer["answered_at"])
-        except (KeyError, TypeError, ValueError):
+            # The text is kept, not the parsed answer: a dict per image costs three times the memory and
+            # slows the garbage collector; the winners are parsed again when written.
+            rank = answer_rank(answer, text)
+        except ValueError:
             return self.reject("answers", INVALID_ANSWER,
                                f"answered_at {answer.get('answered_at')!r} is not an ISO-8601 date; the merge never invents one",
                                source_ref=ref, **where)
@@ -208,9 +211,6 @@ class _Merge:
             # review round answers it again, or a later turn does (its image stays out of the manifest).
             self.c["answers_pending"] += 1
             return None
-        # The text is kept, not the parsed answer: a dict per image costs three times the memory and
-        # slows the garbage collector; the winners are parsed again when written.
-        rank = (answer.get("human") is True, date, str(answer.get("answer_id") or ""), text)
         held = self.winners.get(ref)
         if held is None:
             self.winners[ref] = (rank, text, name, n)

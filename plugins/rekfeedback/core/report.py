@@ -17,6 +17,7 @@ import statistics
 from collections import defaultdict
 from typing import Iterable, Mapping, Sequence
 
+from rekfeedback.core.answers import answer_rank
 from rekfeedback.core.boxes import iou, ratio_to_pixels
 from rekfeedback.core.manifest import parse_record
 
@@ -488,20 +489,20 @@ def _index_predictions(lines: Iterable[Mapping]) -> dict[str, Mapping]:
 
 
 def _choose_answers(lines: Iterable[Mapping]) -> dict[str, Mapping]:
-    """One answer per image: a human answer beats an auto-accept, then the latest answer wins."""
+    """One answer per image, chosen as the merge chooses it (`core.answers.answer_rank`)."""
     out: dict[str, Mapping] = {}
     for n, line in enumerate(lines, 1):
         ref = line.get("source-ref") if isinstance(line, Mapping) else None
         if not ref:
             raise ValueError(f"answer line {n} has no 'source-ref'; see docs/data-formats.md")
+        try:
+            rank = answer_rank(line)
+        except ValueError:  # undated: the merge rejects it; here it counts, below any dated answer
+            rank = (line.get("human") is True, "", str(line.get("answer_id") or ""), "")
         old = out.get(ref)
-        if old is None or _answer_rank(line) >= _answer_rank(old):
-            out[ref] = line
-    return out
-
-
-def _answer_rank(a: Mapping) -> tuple:
-    return (bool(a.get("human")), str(a.get("answered_at") or ""))
+        if old is None or rank >= old[0]:
+            out[ref] = (rank, line)
+    return {ref: line for ref, (_, line) in out.items()}
 
 
 def _px(box: Mapping) -> dict:

@@ -7,7 +7,6 @@ sections "Prediction line" and "Review item".
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -70,14 +69,9 @@ def share(source_ref: str, seed: int) -> float:
 
 def parse_prediction_lines(text: str, where: str = "predictions") -> Iterator[dict]:
     """Prediction lines of one file; a malformed line raises ValueError naming file and line."""
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where} line {number}: not JSON ({exc.msg}); fix or regenerate the predictions file") from exc
-        yield validate_prediction(line, f"{where} line {number}")
+    from rekfeedback.core.predictions import iter_jsonl
+
+    return iter_jsonl(text, where, validate=validate_prediction)
 
 
 def validate_prediction(line: dict, where: str) -> dict:
@@ -161,6 +155,23 @@ def unlabelled_line(item: dict) -> dict:
     if item.get("error"):
         out["error"] = item["error"]
     return out
+
+
+def dumps_unlabelled(items: Iterable[dict]) -> str:
+    """review/unlabelled.jsonl, written the same way by both backends: sorted by source-ref, compact."""
+    import json
+
+    lines = sorted((unlabelled_line(i) for i in items), key=lambda u: u["source-ref"])
+    return "".join(json.dumps(u, sort_keys=True, separators=(",", ":")) + "\n" for u in lines)
+
+
+def auto_accepted_answers(review_set: ReviewSet, answered_at_fallback=None) -> list[dict]:
+    """The answers of the images that skip humans, the same for both backends: their `source` is the
+    model version that predicted them, so an image gets one answer id whichever backend routed it."""
+    from rekfeedback.core.answers import auto_accepted_answer
+
+    return [auto_accepted_answer(i, i.get("model") or "auto-accept", answered_at_fallback)
+            for i in review_set.by_route("auto-accept")]
 
 
 def batches(items: list, size: int) -> list[list]:

@@ -277,12 +277,8 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
 
         # Items no job can take are listed, never dropped: they join the unlabelled list.
         leftover_refs = {i["source-ref"]: i for i in leftovers}
-        auto = [ans.auto_accepted_answer(i, i.get("model") or f"{BACKEND}-auto-accept",
-                                         context.get("logical_date") or context["dag_run"].run_after)
-                for i in review_set.by_route("auto-accept")]
-        unlabelled = [review.unlabelled_line(i) for i in review_set.by_route("unlabelled")]
-        unlabelled += [review.unlabelled_line(i) for i in leftover_refs.values()]
-        unlabelled.sort(key=lambda x: x["source-ref"])
+        auto = review.auto_accepted_answers(review_set, context.get("logical_date") or context["dag_run"].run_after)
+        unlabelled = review_set.by_route("unlabelled") + list(leftover_refs.values())
 
         # A second round of the turn names its jobs after it: deterministic, never the first round's names.
         dag_run_id = context["run_id"] + (f"~{self.round_name}" if self.round_name else "")
@@ -315,7 +311,7 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
 
         self._put(s3, parse_s3_uri(result["auto_accepted_uri"]), ans.dumps_jsonl(auto))
         self._put(s3, parse_s3_uri(result["unlabelled_uri"]),
-                  "".join(json.dumps(u, sort_keys=True, separators=(",", ":")) + "\n" for u in unlabelled))
+                  review.dumps_unlabelled(unlabelled))
 
         counts = review_set.counts()
         counts["unlabelled"] += len(leftovers)

@@ -127,10 +127,9 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         auto_uri = turn.join("review", "auto-accepted.jsonl")
         unlabelled_uri = turn.join("review", "unlabelled.jsonl")
         answers_uri = turn.join("answers", "label-studio.jsonl")
-        auto = [answerlib.auto_accepted_answer(i, source=title) for i in review_set.by_route("auto-accept")]
+        auto = reviewlib.auto_accepted_answers(review_set, context.get("logical_date"))
         self._put(auto_uri, answerlib.dumps_jsonl(auto))
-        self._put(unlabelled_uri, "".join(json.dumps(reviewlib.unlabelled_line(i), sort_keys=True) + "\n"
-                                          for i in review_set.by_route("unlabelled")))
+        self._put(unlabelled_uri, reviewlib.dumps_unlabelled(review_set.by_route("unlabelled")))
         result = {"backend": "label-studio", "project_id": None, "project_url": None, "project_title": title,
                   "answers_uri": str(answers_uri), "auto_accepted_uri": str(auto_uri),
                   "unlabelled_uri": str(unlabelled_uri), "counts": review_set.counts()}

@@ -37,7 +37,8 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
     :param min_annotated_share: 0..1; with `deadline` (ISO-8601 or datetime) allows finishing early.
     :param deferrable: wait in the triggerer (default). Label Studio being down while waiting is
         retried until the sensor's `timeout`; a refused token fails at once.
-    Returns `{"answers_uri", "counts": {"answered", "unanswered", "tasks", "annotations"}}`.
+    Returns `{"answers_uri", "counts": {"answers", "unresolved", "pending", "tasks", "annotations"}}`
+    (also "answered" and "unanswered", the older names of the first two).
     """
 
     aws_hook_class = S3Hook
@@ -177,7 +178,8 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
         # Same annotations -> same bytes (sorted lines and keys); replace=True: a retry rewrites, never appends.
         S3Artifacts(self.hook).write_text(uri, answerlib.dumps_jsonl(answers))
         S3Artifacts(self.hook).write_text(held, answerlib.dumps_jsonl(pending))
-        counts = {"answered": len(answers), "unanswered": len(unanswered), "pending": len(pending), "tasks": tasks,
-                  "annotations": annotations}
+        # "answers" and "unresolved" as the Ground Truth sensor counts them; the older names stay.
+        counts = {"answers": len(answers), "unresolved": len(unanswered), "answered": len(answers),
+                  "unanswered": len(unanswered), "pending": len(pending), "tasks": tasks, "annotations": annotations}
         self.log.info("wrote %d normalized answers to %s (%s)", len(answers), answers_uri, counts)
         return {"answers_uri": answers_uri, "pending_uri": pending_uri, "counts": counts}
