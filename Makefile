@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/inference_throughput.py
 	$(BIN)/python bench/merge_scaling.py
 	$(BIN)/python bench/answer_quality.py
+	$(BIN)/python bench/dag_parse_time.py
 
 emulator: $(STAMP)
 	$(BIN)/rekfeedback-local emulator --host 127.0.0.1 --port 4566

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rekfeedback import __version__
+
 _INTEGRATION = "Amazon Rekognition Custom Labels feedback loop"
 
 
@@ -11,7 +13,7 @@ def get_provider_info() -> dict:
         "name": "Rekognition Custom Labels feedback loop",
         "description": "Hooks, operators, sensors, triggers and links for the Rekognition Custom Labels "
         "model-improvement loop with Ground Truth or Label Studio review.",
-        "versions": ["0.1.0"],
+        "versions": [__version__],
         "integrations": [
             {
                 "integration-name": _INTEGRATION,

@@ -25,31 +25,41 @@ def test_imports_without_errors(dagbag):
     assert "rekognition_feedback_loop" in dagbag.dag_ids
 
 
-def test_parse_time_is_well_under_a_second():
-    # Measured in a fresh interpreter after airflow and the provider are imported, as the
-    # dag-processor has them: what remains is this file's own cost.
+def test_parsing_imports_nothing_beyond_airflow_and_the_provider():
+    # Parse cost without a wall-clock threshold (bench/dag_parse_time.py prints the time): after airflow
+    # and the provider are imported, as the dag-processor has them, the file itself may only pull in
+    # Airflow's own modules (and theirs), never a library of its own or a client.
     code = (
-        "import time, runpy, airflow.sdk, rekfeedback.operators as o, rekfeedback.sensors as s\n"
+        "import sys, runpy, airflow.sdk, rekfeedback.operators as o, rekfeedback.sensors as s\n"
         "for n in o.__all__: getattr(o, n)\n"
         "for n in s.__all__: getattr(s, n)\n"
-        f"t = time.perf_counter(); runpy.run_path({str(DAG_FILE)!r}); print(time.perf_counter() - t)\n"
+        "before = set(sys.modules)\n"
+        f"runpy.run_path({str(DAG_FILE)!r})\n"
+        "print(sorted(set(sys.modules) - before))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    seconds = float(out.stdout.strip().splitlines()[-1])
-    print(f"DAG file parse time: {seconds * 1000:.1f} ms")
-    assert seconds < 0.5
+    new = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own subprocess's list of names
+    allowed = ("airflow.", "rekfeedback.", "croniter", "packaging.")  # Airflow's timetables and decorators
+    assert [m for m in new if not m.startswith(allowed)] == []
 
 
 def test_parsing_does_no_network_io(monkeypatch):
     import socket
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("the DAG file opened a network connection at parse time")
+    attempts = []  # recorded, not raised: a broad `except` on the parse path cannot hide one
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    def record(*args, **kwargs):
+        attempts.append(args[1:] or kwargs)
+        raise OSError("no network at parse time")
+
+    monkeypatch.setattr(socket.socket, "connect", record)
+    monkeypatch.setattr(socket.socket, "connect_ex", record)
+    monkeypatch.setattr(socket, "getaddrinfo", record)
     import runpy
 
-    runpy.run_path(str(DAG_FILE))
+    namespace = runpy.run_path(str(DAG_FILE))
+    assert attempts == []
+    assert namespace["dag"].dag_id == "rekognition_feedback_loop"  # the file was parsed to the end
 
 
 def test_every_param_is_documented(dagbag):

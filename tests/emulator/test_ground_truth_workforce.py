@@ -212,7 +212,7 @@ def read_json(aws, bucket: str, key: str):
 
 
 def test_custom_job_with_the_projects_own_lambdas(aws, bucket, knobs):
-    pytest.importorskip("rekfeedback.lambdas.consolidation")
+    import rekfeedback.lambdas.consolidation  # noqa: F401 - the package's own handler must import, never skip
     name = f"own-{uuid.uuid4().hex[:8]}"
     job = run(aws, job_request(bucket, name, "custom.manifest", "review", OWN_LAMBDA + "rekfeedback-pre-annotation",
                                OWN_LAMBDA + "rekfeedback-annotation-consolidation", workers=3))
