@@ -8,6 +8,8 @@ L = 0.25 s per call, and 10% of the calls throttled at random on top of the capa
 every run. The per-image analysis cache is primed first (see `prime`; --cold skips it).
 
 Runs, in order, as a loop's turns would:
+- "ceiling": 1 shard with no capacity limit and no throttling on --ceiling-n images: what the two cores
+  allow the clients and the emulator (on a busy machine, less than C; then the ratios measure the machine);
 - "first turn": 1 shard, nothing remembered, probing up from 10 calls/s (printed, not in the last line);
   it remembers the rate it reached for this model version and inference units;
 - our engine with k = 1, 2, 4 shards, each shard a separate process (as Celery workers run them),
@@ -138,7 +140,7 @@ def shard_worker() -> None:
     s3, rek = clients(job["endpoint"], pool=40)
     store = LoopStore(s3)
     tasks = [ImageTask(ref, size) for ref, size in json.loads(Path(job["images"]).read_text())
-             if preds.shard_of(ref, count) == index]
+             if preds.shard_of(ref, count) == index][: job["limit"]]
     turn = parse_s3_uri(job["turn"])
     hint, memory = turn.join("inference", "rate-hint.json"), parse_s3_uri(job["memory"])
     checkpoint = turn.join("predictions", f"{shard_part_name(index, count)}.checkpoint.jsonl")
@@ -177,14 +179,16 @@ def shard_worker() -> None:
                       "finished": finished, "header_bytes": result.median_header_bytes}), flush=True)
 
 
-def run_shards(endpoint: str, arn: str, images_file: str, k: int, turn: str, memory: str, remember: bool) -> dict:
+def run_shards(endpoint: str, arn: str, images_file: str, k: int, turn: str, memory: str, remember: bool,
+               limit: int | None = None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
     procs = [subprocess.Popen([sys.executable, __file__, "--shard-worker"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, env=env) for _ in range(k)]
     try:
         for i, proc in enumerate(procs):
             proc.stdin.write(json.dumps({"endpoint": endpoint, "arn": arn, "images": images_file, "shard": i,
-                                         "shards": k, "turn": turn, "memory": memory, "remember": remember}) + "\n")
+                                         "shards": k, "turn": turn, "memory": memory, "remember": remember,
+                                         "limit": limit}) + "\n")
             proc.stdin.flush()
         for proc in procs:
             if proc.stdout.readline().strip() != "ready":
@@ -205,7 +209,8 @@ def run_shards(endpoint: str, arn: str, images_file: str, k: int, turn: str, mem
            "checkpoints": sum(s["checkpoints"] for s in shards), "fairness": min(rates) / max(rates),
            "header_bytes": shards[0]["header_bytes"]}
     out["ratio"] = out["answered"] / elapsed / CAPACITY
-    print(f"ours, {k} shard process(es){'' if remember else ', first turn (nothing remembered)'}: "
+    what = "no capacity limit (the machine's ceiling)" if limit else "" if remember else "first turn (nothing remembered)"
+    print(f"ours, {k} shard process(es){', ' + what if what else ''}: "
           f"{out['images']} images, {out['answered']} answered in {elapsed:.1f}s, {out['calls']} calls, "
           f"{out['throttles']} throttles; started at {', '.join(str(s['start_rate']) for s in shards)} calls/s; "
           f"per shard images/s {', '.join(f'{r:.1f}' for r in rates)}; "
@@ -285,6 +290,7 @@ def main() -> None:
     parser.add_argument("--shards", default="1,2,4", help="shard counts to run (default 1,2,4; e.g. 1,2,4,8)")
     parser.add_argument("--adaptive-n", type=int, default=80, help="images for boto3 adaptive (default 80)")
     parser.add_argument("--baseline-n", type=int, default=60, help="images for the original script (default 60)")
+    parser.add_argument("--ceiling-n", type=int, default=200, help="images for the no-limit run (default 200)")
     parser.add_argument("--cold", action="store_true", help="do not prime the emulator's per-image analysis cache")
     parser.add_argument("--serve-emulator", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--shard-worker", action="store_true", help=argparse.SUPPRESS)
@@ -315,6 +321,13 @@ def main() -> None:
         memory = f"s3://{data['bucket']}/bench/dataset/throughput/v1-units-1-1.json"
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(images, f)
+        # What the two cores let one shard and the emulator do with no capacity limit (no throttling):
+        # when it is below C, the ratios below measure the machine, not the limiter.
+        configure(endpoint, capacity_per_unit=1000.0, throttle_rate=0.0)
+        ceiling = run_shards(endpoint, arn, f.name, 1, f"s3://{data['bucket']}/bench/turn-ceiling",
+                             memory + ".ceiling", False, limit=args.ceiling_n)
+        configure(endpoint, capacity_per_unit=CAPACITY, throttle_rate=THROTTLE)
+        time.sleep(1.1)
         runs = {}
         first = run_shards(endpoint, arn, f.name, 1, f"s3://{data['bucket']}/bench/turn-first", memory, False)
         for k in [int(x) for x in args.shards.split(",")]:
@@ -329,6 +342,9 @@ def main() -> None:
         images_done = sum(r["images"] for r in ours)
         print(f"first turn (probing from 10 calls/s): ratio {first['ratio']:.3f}; later turns start from the "
               f"remembered rate", flush=True)
+        cpu = ceiling["ratio"]
+        print(f"machine ceiling (one shard, no capacity limit): {cpu:.3f} of C; of what the machine allowed: "
+              + " ".join(f"{k} shard(s) {r['ratio'] / min(1.0, cpu):.3f}" for k, r in runs.items()), flush=True)
         print(f"checkpoint_puts_per_1000_images={1000 * sum(r['checkpoints'] for r in ours) / images_done:.1f} "
               f"median_header_bytes={first['header_bytes']} "
               + " ".join(f"fairness_{k}={r['fairness']:.3f}" for k, r in runs.items()), flush=True)
