@@ -160,7 +160,8 @@ def shard_worker() -> None:
     remembered = remembered_rate(store.read_text(memory)) if job["remember"] else None
     print("ready", flush=True)
     sys.stdin.readline()
-    limiter, _ = start_limiter(rates, remembered, count, initial_rate=10.0, max_rate=10_000.0, max_concurrency=32)
+    limiter, _ = start_limiter(rates, remembered, count, initial_rate=job["initial_rate"], max_rate=10_000.0,
+                               max_concurrency=32)
     start_rate = limiter.rate
     engine = InferenceEngine(
         probe=probe, detect=detect, model=job["arn"], limiter=limiter, shard_rates=rates, max_workers=32,
@@ -188,7 +189,7 @@ def run_shards(endpoint: str, arn: str, images_file: str, k: int, turn: str, mem
         for i, proc in enumerate(procs):
             proc.stdin.write(json.dumps({"endpoint": endpoint, "arn": arn, "images": images_file, "shard": i,
                                          "shards": k, "turn": turn, "memory": memory, "remember": remember,
-                                         "limit": limit}) + "\n")
+                                         "limit": limit, "initial_rate": 1000.0 if limit else 10.0}) + "\n")
             proc.stdin.flush()
         for proc in procs:
             if proc.stdout.readline().strip() != "ready":
