@@ -54,3 +54,16 @@ def test_review_task_shows_the_candidates_and_the_reviewed_answer_is_final():
     assert task["predictions"][3]["result"][0]["value"]["rectanglelabels"] == ["dog"]
     final = review_round.mark_reviewed([answer("s3://b/c.jpg", ["cat"])])[0]
     assert final["consensus"]["status"] == "reviewed" and consensus.split([final]) == ([final], [])
+
+
+def test_label_studio_progress_counts_distinct_annotators_and_a_rejected_review_task():
+    from rekfeedback.hooks.label_studio import progress_of
+
+    # As Label Studio Community 1.23.2 reports them (checked against the real server): with
+    # maximum_annotations=3 a task is finished only once three distinct annotators answered it ...
+    several = {"task_number": 2, "num_tasks_with_annotations": 2, "finished_task_number": 1, "maximum_annotations": 3}
+    assert progress_of(several)["annotated"] == 1
+    # ... and a skipped task (the reviewer's "reject") has no annotation but is decided.
+    review = {"task_number": 2, "num_tasks_with_annotations": 1, "finished_task_number": 1,
+              "skipped_annotations_number": 1, "maximum_annotations": 1}
+    assert progress_of(review)["annotated"] == 2

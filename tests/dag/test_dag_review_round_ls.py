@@ -15,7 +15,7 @@ from .test_dag_review_round import CREW
 def test_label_studio_three_annotators_then_review_round(label_studio, loop_setup, run_dag, aws, emulator, ls_hook):  # noqa: F811
     from rekfeedback_local.annotator import run_in_background
 
-    setup = loop_setup(n_images=8, bad_files=False, review_backend="label-studio", workers_per_object=3, train=False)
+    setup = loop_setup(n_images=6, bad_files=False, review_backend="label-studio", workers_per_object=3, train=False)
     # Each project gets what it asks for: three annotations per task, then one in the review project.
     stop = run_in_background(label_studio.url, label_studio.token, annotators=None, crew=CREW, seed=2,
                              endpoint_url=emulator.endpoint_url, interval=1.0)

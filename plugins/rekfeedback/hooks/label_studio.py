@@ -134,8 +134,13 @@ def progress_of(project: dict) -> dict:
     annotators toward it, `finished_task_number`); with one annotation per task, any submitted one.
     """
     several = int(project.get("maximum_annotations") or 1) > 1
-    return {"tasks": int(project.get("task_number") or 0),
-            "annotated": int(project.get("finished_task_number" if several else "num_tasks_with_annotations") or 0),
+    tasks = int(project.get("task_number") or 0)
+    answered = int(project.get("finished_task_number" if several else "num_tasks_with_annotations") or 0)
+    if not several:
+        # A skipped task (the review round's "reject") is decided too: done, with no answer to merge.
+        answered = min(tasks, answered + int(project.get("skipped_annotations_number") or 0))
+    return {"tasks": tasks,
+            "annotated": answered,
             "annotations": int(project.get("total_annotations_number") or 0)}
 
 
