@@ -8,7 +8,8 @@ Settings come from `deploy/airflow.env`, which docker-compose reads too. `rekfee
 --airflow` stores the connection and the Variables, exactly as a user runs it. Then, through the REST API
 with a token from the auth manager:
 
-1. turn 1, empty conf (everything from Variables): succeeds; model.start, the review wait and training
+1. turn 1, empty conf (everything from Variables): succeeds, runs the champion seeded from the Variable and
+   records its decision; model.start, the review wait and training
    were deferred and resumed by the triggerer; the model is STOPPED at the end;
 2. new images land in the input prefix; turn 2, conf = the ARN only: succeeds, predicts only the new images;
 3. turn 3, nothing new: every task after preflight is skipped and no model is started;
@@ -187,6 +188,9 @@ def _run(args: argparse.Namespace, work: Path, airflow_bin: Path, stack: Stack) 
     first = api.xcom(run1, "summary")
     say(f"turn 1 succeeded in {time.monotonic() - t0:.0f} s: predicted {first.get('predicted')}, "
         f"failed {first.get('failed')}; model STOPPED")
+    if first.get("served_by") != version or not first.get("champion") or not first.get("champion_reasons"):
+        raise Failed(f"turn 1 (empty conf) should run the seeded champion {version} and record why: {first}")
+    say(f"champion after turn 1: {first['champion']} ({first.get('champion_decision')})")
 
     from rekfeedback_local.demo import add_images
 
