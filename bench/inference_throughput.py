@@ -286,8 +286,11 @@ def run_adaptive_boto3(endpoint: str, arn: str, images: list) -> float:
 
 
 def main() -> None:
+    global CAPACITY
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=600, help="pool images (default 600; a few corrupt are added)")
+    parser.add_argument("--capacity", type=float, default=CAPACITY,
+                        help="the model's calls/s (default 40; lower on a machine that cannot make C/0.9 calls/s)")
     parser.add_argument("--shards", default="1,2,4", help="shard counts to run (default 1,2,4; e.g. 1,2,4,8)")
     parser.add_argument("--adaptive-n", type=int, default=80, help="images for boto3 adaptive (default 80)")
     parser.add_argument("--baseline-n", type=int, default=60, help="images for the original script (default 60)")
@@ -300,6 +303,7 @@ def main() -> None:
         return serve_emulator(args.serve_emulator)
     if args.shard_worker:
         return shard_worker()
+    CAPACITY = args.capacity
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
