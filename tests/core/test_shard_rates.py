@@ -82,15 +82,22 @@ def test_a_remembered_rate_shortens_the_ramp():
     assert warm > cold + 0.03
 
 
-def test_the_hint_store_failing_does_not_stop_a_shard():
+def test_the_hint_store_failing_does_not_stop_a_shard_nor_stall_it_every_second():
+    reads = []
+
     def broken():
+        reads.append(clock.t)
         raise OSError("S3 unreachable")
 
-    rates = ShardRates(shard=0, shard_count=2, read=broken, write=lambda text: None, clock=FakeClock())
+    clock = FakeClock()
+    rates = ShardRates(shard=0, shard_count=2, read=broken, write=lambda text: None, clock=clock)
     limiter = AdaptiveLimiter(initial_rate=15)
     assert rates.start_rate(10.0) == (10.0, True)
-    rates.tick(limiter)
+    for step in range(60):
+        clock.t = step
+        rates.tick(limiter)
     assert limiter.rate == 15 and rates.leave(limiter) is None
+    assert len(reads) <= 4  # tried again after a pause, not at every tick
 
 
 def test_a_torn_hint_is_rewritten():

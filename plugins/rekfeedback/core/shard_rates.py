@@ -52,6 +52,7 @@ class ShardRates:
         period: float = 1.0,
         stale_after: float = 10.0,
         gain: float = 1.0,
+        failure_pause: float = 30.0,
         clock: Callable[[], float] = time.time,  # wall clock: shards in other processes share it
         log: logging.Logger | None = None,
     ):
@@ -60,6 +61,7 @@ class ShardRates:
         self.shard, self.shard_count = str(shard), max(1, int(shard_count))
         self._read, self._write = read, write
         self.period, self.stale_after, self.gain = period, stale_after, gain
+        self.failure_pause = failure_pause
         self.clock = clock
         self.log = log or logging.getLogger(__name__)
         self._last_sync: float | None = None
@@ -85,6 +87,8 @@ class ShardRates:
             self._warn(exc)
 
     def _warn(self, exc: BaseException) -> None:
+        # The sync runs in the engine's dispatch loop: an unreachable store must not stall it every second.
+        self._last_sync = self.clock() + self.failure_pause - self.period
         if not self._failed:
             self.log.warning("Shared rate hint unavailable (%s); this shard adapts on its own", exc)
             self._failed = True
