@@ -1,7 +1,8 @@
 """Annotation-consolidation Lambda of the custom verification task (function `rekfeedback-annotation-consolidation`).
 
 Ground Truth calls it with a payload file in S3 listing, per data object, every worker's answer;
-it returns one consolidated answer per object (majority vote, agreement recorded as the confidence).
+it returns one consolidated answer per object (`core.consensus`: majority vote, per image the agreement, each
+label's share and every worker's answer as candidates for the review round).
 Deployed from this package by infra/ground-truth.yaml; handler `rekfeedback.lambdas.consolidation.handler`.
 """
 
