@@ -208,7 +208,7 @@ with DAG(
         def answers(ti=None) -> dict:
             """What the chosen backend produced, whichever it was: the merge's inputs."""
             out: dict[str, list[str]] = {"answers_uris": [], "auto_accepted_uris": [], "unlabelled_uris": [],
-                                         "unresolved_uris": []}
+                                         "unresolved_uris": [], "pending_uris": []}
             for review_id, wait_id in (("ground_truth_review", "ground_truth_wait"),
                                        ("label_studio_review", "label_studio_wait")):
                 review = ti.xcom_pull(task_ids=f"human_review.{review_id}")
@@ -221,6 +221,8 @@ with DAG(
                     out["answers_uris"].append(wait["answers_uri"])
                 if wait and wait.get("unresolved_uri"):
                     out["unresolved_uris"].append(wait["unresolved_uri"])
+                if wait and wait.get("pending_uri"):  # disagreeing workers: not merged, but reported
+                    out["pending_uris"].append(wait["pending_uri"])
                 for key in ("auto_accepted", "unlabelled"):
                     if review.get(f"{key}_uri"):
                         out[f"{key}_uris"].append(review[f"{key}_uri"])
@@ -450,7 +452,9 @@ with DAG(
         task_id="report",
         output_prefix=TURN_PREFIX,
         predictions_uris=TURN_PREFIX + "/predictions/",
-        answers_uris=collected["answers_uris"],
+        # The first round's answers, pending ones too: the agreement chart shows the disagreements.
+        answers_uris="{{ ((ti.xcom_pull(task_ids='human_review.answers') or {}).get('answers_uris') or []) + "
+                     "((ti.xcom_pull(task_ids='human_review.answers') or {}).get('pending_uris') or []) }}",
         selection="{{ ti.xcom_pull(task_ids='selection.choose_images') }}",
         merge_summary="{{ ti.xcom_pull(task_ids='dataset.merge') }}",
         training_results="{{ ti.xcom_pull(task_ids='training.train_and_compare') }}",
