@@ -103,6 +103,10 @@ with DAG(
             max_inference_units=setting("max_inference_units"),
             start_if_stopped=setting("start_model"),
             status_before_run="{{ " + PREFLIGHT + "['facts'].get('model_status') }}",
+            # Ownership is read from the turn's S3 record (written once by preflight), not from XCom.
+            records_prefix=TURN_PREFIX + "/model/",
+            owned_models_uri="{{ " + PREFLIGHT + "['owned_models_uri'] }}",
+            images_to_predict="{{ " + PREFLIGHT + "['facts'].get('to_predict') }}",
             aws_conn_id=setting("aws_conn_id"),
             waiter_delay=POLL_SECONDS,
             waiter_max_attempts=max(1, 3600 // POLL_SECONDS),
@@ -111,6 +115,8 @@ with DAG(
             task_id="stop",
             project_version_arn=setting("project_version_arn"),
             start_task_id="model.start",
+            records_prefix=TURN_PREFIX + "/model/",
+            owned_models_uri="{{ " + PREFLIGHT + "['owned_models_uri'] }}",
             aws_conn_id=setting("aws_conn_id"),
             waiter_delay=max(1, POLL_SECONDS // 6),
         )

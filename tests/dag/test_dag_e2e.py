@@ -83,7 +83,7 @@ def test_happy_path_on_ground_truth(loop_setup, run_dag, aws, emulator):
 
 
 def test_a_failed_labeling_job_fails_the_run_with_its_reason_and_the_model_is_stopped(
-        loop_setup, run_dag, aws, emulator_knobs, capfd):
+        loop_setup, run_dag, aws, emulator, emulator_knobs, capfd):
     setup = loop_setup(n_images=20, train=False)
     emulator_knobs(fail_labeling_jobs=True)
 
@@ -108,6 +108,20 @@ def test_a_failed_labeling_job_fails_the_run_with_its_reason_and_the_model_is_st
                for name, reason in reasons.items()), f"no failure naming a job and its reason in:\n{text[-3000:]}"
     assert model_status(aws, setup) in STOPPED
     assert states["model.stop"] == "success"
+
+    # Clearing the review task redoes the job under a new name for the same items. dag.test reruns the
+    # whole run (by its dates), which also shows that nothing before the review is paid again.
+    emulator_knobs(fail_labeling_jobs=False)
+    emulator.reset_stats()
+    rerun = timed(run_dag, setup["run_conf"], logical_date=dag_run.logical_date, run_after=dag_run.run_after)
+    assert str(rerun.state) == "success", task_states(rerun)
+    redone = [j["name"] for j in xcom(rerun, "human_review.ground_truth_review")["jobs"]]
+    assert len(redone) == len(reasons) and all(name.endswith("-a2") for name in redone)
+    assert not set(redone) & set(reasons)
+    assert emulator.calls["SageMaker.CreateLabelingJob"] == len(reasons)  # one new job per failed one
+    assert emulator.calls["Rekognition.DetectCustomLabels"] == 0
+    assert emulator.calls["Rekognition.StartProjectVersion"] == 0  # predictions complete: the model stays off
+    assert model_status(aws, setup) == "STOPPED"
 
 
 def test_a_rerun_of_a_failed_run_repeats_no_inference_and_no_labeling(loop_setup, run_dag, aws, emulator,

@@ -74,12 +74,12 @@ def test_stats_count_calls_and_errors_and_reset(emulator):
     assert stats["calls"]["Rekognition.DescribeProjects"] >= 1
     assert stats["errors"]["Rekognition.DescribeDataset.ResourceNotFoundException"] >= 1
     status, _, stats = _http(emulator, "/_rekfeedback/stats/reset", {})
-    assert status == 200 and stats == {"calls": {}, "errors": {}}
+    assert status == 200 and stats == {"calls": {}, "errors": {}, "answered": {}}
     assert emulator.calls == {} and emulator.errors == {}
     rek.describe_projects()
     assert emulator.calls["Rekognition.DescribeProjects"] == 1
     emulator.reset_stats()
-    assert _http(emulator, "/_rekfeedback/stats")[2] == {"calls": {}, "errors": {}}
+    assert _http(emulator, "/_rekfeedback/stats")[2] == {"calls": {}, "errors": {}, "answered": {}}
 
 
 def test_unknown_control_path_is_404(emulator):

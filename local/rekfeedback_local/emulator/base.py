@@ -45,6 +45,10 @@ class EmulatorConfig:
     # labelling mistake that slipped into the dataset), so that label's F1 regresses. "" is off.
     mislabel_training: str = ""
     dataset_seconds: float = 0.2  # CreateDataset / UpdateDatasetEntries stay *_IN_PROGRESS this long
+    # After this many admitted DetectCustomLabels calls (since reset_stats), later calls wait while the knob
+    # holds, then are refused with ThrottlingException (unpaid): inference freezes at a known point, e.g.
+    # for a test that kills the worker there. 0: off.
+    detect_hold_after: int = 0
     seed: int = 7
     # Lambda routes for a running server: "function-name=path/to/handler.py:function;other=package.module.fn"
     lambdas: str = ""
@@ -88,12 +92,25 @@ class EmulatorEnv:
     account_id: str = ACCOUNT_ID
     calls: Counter = field(default_factory=Counter)  # "Service.Operation" -> count
     errors: Counter = field(default_factory=Counter)  # "Service.Operation.ErrorCode" -> count
+    answered: Counter = field(default_factory=Counter)  # DetectCustomLabels answers per image: what AWS bills
+    detect_admitted: int = 0  # DetectCustomLabels calls let through detect_hold_after since reset_stats
     lock: threading.RLock = field(default_factory=threading.RLock)
     s3_factory: Callable[[], Any] | None = None
     _local: threading.local = field(default_factory=threading.local)
 
     def clock(self) -> float:
         return time.time()
+
+    def reset_stats(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.errors.clear()
+            self.answered.clear()
+            self.detect_admitted = 0
+
+    def stats(self) -> dict:
+        with self.lock:
+            return {"calls": dict(self.calls), "errors": dict(self.errors), "answered": dict(self.answered)}
 
     def s3(self):
         """A boto3 S3 client talking to this same endpoint, shared by all request threads.

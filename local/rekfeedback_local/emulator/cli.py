@@ -32,12 +32,11 @@ class EmulatorHandle:
         self.config: EmulatorConfig = server.env.config
         self.calls = server.env.calls  # Counter "Service.Operation" -> count
         self.errors = server.env.errors  # Counter "Service.Operation.ErrorCode" -> count
+        self.answered = server.env.answered  # Counter image -> DetectCustomLabels answers (billed calls)
         self.region = server.env.region
 
     def reset_stats(self) -> None:
-        with self.env.lock:
-            self.calls.clear()
-            self.errors.clear()
+        self.env.reset_stats()
 
     def client_environment(self) -> dict[str, str]:
         return client_environment(self.endpoint_url, self.region)

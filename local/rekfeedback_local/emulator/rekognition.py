@@ -687,6 +687,7 @@ class RekognitionService(AdminOperations):
         if not served:
             raise ApiError("ProvisionedThroughputExceededException",
                            "The number of requests exceeded your throughput limit. Consider adding inference units.")
+        self._hold_detect()
         if self.config.latency > 0:
             time.sleep(self.config.latency)  # no lock held: concurrent calls overlap as they do on AWS
         if "Bytes" in image:
@@ -716,7 +717,21 @@ class RekognitionService(AdminOperations):
                 label["Geometry"] = {"BoundingBox": {"Width": ratio["width"], "Height": ratio["height"],
                                                      "Left": ratio["left"], "Top": ratio["top"]}}
             labels.append(label)
+        with self.lock:
+            self.env.answered["bytes" if "Bytes" in image else
+                              f"s3://{image['S3Object'].get('Bucket')}/{image['S3Object'].get('Name')}"] += 1
         return {"CustomLabels": labels}
+
+    def _hold_detect(self) -> None:
+        """The `detect_hold_after` knob: let exactly that many calls through, hold the others."""
+        with self.lock:
+            limit = self.config.detect_hold_after
+            if not limit or self.env.detect_admitted < limit:
+                self.env.detect_admitted += 1
+                return
+        while self.config.detect_hold_after and self.env.detect_admitted >= self.config.detect_hold_after:
+            time.sleep(0.01)
+        raise ApiError("ThrottlingException", "Rate exceeded (held by the emulator's detect_hold_after knob).")
 
     # ---------------------------------------------------------------------------------- S3 helpers
 

@@ -125,13 +125,10 @@ class EmulatorApp:
                 self.env.config.update(json.loads(request.get_data() or b"{}"))
                 return _plain_json(200, self.env.config.as_dict())
             if path == "/stats" and request.method == "GET":
-                with self.env.lock:
-                    return _plain_json(200, {"calls": dict(self.env.calls), "errors": dict(self.env.errors)})
+                return _plain_json(200, self.env.stats())
             if path == "/stats/reset" and request.method == "POST":
-                with self.env.lock:
-                    self.env.calls.clear()
-                    self.env.errors.clear()
-                return _plain_json(200, {"calls": {}, "errors": {}})
+                self.env.reset_stats()
+                return _plain_json(200, self.env.stats())
         except (KeyError, ValueError, TypeError) as exc:
             return _plain_json(400, {"message": str(exc.args[0] if exc.args else exc)})
         return _plain_json(404, {"message": f"no control endpoint {request.method} {request.path}"})

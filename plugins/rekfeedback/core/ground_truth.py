@@ -69,8 +69,11 @@ def _slug(text: str) -> str:
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9]+", "-", text.lower())).strip("-")
 
 
-def job_name(dag_id: str, run_id: str, kind: str, part: int) -> str:
-    """A LabelingJobName fixed by the DAG run, the job kind and the part number.
+def job_name(dag_id: str, run_id: str, kind: str, part: int, attempt: int = 1) -> str:
+    """A LabelingJobName fixed by the DAG run, the job kind, the part number and the attempt.
+
+    `attempt` > 1 names the redo of a job that failed (`-a2`, `-a3`, ...): the same items under a
+    new name, since a name can never be used again, not even after a failure.
 
     Lower case because names are unique case-insensitively. When `dag_id-run-kind-pNN` is longer
     than 63 characters, the dag/run part is cut and a hash of the full dag_id and run_id is
@@ -78,7 +81,7 @@ def job_name(dag_id: str, run_id: str, kind: str, part: int) -> str:
     """
     if kind not in JOB_KINDS:
         raise ValueError(f"job kind must be one of {JOB_KINDS}, got {kind!r}")
-    suffix = f"{kind}-p{int(part):02d}"
+    suffix = f"{kind}-p{int(part):02d}" + (f"-a{int(attempt)}" if int(attempt) > 1 else "")
     head = _slug(f"{dag_id}-{run_key(run_id, lower=True)}") or "rekfeedback"  # run_key: `turn:1` != `turn-1`
     name = f"{head}-{suffix}"
     if len(name) > 63:

@@ -228,9 +228,13 @@ class InferenceEngine:
                         finished[item.line["source-ref"]] = item.line
                         result.processed += 1
                         since_checkpoint += 1
+                    # Counted per image, not per batch of completions: a kill loses at most checkpoint_every.
+                    if self.checkpoint and since_checkpoint >= self.checkpoint_every:
+                        self.checkpoint(list(finished.values()))
+                        result.checkpoints += 1
+                        since_checkpoint, last_checkpoint = 0, self.clock()
                 now = self.clock()
-                if self.checkpoint and since_checkpoint and (
-                        since_checkpoint >= self.checkpoint_every or now - last_checkpoint >= self.checkpoint_interval):
+                if self.checkpoint and since_checkpoint and now - last_checkpoint >= self.checkpoint_interval:
                     self.checkpoint(list(finished.values()))
                     result.checkpoints += 1
                     since_checkpoint, last_checkpoint = 0, now

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 
 from botocore.exceptions import ClientError
 
-from rekfeedback.core import paid
+from rekfeedback.core import ownership, paid
 from rekfeedback.core.paths import S3Uri, parse_s3_uri
 from rekfeedback.core.predictions import dumps_jsonl, has_image_extension, iter_jsonl
 
@@ -116,3 +116,54 @@ class LoopStore:
             else:
                 out[ref] = None
         return out
+
+
+class ModelRecords:
+    """This run's durable model records (core.ownership) under `records_prefix`, and the loop's
+    owned-model record; read and written through S3 so every try and the teardown see the same."""
+
+    def __init__(self, store: LoopStore, records_prefix: str, owned_models_uri: str | None = None):
+        self.store = store
+        self.prefix = parse_s3_uri(records_prefix, "records_prefix")
+        self.owned_prefix = None if not owned_models_uri else parse_s3_uri(owned_models_uri, "owned_models_uri")
+
+    @property
+    def ownership_uri(self) -> S3Uri:
+        return self.prefix.join("ownership.json")
+
+    def ownership(self) -> dict | None:
+        return self.store.read_json(self.ownership_uri)
+
+    def start(self) -> dict | None:
+        return self.store.read_json(self.prefix.join("start.json"))
+
+    def record_start(self, arn: str, run_id: str) -> dict:
+        """Before StartProjectVersion: the first request time holds (model hours), and the loop knows
+        this run owns a running model until the teardown removes the record."""
+        record = self.store.put_json_once(self.prefix.join("start.json"), ownership.start_record(
+            project_version_arn=arn, run_id=run_id, records_prefix=str(self.prefix)))
+        decided = self.ownership() or {}
+        if not decided.get("owned"):  # it was running at the first look and stopped since: what we start is ours
+            self.store.put_text(self.ownership_uri, json.dumps(
+                {**decided, "project_version_arn": arn, "run_id": run_id, "owned": True,
+                 "owned_because": "this run started it"}, sort_keys=True, indent=1))
+        if self.owned_prefix is not None:
+            self.store.put_text(ownership.owned_model_uri(self.owned_prefix, run_id), json.dumps(record, indent=1))
+        return record
+
+    def forget_owned(self, run_id: str) -> None:
+        if self.owned_prefix is not None:
+            self.store.delete(ownership.owned_model_uri(self.owned_prefix, run_id))
+
+
+def _as_bool(value: Any, what: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", "none"):
+        return False
+    raise ValueError(f"{what} must be a boolean (or a template rendering to True/False), got {value!r}")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 BACKEND = "ground-truth"
+MAX_JOB_ATTEMPTS = 5  # redos of a failed job by clearing the review task
 
 
 class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
@@ -246,6 +247,22 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
             "Tags": [{"Key": k, "Value": str(v)} for k, v in tags.items()],
         }
 
+    def _current_job(self, run_id: str, kind: str, part: int) -> tuple[str, dict | None]:
+        """The job of this plan: the first attempt name that did not fail, and its description (None: to create).
+
+        A failed job is redone when this task is cleared: the same items under the next attempt's
+        name. Only failed attempts are passed over, so there is never a second live job for the same items.
+        """
+        for attempt in range(1, MAX_JOB_ATTEMPTS + 1):
+            name = gt.job_name(self.dag_id, run_id, kind, part, attempt)
+            existing = self.hook.describe_labeling_job(name)
+            if existing is None or existing.get("LabelingJobStatus") != "Failed":
+                return name, existing
+            self.log.info("labeling job %s failed (%s): redoing it as the next attempt", name,
+                          existing.get("FailureReason") or "no FailureReason")
+        raise AirflowFailException(f"{self.task_id}: the {kind} job of part {part} failed {MAX_JOB_ATTEMPTS} times; "
+                                   "see the jobs' FailureReason, fix the cause, and rerun the turn")
+
     # --- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict:
@@ -283,12 +300,11 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
         # A second round of the turn names its jobs after it: deterministic, never the first round's names.
         dag_run_id = context["run_id"] + (f"~{self.round_name}" if self.round_name else "")
         for plan in plans:
-            name = gt.job_name(self.dag_id, dag_run_id, plan["kind"], plan["part"])
+            name, existing = self._current_job(dag_run_id, plan["kind"], plan["part"])
             folder = base.join("jobs", name)
             manifest, categories = folder.join("input.manifest"), folder.join("label-categories.json")
             template = base.join("templates", gt.TEMPLATE[plan["kind"]])
             output = base.join("output")
-            existing = self.hook.describe_labeling_job(name)
             if existing is None:
                 self._put(s3, manifest, gt.manifest_text(plan["lines"], name))
                 self._put(s3, categories, json.dumps(gt.label_category_config(plan["labels"]), indent=2) + "\n")

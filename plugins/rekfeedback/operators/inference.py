@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -21,6 +21,7 @@ from rekfeedback.core.imagesize import probe_image
 from rekfeedback.core.inference_engine import ImageTask, InferenceAborted, InferenceEngine, TooManyFailures
 from rekfeedback.core.paths import S3Uri, parse_s3_uri, shard_part_name
 from rekfeedback.core.shard_rates import ShardRates, memory_key, memory_record, remembered_rate, start_limiter
+from rekfeedback.core.throughput import classify_code
 from rekfeedback.hooks.loop_store import LoopStore
 from rekfeedback.hooks.s3_range import S3RangeReader  # noqa: F401 (public here)
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
@@ -44,8 +45,9 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
     (e.g. ``.partial(...).expand(shard_index=[0, 1, 2, 3])``) each task takes the images whose stable
     hash of source-ref falls in its shard: disjoint shards covering every image.
 
-    Output: ``<output_prefix>/predictions/part-XXXXX-of-YYYYY.jsonl`` (docs/data-formats.md), with a
-    checkpoint next to it, so a retried task never calls DetectCustomLabels again for an image done.
+    Output: ``<output_prefix>/predictions/part-XXXXX-of-YYYYY.jsonl`` (docs/data-formats.md), with
+    checkpoints next to it (``part-XXXXX-of-YYYYY.checkpoints/NNNNNN.checkpoint.jsonl``, the lines new since
+    the previous one), so a retried task never calls DetectCustomLabels again for an image done.
     Returns the summary ``{"output_uri", "images_total", "images_skipped", "predicted", "failed",
     "no_prediction", "labels", "calls", "throttles", "errors", "resumed", "shard_index", "shard_count",
     "start_rate"}`` (`labels`: images per label; `calls`/`throttles`: this attempt's DetectCustomLabels
@@ -301,13 +303,20 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
     def execute(self, context: Context) -> dict:
         arn = self.project_version_arn
         parse_project_version_arn(arn)
-        shard_index, shard_count = preds.validate_shard(self.shard_index, self.shard_count)
-        options = self._detect_options()
-        max_failed_share = float(self.max_failed_share)
+        try:  # bad settings do not fix themselves: no retry
+            shard_index, shard_count = preds.validate_shard(self.shard_index, self.shard_count)
+            options = self._detect_options()
+            max_failed_share = float(self.max_failed_share)
+            if not 0.0 <= max_failed_share <= 1.0 or int(self.checkpoint_every) < 1 or float(self.checkpoint_interval) <= 0:
+                raise ValueError(f"need 0 <= max_failed_share <= 1, checkpoint_every >= 1 and checkpoint_interval > 0; "
+                                 f"got {self.max_failed_share!r}, {self.checkpoint_every!r}, {self.checkpoint_interval!r}")
+        except (TypeError, ValueError) as exc:
+            raise AirflowFailException(f"{self.task_id}: {exc}") from exc
         turn = parse_s3_uri(self.output_prefix, "output_prefix")
         part = shard_part_name(shard_index, shard_count)
         output = turn.join("predictions", f"{part}.jsonl")
-        checkpoint = turn.join("predictions", f"{part}.checkpoint.jsonl")
+        checkpoint = turn.join("predictions", f"{part}.checkpoint.jsonl")  # before checkpoints came in parts
+        checkpoints = turn.join("predictions", f"{part}.checkpoints")
         region, partition = self.hook.conn_region_name, self.hook.conn_partition
         RekognitionProjectVersionLink.persist_for_arn(context, self, arn, region, partition)
         S3OutputLink.persist_uri(context, self, str(output), region, partition)
@@ -315,7 +324,8 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         listed, etags = self._list_images()
         shard = [t for t in listed if preds.shard_of(t.source_ref, shard_count) == shard_index]
         done: list[dict] = []
-        for uri in (output, checkpoint):  # a finished earlier try, then a partial one
+        saved_parts = sorted(LoopStore(self.s3).keys_under(checkpoints, ".checkpoint.jsonl"), key=lambda u: u.key)
+        for uri in (output, checkpoint, *saved_parts):  # a finished earlier try, then partial ones, oldest first
             text = self._read_text(uri)
             if text:
                 done.extend(preds.read_jsonl(text, f"previous output {uri}"))
@@ -330,7 +340,8 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
                       len(shard), len(listed), skipped, known_unusable, len(reused), len(todo))
         skipped += known_unusable
         done.extend(reused)
-        done_refs = {line.get("source-ref") for line in done if not line.get("error")}
+        done_refs = {line.get("source-ref") for line in done
+                     if classify_code((line.get("error") or {}).get("code")) == "fatal"}  # as the engine resumes
         if any(t.source_ref not in done_refs for t in todo):
             self._check_model_running()  # only when something is left to call: a complete rerun needs no model
 
@@ -343,7 +354,8 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             try:
                 return probe_image(reader, size=task.size)
             finally:
-                seen_etags[task.source_ref] = reader.etag
+                if reader.etag:  # none for an empty object (no bytes read): the listing's then holds
+                    seen_etags[task.source_ref] = reader.etag
 
         keep_signals = templated.as_bool(self.keep_signals, "keep_signals", False)
         call_options, floor = options, None
@@ -366,9 +378,17 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             return {**shown, preds.SIGNALS_KEY: signals}
 
         last_checkpoint: list[list[dict]] = [done]
+        saved = {id(line) for line in done}  # the engine keeps these objects: unchanged lines are not sent again
+        part_count = [len(saved_parts)]
 
         def save_checkpoint(lines: list[dict]) -> None:
-            self._put_lines(checkpoint, lines)
+            # Only the lines new since the last checkpoint, as one small object: a checkpoint every 50
+            # images costs one PUT of 50 lines, not a rewrite of everything done so far.
+            new = [line for line in lines if id(line) not in saved]
+            if new:
+                part_count[0] += 1
+                self._put_lines(checkpoints.join(f"{part_count[0]:06d}.checkpoint.jsonl"), new)
+                saved.update(id(line) for line in new)
             last_checkpoint[0] = lines
 
         def record_paid(lines: list[dict]) -> None:
@@ -394,7 +414,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
                     else "the model cannot be used")
             raise AirflowException(
                 f"Inference stopped: {what} ({exc.code}: {exc.message}). {exc.done} of {exc.total} images are "
-                f"done and checkpointed in {checkpoint}. Make sure the model is RUNNING (start it with "
+                f"done and checkpointed under {checkpoints}/. Make sure the model is RUNNING (start it with "
                 "RekognitionStartProjectVersionOperator) and clear this task: it resumes without repeating them."
             ) from exc
         except TooManyFailures as exc:
@@ -428,6 +448,9 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         }
         self.log.info("Wrote %d prediction lines to %s: %s", len(result.lines), output, xcom)
         if failure is not None:
-            raise AirflowException(f"{failure} Predictions written to {output}.")
+            # A retry would only get the same answers (they are saved): fail at once, the teardown stops the model.
+            raise AirflowFailException(f"{failure} Predictions written to {output}; the unusable images are "
+                                       "recorded and skipped by later turns. Fix or remove them, or raise "
+                                       "max_failed_share, then clear this task.")
         return xcom
 

@@ -16,6 +16,8 @@ from rekfeedback import turn_config
 from rekfeedback.core import champion as champion_core
 from rekfeedback.core.paths import parse_s3_uri, turn_prefix
 from rekfeedback.hooks.rekognition import parse_project_version_arn
+from rekfeedback.core import ownership
+from rekfeedback.hooks.loop_store import LoopStore
 from rekfeedback.preflight import LabelStudioTarget, run_checks
 
 if TYPE_CHECKING:
@@ -125,6 +127,59 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
             return found["ProjectVersionDescriptions"][0]["Status"]
         except (ClientError, IndexError, KeyError, ValueError):
             return None
+    def _stop_leftover_models(self, config: dict, dag_id: str, run_id: str, clients, report=None) -> set[str]:
+        """Stop the model versions earlier turns of this loop started and never stopped (core.ownership).
+
+        Returns the ARNs stopped. A record whose model is stopped since is removed; a model still
+        STARTING is left for the next turn (StopProjectVersion is refused while it starts).
+        """
+        try:
+            prefix = parse_s3_uri(turn_config.owned_models_uri(config, dag_id))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return set()
+        from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
+
+        store, stopped = LoopStore(clients("s3")), set()
+        try:
+            uris = list(store.keys_under(prefix, ".json"))
+        except ClientError as exc:
+            self.log.warning("Cannot list the owned-model records under %s: %s", prefix, exc)
+            return set()
+        rek = None
+        for uri in uris:
+            record = store.read_json(uri) or {}
+            arn = record.get("project_version_arn")
+            if not arn:
+                continue
+            rek = rek or RekognitionCustomLabelsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+                                                     verify=self.verify, config=self.botocore_config)
+            try:
+                status = rek.get_project_version_status(arn)
+            except Exception as exc:  # noqa: BLE001 - a deleted version bills nothing: forget it
+                self.log.warning("Owned-model record %s: cannot describe %s (%s); forgetting it", uri, arn, exc)
+                status = None
+            action = ownership.leftover_action(record, status, run_id, bool(config.get("stop_leftover_models", True)))
+            what = f"turn {record.get('run_id')} of this loop started this model and left it {status}"
+            if report is not None and action in ("stop", "warn", "wait"):
+                report.warning("model", arn, what, {"stop": "stopped now by this preflight",
+                                                    "warn": "stop it yourself, or set stop_leftover_models to true",
+                                                    "wait": "the next turn stops it once it is running"}[action])
+            if action == "stop":
+                self.log.warning("Model %s was started by turn %s of this loop and left %s: stopping it now.",
+                                 arn, record.get("run_id"), status)
+                rek.stop_project_version(arn)
+                stopped.add(arn)
+                store.delete(uri)
+            elif action == "warn":
+                self.log.warning("Model %s was started by turn %s of this loop and is still %s; "
+                                 "stop_leftover_models is false, so it keeps running (and billing).",
+                                 arn, record.get("run_id"), status)
+            elif action == "wait":
+                self.log.warning("Model %s, started by turn %s, is still %s: the next turn stops it.",
+                                 arn, record.get("run_id"), status)
+            elif action == "forget":
+                store.delete(uri)
+        return stopped
 
     def execute(self, context: Context) -> dict:
         raw = self.params_to_check if self.params_to_check not in (None, "") else context.get("params")
@@ -156,6 +211,8 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
             turn = None  # a bad output_uri: the output check reports it
         report = run_checks(config, clients=clients, region=region, dag_id=dag_id,
                             labelstudio=labelstudio, turn_prefix=turn)
+        # Before failing or skipping: a model an earlier turn left running bills whatever this turn does.
+        leftovers = self._stop_leftover_models(config, dag_id, context["run_id"], clients, report)
         text = report.format(title=f"Preflight of {dag_id}")
         if report.failed:
             self.log.error("%s", text)
@@ -167,6 +224,15 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
                 f"nothing new to label under {config.get('input_uri')} "
                 f"({report.facts.get('candidates', 0)} candidates, all already labelled or unusable, or none found); "
                 "skipping the turn without starting the model")
+        if turn and report.facts.get("model_status"):
+            if config["project_version_arn"] in leftovers:
+                report.facts["model_status"] = "STOPPING"  # stopped just now: the model is not running for this turn
+            record = LoopStore(clients("s3")).put_json_once(ownership.ownership_uri(parse_s3_uri(turn)), ownership.decide(
+                project_version_arn=config["project_version_arn"], status_before_run=report.facts["model_status"],
+                start_model=bool(config.get("start_model", True)), run_id=context["run_id"]))
+            # A rerun keeps the first decision: the model its first attempt started is still its own.
+            report.facts["model_owned"] = bool(record.get("owned"))
+            report.facts["model_status"] = record.get("status_before_run") or report.facts["model_status"]
         return {
             "config": config,
             "turn_prefix": turn,
@@ -178,6 +244,8 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
                                        if champion.get("champion_arn") == config.get("project_version_arn")
                                        else self._status_of(clients, champion.get("champion_arn"))),
             "throughput_memory_uri": turn_config.throughput_memory_uri(config, dag_id),
+            "owned_models_uri": turn_config.owned_models_uri(config, dag_id),
+            "leftover_models_stopped": sorted(leftovers),
             "candidates": int(report.facts.get("candidates") or 0),
             "new_images": new_images,
             "warnings": [f.as_dict() for f in report.warnings],

@@ -13,6 +13,8 @@ from airflow.sdk.exceptions import AirflowException
 from airflow.providers.common.compat.sdk import conf
 
 from rekfeedback.core import templated
+from rekfeedback.core import ownership
+from rekfeedback.hooks.loop_store import LoopStore, ModelRecords
 from rekfeedback.hooks.rekognition import STARTABLE, RekognitionCustomLabelsHook, parse_project_version_arn
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
 from rekfeedback.triggers.project_version import ProjectVersionRunningTrigger
@@ -36,6 +38,18 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _blank(value: Any) -> bool:
+    return templated.is_blank(value)
+
+
+def _model_records(operator: AwsBaseOperator, records_prefix: str, owned_models_uri: str | None) -> ModelRecords:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    s3 = S3Hook(aws_conn_id=operator.aws_conn_id, region_name=operator.region_name, verify=operator.verify,
+                config=operator.botocore_config).conn
+    return ModelRecords(LoopStore(s3), records_prefix, None if _blank(owned_models_uri) else owned_models_uri)
+
+
 class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLabelsHook]):
     """Start a model (project version) unless it is already running, and wait until it is RUNNING.
 
@@ -57,12 +71,19 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
     :param status_before_run: the model's status when this DAG run first looked at it (the DAG passes
         preflight's `model_status`). A retry of this task that finds the model RUNNING, when it was
         not running before the run, knows an earlier try started it, so the stop task still stops it. (templated)
+    :param records_prefix: S3 folder of this run's model records (`<turn>/model/`, core.ownership). With
+        it, whether this run owns the model is read from `ownership.json` (written once by preflight, or
+        by this task's first try from `status_before_run`), never re-decided by a retry. (templated)
+    :param owned_models_uri: the loop's folder of owned-model records (`<dataset>/owned-models/`): written
+        before a start, removed by the stop task; the next preflight stops what a dead turn left. (templated)
+    :param images_to_predict: how many images need a DetectCustomLabels call (preflight's `to_predict`):
+        0 starts nothing (a rerun whose predictions are complete, only reusable or unusable images). (templated)
     """
 
     aws_hook_class = RekognitionCustomLabelsHook
     template_fields: Sequence[str] = aws_template_fields(
         "project_version_arn", "min_inference_units", "max_inference_units", "start_if_stopped",
-        "status_before_run",
+        "status_before_run", "records_prefix", "owned_models_uri", "images_to_predict",
     )
     operator_extra_links = (RekognitionProjectVersionLink(),)
     ui_color = "#ffd8a8"
@@ -79,12 +100,18 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         start_if_stopped: bool | str = True,
         status_before_run: str | None = None,
+        records_prefix: str | None = None,
+        owned_models_uri: str | None = None,
+        images_to_predict: int | str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.project_version_arn = project_version_arn
         self.start_if_stopped = start_if_stopped
         self.status_before_run = status_before_run
+        self.records_prefix = records_prefix
+        self.owned_models_uri = owned_models_uri
+        self.images_to_predict = images_to_predict
         self.min_inference_units = min_inference_units
         self.max_inference_units = max_inference_units
         self.wait_for_completion = wait_for_completion
@@ -103,10 +130,30 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
             raise ValueError(f"need 1 <= min_inference_units <= max_inference_units; got {low} and {high}")
         return low, high
 
-    def _result(self, status: str, started: bool, requested_at: str | None) -> dict:
+    def _result(self, status: str, started: bool, requested_at: str | None,
+                records: ModelRecords | None = None) -> dict:
+        if records is not None and started and requested_at is None:
+            requested_at = (records.start() or {}).get("start_requested_at")
         return {"project_version_arn": self.project_version_arn, "started_by_this_run": started,
                 "status": status, "start_requested_at": requested_at,
                 "running_at": _now() if status == "RUNNING" else None}
+
+    def _records(self) -> ModelRecords | None:
+        return None if _blank(self.records_prefix) else _model_records(self, self.records_prefix, self.owned_models_uri)
+
+    def _owned(self, records: ModelRecords | None, context: Context) -> bool | None:
+        """This run's ownership, from its durable record; None without records (then: what this try did)."""
+        if records is None:
+            before = (self.status_before_run or "").strip().upper()
+            return (bool(before) and before not in ownership.NOT_OURS) or None
+        record = records.ownership()
+        if record is None:  # no preflight wrote it (the operator used alone): this first try decides
+            record = records.store.put_json_once(records.ownership_uri, ownership.decide(
+                project_version_arn=self.project_version_arn, status_before_run=self.status_before_run
+                or self.hook.get_project_version_status(self.project_version_arn),
+                start_model=templated.as_bool(self.start_if_stopped, "start_if_stopped") is not False,
+                run_id=context["run_id"]))
+        return bool(record.get("owned"))
 
     def execute(self, context: Context) -> dict:
         arn = self.project_version_arn
@@ -114,17 +161,23 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
         low, high = self._units()
         RekognitionProjectVersionLink.persist_for_arn(context, self, arn, self.hook.conn_region_name,
                                                       self.hook.conn_partition)
+        records = self._records()
+        owned = self._owned(records, context)
         status = self.hook.get_project_version_status(arn)
-        self.log.info("Model %s is %s", arn, status)
-        before = (self.status_before_run or "").strip().upper() or None
+        self.log.info("Model %s is %s%s", arn, status, "" if owned is None else
+                      f"; this run {'owns' if owned else 'does not own'} it")
+        if not _blank(self.images_to_predict) and int(self.images_to_predict) == 0:
+            self.log.info("No image needs DetectCustomLabels (predictions complete, reused or unusable): "
+                          "not starting the model.")
+            return self._result(status, bool(owned), None, records)
         if status == "RUNNING":
-            if before and before not in ("RUNNING", "STARTING"):
-                # An earlier try of this task started it (it was {before} when the run began).
-                self.log.info("Running, and it was %s when this run began: an earlier try started it; "
-                              "the stop task will stop it.", before)
-                return self._result(status, True, None)
+            if owned:
+                # An earlier try of this task (or an earlier attempt of the run) started it.
+                self.log.info("Running, and this run owns it (it was not running when the run began): "
+                              "the stop task will stop it.")
+                return self._result(status, True, None, records)
             self.log.info("Already running: nothing to start, and this run will not stop it.")
-            return self._result(status, False, None)
+            return self._result(status, False, None, records)
         if templated.as_bool(self.start_if_stopped, "start_if_stopped") is False:
             raise AirflowException(
                 f"Model {arn} is {status} and start_if_stopped (the DAG's start_model) is False: start it "
@@ -137,12 +190,17 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
             status = self.hook.wait_for_status(arn, {"STOPPED"}, self.waiter_delay, self.waiter_max_attempts)
         if status in STARTABLE:
             requested_at = _now()
+            if records is not None:
+                requested_at = records.record_start(arn, context["run_id"])["start_requested_at"]
             status = self.hook.start_project_version(arn, low, high)
             started = True
             self.log.info("Started model %s with %d inference unit(s)%s; status %s", arn, low,
                           f" (auto-scaling to {high})" if high else "", status)
         elif status != "STARTING":
             raise AirflowException(f"Model {arn} is {status}; cannot start it from that status.")
+        elif owned:
+            started = True
+            self.log.info("Starting (an earlier try of this run started it); waiting. The stop task will stop it.")
         else:
             self.log.info("Another process is starting it; waiting. This run will not stop it.")
 
@@ -163,11 +221,15 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
             self.hook.wait_for_project_version(arn, "project_version_running", self.waiter_delay,
                                                self.waiter_max_attempts)
             status = "RUNNING"
-        return self._result(status, started, requested_at)
+        return self._result(status, started, requested_at, records)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None,
                          started_by_this_run: bool | None = None, start_requested_at: str | None = None) -> dict:
         event = validate_execute_complete_event(event)
+        records = self._records()
+        if records is not None:
+            # The durable record, not the defer kwargs (dag.test drops them, a killed try loses them).
+            started_by_this_run = self._owned(records, context)
         if started_by_this_run is None:
             # Defer kwargs are not carried by every runner (dag.test passes only the event): fall back
             # on what the model was when the run began.
@@ -178,7 +240,7 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
                                    f"{event.get('message', event)}")
         status = self.hook.get_project_version_status(self.project_version_arn)
         self.log.info("Model %s is %s", self.project_version_arn, status)
-        return self._result(status, started_by_this_run, start_requested_at)
+        return self._result(status, started_by_this_run, start_requested_at, records)
 
 
 class RekognitionStopProjectVersionOperator(AwsBaseOperator[RekognitionCustomLabelsHook]):
@@ -202,10 +264,16 @@ class RekognitionStopProjectVersionOperator(AwsBaseOperator[RekognitionCustomLab
     :param wait_for_completion: wait until STOPPED.
     :param waiter_delay: seconds between status checks.
     :param waiter_max_attempts: number of status checks.
+    :param records_prefix: S3 folder of this run's model records (`<turn>/model/`, core.ownership): when
+        it holds the run's ownership record, that decides (before any XCom), and the model hours count
+        from the run's first start request. (templated)
+    :param owned_models_uri: the loop's folder of owned-model records: this run's is removed once the
+        model is stopped. (templated)
     """
 
     aws_hook_class = RekognitionCustomLabelsHook
-    template_fields: Sequence[str] = aws_template_fields("project_version_arn", "started_by_this_run", "start_task_id")
+    template_fields: Sequence[str] = aws_template_fields("project_version_arn", "started_by_this_run", "start_task_id",
+                                                         "records_prefix", "owned_models_uri")
     operator_extra_links = (RekognitionProjectVersionLink(),)
     ui_color = "#ffd8a8"
 
@@ -219,9 +287,13 @@ class RekognitionStopProjectVersionOperator(AwsBaseOperator[RekognitionCustomLab
         wait_for_completion: bool = True,
         waiter_delay: int = 10,
         waiter_max_attempts: int = 60,
+        records_prefix: str | None = None,
+        owned_models_uri: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        self.records_prefix = records_prefix
+        self.owned_models_uri = owned_models_uri
         self.project_version_arn = project_version_arn
         self.started_by_this_run = started_by_this_run
         self.start_task_id = start_task_id
@@ -261,6 +333,12 @@ class RekognitionStopProjectVersionOperator(AwsBaseOperator[RekognitionCustomLab
         explicit = templated.as_bool(self.started_by_this_run, "started_by_this_run")
         if explicit is not None:
             return explicit, f"started_by_this_run={explicit}", []
+        if not _blank(self.records_prefix):
+            record = _model_records(self, self.records_prefix, self.owned_models_uri).ownership()
+            if record is not None:
+                owned = bool(record.get("owned"))
+                return owned, (f"this run's ownership record: owned={owned} (the model was "
+                               f"{record.get('status_before_run')} when the run began)"), []
         records = self._start_records(context)
         if records:
             started = any(r["started_by_this_run"] for r in records)
@@ -294,6 +372,13 @@ class RekognitionStopProjectVersionOperator(AwsBaseOperator[RekognitionCustomLab
             status = self.hook.wait_for_status(arn, {"STOPPED"}, self.waiter_delay, self.waiter_max_attempts)
         result["status"] = status
         result["running_seconds"] = self._running_seconds(records) if result["stopped"] else None
+        if not _blank(self.records_prefix):
+            model_records = _model_records(self, self.records_prefix, self.owned_models_uri)
+            if result["stopped"]:
+                result["running_seconds"] = ownership.running_seconds(model_records.start()) \
+                    or result["running_seconds"]
+            if status in ("STOPPED", "STOPPING", "TRAINING_COMPLETED"):
+                model_records.forget_owned(context["run_id"])  # nothing of ours is billing any more
         return result
 
     @staticmethod

@@ -114,7 +114,9 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
                           d.get("LabelCounters"))
             if status == "Failed":
                 raise AirflowFailException(f"labeling job {d['LabelingJobName']} failed: "
-                                           f"{d.get('FailureReason') or 'no FailureReason given'}")
+                                           f"{d.get('FailureReason') or 'no FailureReason given'}. Fix the cause, "
+                                           "then clear the review task (and this one): it redoes the job under a "
+                                           "new name for the same items, without new predictions")
             if status == "Stopped" and not self.allow_stopped:
                 raise AirflowFailException(f"labeling job {d['LabelingJobName']} was stopped "
                                            f"({d.get('FailureReason') or 'StopLabelingJob'}); set allow_stopped=True "
