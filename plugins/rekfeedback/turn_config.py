@@ -362,9 +362,13 @@ def unusable_images_uri(config: dict[str, Any], dag_id: str) -> str:
     return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/unusable.jsonl"
 
 
+def _loop_folder(config: dict[str, Any], dag_id: str, name: str) -> str:
+    return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/{name}/"
+
+
 def paid_predictions_uri(config: dict[str, Any], dag_id: str) -> str:
     """The loop's ledger of paid work (core.paid): answers to reuse, images known unusable, by ETag."""
-    return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/paid/"
+    return _loop_folder(config, dag_id, "paid")
 
 
 def throughput_memory_uri(config: dict[str, Any], dag_id: str) -> str:
@@ -374,7 +378,7 @@ def throughput_memory_uri(config: dict[str, Any], dag_id: str) -> str:
 
 def owned_models_uri(config: dict[str, Any], dag_id: str) -> str:
     """Where each turn records a model version it owns until its teardown stopped it (core.ownership)."""
-    return f"{config['output_uri'].rstrip('/')}/{dag_id}/dataset/owned-models/"
+    return _loop_folder(config, dag_id, "owned-models")
 
 
 def champion_record_uri(config: dict[str, Any], dag_id: str) -> str:
