@@ -17,7 +17,8 @@ OTHER_REGION_WORKTEAM = "arn:aws:sagemaker:eu-west-1:123456789012:workteam/priva
 
 def run(params, **kwargs):
     op = FeedbackLoopPreflightOperator(task_id="preflight", params_to_check=params, **kwargs)
-    return op.execute({"dag": SimpleNamespace(dag_id=DAG_ID), "params": {}, "ti": SimpleNamespace(dag_id=DAG_ID)})
+    return op.execute({"dag": SimpleNamespace(dag_id=DAG_ID), "params": {}, "ti": SimpleNamespace(dag_id=DAG_ID),
+                       "run_id": "manual__preflight-test"})
 
 
 def test_returns_the_resolved_config_and_counts(setup, monkeypatch):
@@ -31,7 +32,7 @@ def test_returns_the_resolved_config_and_counts(setup, monkeypatch):
 
 def test_params_default_to_the_runs_params(setup):
     op = FeedbackLoopPreflightOperator(task_id="preflight")
-    out = op.execute({"dag": SimpleNamespace(dag_id=DAG_ID), "params": dict(setup.config)})
+    out = op.execute({"dag": SimpleNamespace(dag_id=DAG_ID), "params": dict(setup.config), "run_id": "manual__t"})
     assert out["config"]["input_uri"] == setup.config["input_uri"]
 
 
