@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/merge_scaling.py
 	$(BIN)/python bench/answer_quality.py
 	$(BIN)/python bench/dag_parse_time.py
+	$(BIN)/python bench/labeling_efficiency.py
 
 emulator: $(STAMP)
 	$(BIN)/rekfeedback-local emulator --host 127.0.0.1 --port 4566

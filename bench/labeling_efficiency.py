@@ -18,7 +18,7 @@ Prints one row per strategy and turn, then:
   rare_class_recall=<recall of the rare class on TEST by balanced's model after T turns>
 
 Drives core + emulator directly rather than the DAG (the DAG's own path is covered by the tests), so
-it finishes in about a minute: python bench/labeling_efficiency.py [--turns 6] [--budget 24] ...
+it finishes in a few minutes: python bench/labeling_efficiency.py [--turns 5] [--budget 18] ...
 """
 
 from __future__ import annotations
@@ -83,9 +83,9 @@ def make_pool(seed: int, turns: int, per_turn: int, dup_share: float, hard_share
     seeds = [synthetic.make_image(rng, f"bench/seed/s{i:03d}", labels, only=labels[i % len(labels)], sizes=SIZES)
              for i in range(2 * len(labels))]
     test = [synthetic.make_image(rng, f"bench/test/t{i:03d}", labels, weights=weights, hard=rng.random() < hard_share,
-                                 sizes=SIZES) for i in range(150)]
+                                 sizes=SIZES) for i in range(120)]
     # A few more of the rare class, so its recall on TEST is measured on more than a handful of objects.
-    test += [synthetic.make_image(rng, f"bench/test/rare{i:03d}", labels, only=RARE, sizes=SIZES) for i in range(12)]
+    test += [synthetic.make_image(rng, f"bench/test/rare{i:03d}", labels, only=RARE, sizes=SIZES) for i in range(10)]
     return arrivals, seeds, test
 
 
@@ -217,9 +217,9 @@ def run_strategy(loop: Loop, strategy: str, arrivals, seeds, v1: dict, args, rea
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", type=int, default=6, help="turns with new images (T)")
-    parser.add_argument("--per-turn", type=int, default=80, help="new images per turn")
-    parser.add_argument("--budget", type=int, default=24, help="images humans review per turn (not for `all`)")
+    parser.add_argument("--turns", type=int, default=5, help="turns with new images (T)")
+    parser.add_argument("--per-turn", type=int, default=60, help="new images per turn")
+    parser.add_argument("--budget", type=int, default=18, help="images humans review per turn (not for `all`)")
     parser.add_argument("--dup-share", type=float, default=0.35, help="share of new images that start a burst")
     parser.add_argument("--hard-share", type=float, default=0.25)
     parser.add_argument("--error-rate", type=float, default=0.02, help="simulated workers' share of wrong answers")

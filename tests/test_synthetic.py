@@ -98,7 +98,7 @@ def test_bad_arguments_are_explained(emulator, s3_bucket):
     with pytest.raises(ValueError, match="kind"):
         synthetic.generate(_s3(emulator), s3_bucket, "x", kind="segmentation")
     with pytest.raises(ValueError, match="labels"):
-        synthetic.generate(_s3(emulator), s3_bucket, "x", labels=("hexagon",))
+        synthetic.generate(_s3(emulator), s3_bucket, "x", labels=("octagon",))
 
 
 def test_console_command(emulator, capsys):
@@ -113,5 +113,5 @@ def test_console_command(emulator, capsys):
     assert listed == 5 + 4  # images plus the bad objects
     with pytest.raises(SystemExit):  # argparse rejects an unknown kind before anything is written
         main(["synth", "--bucket", bucket, "--kind", "nope"])
-    assert main(["synth", "--bucket", bucket, "--labels", "hexagon"]) == 2
+    assert main(["synth", "--bucket", bucket, "--labels", "octagon"]) == 2
     assert "labels" in capsys.readouterr().err

@@ -214,7 +214,7 @@ USER_SCRIPT = textwrap.dedent('''
     report["custom_image_keys"] = sorted({k for line in custom_out for i in line["review"]["images"] for k in i})
     # Nobody knows better than the model about these images, so the workforce confirms its labels.
     report["custom_labels_as_predicted"] = all(
-        sorted(i["labels"]) == sorted(p["name"] for p in src["predicted"])
+        sorted(i["labels"]) == sorted({p["name"] for p in src["predicted"]})  # image-level: distinct
         for out, line in zip(custom_out, custom_lines) for i, src in zip(out["review"]["images"], line["images"]))
     boxes_out = outputs["boxes"]
     report["boxes_lines"] = [len(boxes_out), len(box_lines)]

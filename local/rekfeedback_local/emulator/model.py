@@ -155,19 +155,25 @@ class NeighbourModel:
     thresholds: dict[str, float] = field(default_factory=dict)  # label -> confidence 0..100
 
     def confidences(self, features: tuple[float, ...]) -> dict[str, float]:
-        """Confidence per label, 0..100: kernel-weighted votes of the nearest examples (labels without a vote are absent)."""
+        """Confidence per label, 0..100: kernel-weighted votes of the nearest examples, lightly smoothed."""
         q = [f / s for f, s in zip(features, self.scale)]
+        distances = [(sum((a - b) ** 2 for a, b in zip(q, p)), label) for p, label in self.points]
         # Fewer neighbours for a small training set: with 2 examples per label, 7 neighbours would
         # always outvote the nearest ones and leave every answer unsure.
         k = min(_NEIGHBOURS, max(3, round(math.sqrt(len(self.points)))))
-        near = heapq.nsmallest(k, ((sum((a - b) ** 2 for a, b in zip(q, p)), label) for p, label in self.points))
+        near = heapq.nsmallest(k, distances)
         if len(self.labels) == 1:
             mean = sum(d for d, _ in near) / len(near)
             return {self.labels[0]: 100.0 * math.exp(-mean / (2 * len(self.scale)))}
         bandwidth = max(near[-1][0], 1e-6)  # adaptive: the k-th neighbour's distance
-        votes: dict[str, float] = {}
+        nearest = dict.fromkeys(self.labels, math.inf)
+        for d2, label in distances:
+            nearest[label] = min(nearest[label], d2)
+        # Every label gets a little, by how near its nearest example is: no label is impossible (as with
+        # a real model's scores, MinConfidence=0 returns them all) and no two labels tie.
+        votes = {label: 0.01 / (1.0 + (d2 - near[0][0]) / bandwidth) for label, d2 in nearest.items()}
         for d2, label in near:
-            votes[label] = votes.get(label, 0.0) + math.exp(-d2 / bandwidth)
+            votes[label] += math.exp(-d2 / bandwidth)
         total = sum(votes.values())
         return {label: 100.0 * v / total for label, v in votes.items()}
 
