@@ -14,14 +14,14 @@ from pathlib import Path
 
 from tests.report.cdp import FLAGS, _devtools_port, _page_ws, find_chromium
 
-SECTIONS = ("Model", "Inference", "Human review", "Ground Truth", "Label Studio", "Training", "Connections")
+SECTIONS = ("Model", "Inference", "Human review", "Ground Truth", "Label Studio", "Training", "Connections")  # at least
 
 # What the form shows, read in the page: fields marked invalid (Chakra sets data-invalid), required-field
 # messages, the Trigger button's state, and whether the Markdown of the descriptions was rendered.
 STATE_JS = """(() => {
-  const dialog = document.querySelector('[role=dialog]') || document.body;
   const submit = document.querySelector('[data-testid=trigger-dag-submit]');
-  const text = dialog.innerText;
+  const dialog = (submit && submit.closest('[role=dialog]')) || document.body;
+  const text = dialog.textContent;  // collapsed sections too
   return {
     invalid: [...dialog.querySelectorAll('[data-invalid]')].map(e => (e.innerText || e.id || '').slice(0, 80)),
     submit_found: !!submit,
@@ -105,6 +105,16 @@ async def _drive(ws_url: str, base: str, token: str, dag_id: str, arn: str, scre
                     raise FormError(f"the page never showed {what}")
                 await asyncio.sleep(0.2)
 
+        async def click(element_js: str) -> None:
+            """A real mouse click (press and release) at the middle of the element."""
+            rect = await evaluate(f"(() => {{ const e = {element_js}; if (!e) return null; e.scrollIntoView({{block: 'center'}});"
+                                  " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+            if not rect:
+                await shot("missing")
+                raise FormError(f"nothing to click: {element_js}")
+            for kind in ("mousePressed", "mouseReleased"):
+                await call("Input.dispatchMouseEvent", type=kind, x=rect[0], y=rect[1], button="left", clickCount=1)
+
         async def shot(name: str) -> None:
             data = await call("Page.captureScreenshot", format="png")
             (screenshots / f"trigger-form-{name}.png").write_bytes(base64.b64decode(data["data"]))
@@ -117,19 +127,25 @@ async def _drive(ws_url: str, base: str, token: str, dag_id: str, arn: str, scre
             await call("Network.setCookie", name="_token", value=token, url=base, path="/")
             await call("Page.navigate", url=f"{base}/dags/{dag_id}")
             await until("the Trigger button", "!!document.querySelector('[data-testid=trigger-dag-button]')")
-            await evaluate("document.querySelector('[data-testid=trigger-dag-button]').click()")
+            await click("document.querySelector('[data-testid=trigger-dag-button]')")
             await until("the form's fields", "!!document.getElementById('element_project_version_arn')")
             await until("the Trigger form's submit button", "!!document.querySelector('[data-testid=trigger-dag-submit]')")
             empty = await evaluate(STATE_JS)
             await shot("empty")
-            await evaluate("document.getElementById('element_project_version_arn').focus()")
+            # The sections start collapsed: open "Model" with a real click, then click into the ARN field and type.
+            await click("[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Model')")
+            await until("the ARN field visible", "document.getElementById('element_project_version_arn')"
+                                                 ".getBoundingClientRect().height > 0")
+            await click("document.getElementById('element_project_version_arn')")
+            await until("the ARN field focused",
+                        "document.activeElement === document.getElementById('element_project_version_arn')")
             await call("Input.insertText", text=arn)
             await until("the ARN in its field", f"document.getElementById('element_project_version_arn').value === {json.dumps(arn)}")
             typed = await evaluate(STATE_JS)
             await shot("arn")
             submitted = False
             if typed["submit_found"] and not typed["submit_disabled"]:
-                await evaluate("document.querySelector('[data-testid=trigger-dag-submit]').click()")
+                await click("document.querySelector('[data-testid=trigger-dag-submit]')")
                 await until("the dialog to close after Trigger",
                             "!document.querySelector('[data-testid=trigger-dag-submit]')")
                 submitted = True
