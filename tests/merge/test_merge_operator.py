@@ -20,6 +20,20 @@ def data(emulator):
     return make_dataset(emulator, kind="detection", n=30)
 
 
+class _Ti:
+    """Collects the operator's links (XCom pushes); its AWS calls go to the emulator for real."""
+
+    def __init__(self):
+        self.pushed = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def ctx(run_id: str, **extra) -> dict:
+    return {"run_id": run_id, "ti": _Ti(), **extra}
+
+
 def merge_op(turn, **kw):
     return ManifestMergeOperator(task_id="merge_manifest", output_prefix=turn, **kw)
 
@@ -45,7 +59,7 @@ def test_merge_writes_manifest_rejects_summary_and_the_cumulative_copy(emulator,
                   previous_manifest_uri=data["seed_manifest_uri"], cumulative_manifest_uri=cumulative,
                   outlets=[manifest_asset])
     events = OutletEventAccessors()
-    result = op.execute({"run_id": "manual__1", "outlet_events": events})
+    result = op.execute(ctx("manual__1", outlet_events=events))
 
     seed_lines = read_text(s3, data["seed_manifest_uri"]).splitlines()
     assert result["manifest_uri"] == f"{turn}manifest/output.manifest"
@@ -76,11 +90,11 @@ def test_merge_writes_manifest_rejects_summary_and_the_cumulative_copy(emulator,
     newer = [dict(a, answered_at="2026-11-27T08:00:00Z") for a in truth_answers(s3, data, source="job-2")[14:16]]
     gt2 = put_text(s3, f"{turn2}answers/ground-truth.jsonl", jsonl(newer))
     op2 = merge_op(turn2, answers_uris=gt2, cumulative_manifest_uri=cumulative)
-    second = op2.execute({"run_id": "manual__2"})
+    second = op2.execute(ctx("manual__2"))
     assert second["previous_manifest_uri"] == cumulative
     assert second["images"]["updated"] == 2 and second["manifest_lines"] == result["manifest_lines"]
     first_bytes = read_text(s3, second["manifest_uri"])
-    retry = merge_op(turn2, answers_uris=gt2, cumulative_manifest_uri=cumulative).execute({"run_id": "manual__2"})
+    retry = merge_op(turn2, answers_uris=gt2, cumulative_manifest_uri=cumulative).execute(ctx("manual__2"))
     assert read_text(s3, retry["manifest_uri"]) == first_bytes == read_text(s3, cumulative)
     assert retry == second  # same answers over the same lines: the same summary, too
 
@@ -92,7 +106,7 @@ def test_too_many_rejects_fail_and_leave_the_cumulative_manifest_alone(emulator,
     answers = truth_answers(s3, data, limit=4)
     uri = put_text(s3, f"{turn}answers/ground-truth.jsonl", jsonl(answers) + "{}\n[]\nnope\n")
     with pytest.raises(AirflowFailException, match=r"3 of 7 lines rejected.*max_reject_ratio 20%"):
-        merge_op(turn, answers_uris=[uri], cumulative_manifest_uri=cumulative).execute({"run_id": "r"})
+        merge_op(turn, answers_uris=[uri], cumulative_manifest_uri=cumulative).execute(ctx("r"))
     assert read_text(s3, cumulative) == ""
     assert len(read_text(s3, f"{turn}manifest/rejects.jsonl").splitlines()) == 3
 
@@ -100,12 +114,12 @@ def test_too_many_rejects_fail_and_leave_the_cumulative_manifest_alone(emulator,
 def test_missing_inputs_are_named(emulator, data):
     turn = f"s3://{data['bucket']}/loop/missing/run-1/"
     with pytest.raises(FileNotFoundError, match="answers_uris item .*nothing-here.jsonl does not exist"):
-        merge_op(turn, answers_uris=[f"{turn}nothing-here.jsonl"]).execute({"run_id": "r"})
+        merge_op(turn, answers_uris=[f"{turn}nothing-here.jsonl"]).execute(ctx("r"))
     # A literal cumulative location is the default outlet; a templated one cannot be.
     assert [a.uri for a in merge_op(turn, answers_uris=[], cumulative_manifest_uri=f"{turn}c.manifest").outlets] == [f"{turn}c.manifest"]
     assert merge_op(turn, answers_uris=[], cumulative_manifest_uri="{{ params.c }}").outlets == []
     with pytest.raises(ValueError, match="output_prefix must look like"):
-        merge_op("bucket-only", answers_uris=[]).execute({"run_id": "r"})
+        merge_op("bucket-only", answers_uris=[]).execute(ctx("r"))
 
 
 def test_uri_lists_accept_the_shapes_upstream_tasks_return():
@@ -135,5 +149,5 @@ def test_images_from_another_bucket_fail_the_merge_and_keep_every_verified_line(
     turn = f"{base}/run-1/"
     uri = put_text(s3, f"{turn}answers/ground-truth.jsonl", jsonl(moved))
     with pytest.raises(AirflowFailException, match=rf"bucket.*{data['bucket']}.*{other}.*dataset_name.*was not changed"):
-        merge_op(turn, answers_uris=[uri], cumulative_manifest_uri=cumulative).execute({"run_id": "r"})
+        merge_op(turn, answers_uris=[uri], cumulative_manifest_uri=cumulative).execute(ctx("r"))
     assert read_text(s3, cumulative) == seed
