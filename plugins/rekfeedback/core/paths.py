@@ -6,6 +6,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+# S3 error codes of an object (or listing) that is not there: "missing", for every reader of the turn's files.
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
 
 @dataclass(frozen=True)
 class S3Uri:

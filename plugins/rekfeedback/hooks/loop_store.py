@@ -12,10 +12,9 @@ from typing import Iterable, Iterator
 from botocore.exceptions import ClientError
 
 from rekfeedback.core import ownership, paid
-from rekfeedback.core.paths import S3Uri, parse_s3_uri
+from rekfeedback.core.paths import MISSING_CODES, S3Uri, parse_s3_uri
 from rekfeedback.core.predictions import dumps_jsonl, has_image_extension, iter_jsonl
 
-MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 def _code(exc: ClientError) -> str:
@@ -154,16 +153,3 @@ class ModelRecords:
     def forget_owned(self, run_id: str) -> None:
         if self.owned_prefix is not None:
             self.store.delete(ownership.owned_model_uri(self.owned_prefix, run_id))
-
-
-def _as_bool(value: Any, what: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no", "none"):
-        return False
-    raise ValueError(f"{what} must be a boolean (or a template rendering to True/False), got {value!r}")

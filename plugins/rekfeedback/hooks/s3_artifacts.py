@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
-from rekfeedback.core.paths import S3Uri, parse_s3_uri
+from rekfeedback.core.paths import MISSING_CODES, S3Uri, parse_s3_uri
 
-MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 JSONL = "application/x-ndjson"
 
 

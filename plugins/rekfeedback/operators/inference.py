@@ -19,7 +19,7 @@ from rekfeedback.core import predictions as preds
 from rekfeedback.core import signals as sig
 from rekfeedback.core.imagesize import probe_image
 from rekfeedback.core.inference_engine import ImageTask, InferenceAborted, InferenceEngine, TooManyFailures
-from rekfeedback.core.paths import S3Uri, parse_s3_uri, shard_part_name
+from rekfeedback.core.paths import MISSING_CODES, S3Uri, parse_s3_uri, shard_part_name
 from rekfeedback.core.shard_rates import ShardRates, memory_key, memory_record, remembered_rate, start_limiter
 from rekfeedback.core.throughput import classify_code
 from rekfeedback.hooks.loop_store import LoopStore
@@ -30,10 +30,6 @@ from rekfeedback.links.s3 import S3OutputLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-_MISSING = {"NoSuchKey", "404", "NotFound"}
-
-
 
 
 class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustomLabelsHook]):
@@ -196,7 +192,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         try:
             return self.s3.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read().decode("utf-8")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            if exc.response.get("Error", {}).get("Code") in MISSING_CODES:
                 return None
             raise
 
