@@ -47,11 +47,11 @@ def test_wrong_url(setup, label_studio):
 def test_operator_reads_the_airflow_connection(setup, label_studio, monkeypatch):
     params = {**setup.config, **LS, "labelstudio_conn_id": "label_studio_default"}
     op = FeedbackLoopPreflightOperator(task_id="preflight", params_to_check=params)
-    out = op.execute({"dag": SimpleNamespace(dag_id=DAG_ID)})
+    out = op.execute({"dag": SimpleNamespace(dag_id=DAG_ID), "run_id": "manual__ls"})
     assert out["facts"]["labelstudio_version"] and out["warnings"] == []
     monkeypatch.setenv("AIRFLOW_CONN_LABEL_STUDIO_DEFAULT",
                        '{"conn_type": "labelstudio", "host": "%s", "password": "%s"}' % (label_studio.url, "f" * 40))
     with pytest.raises(AirflowFailException) as info:
         FeedbackLoopPreflightOperator(task_id="preflight", params_to_check=params).execute(
-            {"dag": SimpleNamespace(dag_id=DAG_ID)})
+            {"dag": SimpleNamespace(dag_id=DAG_ID), "run_id": "manual__ls"})
     assert "token was refused" in str(info.value)

@@ -92,12 +92,17 @@ class LoopStore:
 
     # --- the paid-work ledger -----------------------------------------------------------------
     def read_ledger(self, ledger_prefix: S3Uri) -> dict[str, dict]:
-        """Every turn's paid lines, newest per image (core.paid.index)."""
+        """Every turn's paid lines, newest per image (core.paid.index); none while the output bucket does not
+        exist yet (preflight reports the bucket itself)."""
         lines: list[dict] = []
-        for uri in self.keys_under(ledger_prefix, ".jsonl"):
-            text = self.read_text(uri)
-            if text:
-                lines.extend(iter_jsonl(text, f"paid-work ledger {uri}"))
+        try:
+            for uri in self.keys_under(ledger_prefix, ".jsonl"):
+                text = self.read_text(uri)
+                if text:
+                    lines.extend(iter_jsonl(text, f"paid-work ledger {uri}"))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+                raise
         return paid.index(lines)
 
     def write_ledger(self, uri: S3Uri, lines: list[dict]) -> None:
