@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import urllib.request
 
 import boto3
 import pytest
@@ -96,8 +98,13 @@ def test_report_written_next_to_the_turn_with_history(s3):
         assert f'data-chart="{chart}"' in html
     assert "3 left unresolved" in html and "2 bad boxes dropped" in html
 
-    link = ctx["ti"].pushed["rekfeedback_turn_report"]
-    assert (link["bucket"], link["key"]) == (BUCKET, f"{prefix}/report/index.html")
+    # Against the emulator the link is a presigned URL on the connection's own endpoint (it opens the page
+    # in a browser); the S3 console link is kept for AWS endpoints only.
+    url = ctx["ti"].pushed["rekfeedback_turn_report_page"]
+    assert url.startswith(os.environ["AWS_ENDPOINT_URL"]) and f"{prefix}/report/index.html" in url
+    with urllib.request.urlopen(url) as opened:
+        assert opened.headers["Content-Type"].startswith("text/html") and b'data-chart="f1"' in opened.read()
+    assert "rekfeedback_turn_report" not in ctx["ti"].pushed
 
     history = json.loads(s3.get_object(Bucket=BUCKET, Key="loop/history.json")["Body"].read())
     assert [h["run"] for h in history] == [result["run"]]
