@@ -93,3 +93,22 @@ def test_cleanlab_needs_enough_answers_and_says_so():
     result = noise.check([answer(ref, "boxes", ["cat"], [box("cat", 10, 10)])],
                          {ref: prediction(ref, ("cat", 96.0, box("cat", 10, 10)))})
     assert result["flags"] == [] and "needs" in result["cleanlab"]
+
+
+def test_cleanlab_runs_in_this_process_without_forking(monkeypatch):
+    # cleanlab's object-detection check builds a multiprocessing Pool; inside a task a fork can deadlock (and a
+    # Celery prefork worker may not have children), so the check must never start a process.
+    import os
+
+    def no_fork(*args, **kwargs):
+        raise AssertionError("the noise check forked a process")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    answers, predictions = [], {}
+    for i in range(noise.CLEANLAB_MIN_ANSWERS + 4):
+        ref = f"s3://b/{i}.jpg"
+        label = ("cat", "dog")[i % 2]
+        answers.append(answer(ref, "boxes", [label], [box(label, 10 + i, 20)]))
+        predictions[ref] = prediction(ref, (label, 90.0, box(label, 12 + i, 21)))
+    result = noise.check(answers, predictions)
+    assert "not used" not in result["cleanlab"], result["cleanlab"]

@@ -123,8 +123,18 @@ def _classes(group: list[dict], predictions: dict[str, dict]) -> list[str]:
 
 
 def _cleanlab_boxes(group, predictions):
+    from multiprocessing.pool import ThreadPool
+
     import numpy as np
-    from cleanlab.object_detection.filter import find_label_issues
+    from cleanlab.object_detection import filter as cleanlab_filter
+
+    # cleanlab computes average precision per class in a multiprocessing Pool, a forked process even with
+    # num_procs=1. Inside an Airflow task that is wrong twice: a Celery prefork worker is daemonic and may not
+    # have children, and a fork beside other threads (dag.test, the triggerer's loop) can deadlock on a lock
+    # held at fork time (seen: a pool worker waiting forever). Its per-image work is plain numpy, so a thread
+    # pool of the same interface does it in this process.
+    cleanlab_filter.Pool = ThreadPool
+    find_label_issues = cleanlab_filter.find_label_issues
 
     classes = _classes(group, predictions)
     index = {n: i for i, n in enumerate(classes)}
