@@ -280,7 +280,7 @@ def console_emulator():
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            assert proc.wait(timeout=10) == 0
+            assert proc.wait(timeout=60) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()

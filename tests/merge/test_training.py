@@ -15,11 +15,21 @@ from tests.triggers import first_event
 from .helpers import clients, jsonl, make_dataset, put_text, read_text, train_base_version, truth_answers
 
 
+
+class _Ti:
+    """What the operator's extra links need from the task instance: somewhere to push their XCom."""
+
+    def __init__(self):
+        self.pushed = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
 def merged_manifest(emulator, data, turn: str) -> str:
     s3, _ = clients(emulator)
     uri = put_text(s3, f"{turn}answers/ground-truth.jsonl", jsonl(truth_answers(s3, data)))
     result = ManifestMergeOperator(task_id="merge_manifest", answers_uris=[uri], output_prefix=turn,
-                                   previous_manifest_uri=data["seed_manifest_uri"]).execute({"run_id": "r"})
+                                   previous_manifest_uri=data["seed_manifest_uri"]).execute({"run_id": "r", "ti": _Ti()})
     return result["manifest_uri"]
 
 
@@ -56,7 +66,7 @@ def test_merged_manifest_trains_a_new_version_whose_f1_is_compared(emulator, dat
     s3, rek = clients(emulator)
     turn = f"s3://{data['bucket']}/loop/dag/run-a/"
     manifest_uri = merged_manifest(emulator, data, turn)
-    context = {"run_id": "manual__2026-11-26T07:00:00+00:00"}
+    context = {"run_id": "manual__2026-11-26T07:00:00+00:00", "ti": _Ti()}
     op = train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn={"project_version_arn": base["arn"]},
                   dag_id="rek_loop", improvement_margin=0.0, max_chunk_bytes=4000)
     result = run_deferred(op, context)
@@ -91,7 +101,7 @@ def test_merged_manifest_trains_a_new_version_whose_f1_is_compared(emulator, dat
     turn2 = f"s3://{data['bucket']}/loop/dag/run-b/"
     second = run_deferred(train_op(manifest_uri=manifest_uri, output_prefix=turn2, base_version_arn=result["new_version_arn"],
                                    dag_id="rek_loop", improvement_margin=0.5, max_chunk_bytes=4000),
-                          {"run_id": "manual__run-b"})
+                          {"run_id": "manual__run-b", "ti": _Ti()})
     assert second["f1_before"] == pytest.approx(result["f1_after"]) and second["improved"] is False
     assert emulator.calls["Rekognition.UpdateDatasetEntries"] >= 2  # 4000-byte chunks of a bigger manifest
     assert len(rek.describe_project_versions(ProjectArn=base["project_arn"])["ProjectVersionDescriptions"]) == versions_before + 1
@@ -101,7 +111,7 @@ def test_failing_training_fails_the_task_and_a_rerun_trains_the_next_version(emu
     _, rek = clients(emulator)
     turn = f"s3://{data['bucket']}/loop/dag/run-fail/"
     manifest_uri = merged_manifest(emulator, data, turn)
-    context = {"run_id": "manual__fail"}
+    context = {"run_id": "manual__fail", "ti": _Ti()}
     name = version_name_for_run("rek_loop", context["run_id"])
 
     def op():
@@ -143,7 +153,7 @@ def test_a_version_still_training_is_waited_for_not_trained_again(emulator, emul
     """A retry while this run's version trains (worker lost during the wait) must not train a second one."""
     turn = f"s3://{data['bucket']}/loop/dag/run-slow/"
     manifest_uri = merged_manifest(emulator, data, turn)
-    context = {"run_id": "manual__slow"}
+    context = {"run_id": "manual__slow", "ti": _Ti()}
     emulator_knobs(training_seconds=3.0)
     first = train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn=base["arn"], dag_id="rek_loop")
     with pytest.raises(TaskDeferred):
