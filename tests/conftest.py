@@ -26,5 +26,35 @@ os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
+
+def _share_botocore_models() -> None:
+    """Parse each botocore data file once per test process.
+
+    Every AwsBaseHook makes a new boto3 Session, and a Session's loader caches only for itself, so every
+    hook re-parses the service model (SageMaker's is megabytes): half of a dag.test()'s CPU went there.
+    A real task runs in a process of its own and parses each model once anyway. The parsed files are
+    shared read-only, as one Session's loader already shares them between its clients.
+    """
+    import functools
+
+    from botocore import loaders
+
+    load_file, reader = loaders.JSONFileLoader.load_file, loaders.JSONFileLoader()
+    parsed = functools.lru_cache(maxsize=None)(lambda file_path: load_file(reader, file_path))
+    loaders.JSONFileLoader.load_file = lambda self, file_path: parsed(file_path)
+
+
+_share_botocore_models()
+
 # The emulator fixtures (a session-wide server on a free port) live in tests/fixtures/.
 pytest_plugins = ["tests.fixtures.emulator"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs it with --dist loadgroup), every test that uses the session's
+    Label Studio runs in one worker: that server is started, restarted and stopped by the tests using it."""
+    import pytest
+
+    for item in items:
+        if "label_studio" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("label_studio"))

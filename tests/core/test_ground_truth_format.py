@@ -17,6 +17,9 @@ def item(ref, predicted, route="human", kind="boxes", w=200, h=100):
             "predicted_at": "2026-11-26T05:00:00Z"}
 
 
+T = "s3://bkt/loop/feedback_loop/run-1"
+
+
 def p(name, conf=90.0, box=None):
     return {"name": name, "confidence": conf, "box": box}
 
@@ -27,16 +30,19 @@ def p(name, conf=90.0, box=None):
     ("__weird__", "__"),
 ])
 def test_job_names_are_valid_deterministic_and_distinct(dag_id, run_id):
-    names = {gt.job_name(dag_id, run_id, kind, part) for kind in gt.JOB_KINDS for part in range(3)}
+    names = {gt.job_name(dag_id, run_id, kind, part, turn=T) for kind in gt.JOB_KINDS for part in range(3)}
     assert len(names) == len(gt.JOB_KINDS) * 3
     for name in names:
         assert gt.JOB_NAME_RE.fullmatch(name) and len(name) <= 63 and name == name.lower()
-    assert gt.job_name(dag_id, run_id, "verify-labels", 0) == gt.job_name(dag_id, run_id, "verify-labels", 0)
+    assert gt.job_name(dag_id, run_id, "verify-labels", 0, turn=T) == gt.job_name(dag_id, run_id, "verify-labels", 0, turn=T)
     # Two long runs sharing a prefix still differ (hash of the full ids).
-    assert gt.job_name(dag_id, run_id + "a" * 80, "label-boxes", 0) != gt.job_name(dag_id, run_id + "a" * 80 + "b",
-                                                                                  "label-boxes", 0)
+    assert gt.job_name(dag_id, run_id + "a" * 80, "label-boxes", 0, turn=T) != gt.job_name(
+        dag_id, run_id + "a" * 80 + "b", "label-boxes", 0, turn=T)
+    # Two loops (dev and prod, same DAG and schedule) never share a name: the turn's prefix is in the hash.
+    assert gt.job_name(dag_id, run_id, "label-boxes", 0, turn=T) != gt.job_name(
+        dag_id, run_id, "label-boxes", 0, turn="s3://other-bucket/loop/x")
     with pytest.raises(ValueError):
-        gt.job_name(dag_id, run_id, "nope", 0)
+        gt.job_name(dag_id, run_id, "nope", 0, turn=T)
 
 
 def test_verification_lines_follow_the_team_contract():

@@ -119,10 +119,13 @@ def test_task_without_source_ref_is_rejected_with_reason():
 
 
 def test_project_title_is_deterministic_and_fits():
-    assert lsfmt.project_title("loop", "manual-2026") == "rekfeedback loop manual-2026"
-    long = lsfmt.project_title("d" * 80, "scheduled-2026-11-26T05-00-00-00-00")
-    assert len(long) <= 50 and long == lsfmt.project_title("d" * 80, "scheduled-2026-11-26T05-00-00-00-00")
-    assert long != lsfmt.project_title("d" * 80, "scheduled-2026-11-27T05-00-00-00-00")
+    t = "s3://b/loop/loop/manual-2026"
+    title = lsfmt.project_title("loop", "manual-2026", turn=t)
+    assert title.startswith("rekfeedback loop manual-2026 ") and title == lsfmt.project_title("loop", "manual-2026", turn=t)
+    assert title != lsfmt.project_title("loop", "manual-2026", turn="s3://other/loop/loop/manual-2026")  # another loop
+    long = lsfmt.project_title("d" * 80, "scheduled-2026-11-26T05-00-00-00-00", turn=t)
+    assert len(long) <= 50 and long == lsfmt.project_title("d" * 80, "scheduled-2026-11-26T05-00-00-00-00", turn=t)
+    assert long != lsfmt.project_title("d" * 80, "scheduled-2026-11-27T05-00-00-00-00", turn=t)
 
 
 def test_progress_rules():

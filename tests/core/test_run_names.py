@@ -18,10 +18,10 @@ DAG = "rekognition_feedback_loop"
 
 def names(run_id: str) -> dict:
     return {
-        "turn prefix": str(turn_prefix("s3://bkt/loop/", DAG, run_id)),
-        "labeling job": gt.job_name(DAG, run_id, "verify-labels", 0),
+        "turn prefix": str(turn := turn_prefix("s3://bkt/loop/", DAG, run_id)),
+        "labeling job": gt.job_name(DAG, run_id, "verify-labels", 0, turn=str(turn)),
         "model version": version_name_for_run(DAG, run_id),
-        "Label Studio project": lsfmt.project_title(DAG, run_key(run_id)),
+        "Label Studio project": lsfmt.project_title(DAG, run_key(run_id), turn=str(turn)),
     }
 
 

@@ -13,10 +13,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import uuid
 
 import boto3
+import pendulum
 import pytest
 
 from rekfeedback.turn_config import SETTINGS
@@ -62,13 +65,26 @@ def aws(emulator):
     return _clients(emulator)
 
 
+def _test_tags(request):
+    """Names of a test's own: fixed by the test's id, so every run of the suite sees the same buckets,
+    job names and hence the same simulated workers' answers (they are seeded by the job's name).
+
+    Label Studio keeps its projects between sessions (.labelstudio/data), and a project is found by a title
+    made from these names: a test using it gets names of this session too, never a project of an earlier one."""
+    salt = uuid.uuid4().hex if "label_studio" in request.fixturenames else ""
+    for n in itertools.count():
+        yield hashlib.sha1(f"{request.node.nodeid}:{n}:{salt}".encode()).hexdigest()[:10]
+
+
 @pytest.fixture
-def loop_setup(emulator):
-    """provision() under unique names; `run_conf` holds every DAG setting, explicitly."""
+def loop_setup(emulator, request):
+    """provision() under names of the test's own; `run_conf` holds every DAG setting, explicitly."""
     from rekfeedback_local.local_setup import provision
 
+    tags = _test_tags(request)
+
     def make(n_images: int = 20, bad_files: bool = True, **settings) -> dict:
-        tag = uuid.uuid4().hex[:10]
+        tag = next(tags)
         setup = provision(emulator.endpoint_url, bucket=f"e2e-{tag}", project_name=f"e2e-{tag}",
                           output_prefix=f"loop-{tag}", n_images=n_images, bad_files=bad_files)
         conf = {s.name: s.default for s in SETTINGS}
@@ -109,9 +125,28 @@ def xcom(dag_run, task_id: str, map_index: int = -1):
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _forget_runs_after(dag_id: str, run_after) -> None:
+    """dag.test() names a run after its run_after but finds an earlier one by logical date (now, unless given):
+    two tests on one fixed run_after would collide on run_id. A rerun on the same logical date keeps its run."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for dag_run in session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_after == run_after):
+            session.delete(dag_run)
+
+
 @pytest.fixture
 def run_dag(loop_dag):
+    """dag.test(); each run of a test gets a fixed date (the run id) unless it names one: no outcome of
+    the suite depends on the day it runs."""
+    dates = (pendulum.datetime(2026, 6, 1, 3, 0, tz="UTC").add(days=n) for n in itertools.count())
+
     def run(run_conf: dict, **kwargs):
+        if "run_after" not in kwargs and "logical_date" not in kwargs:
+            kwargs["run_after"] = next(dates)
+        if kwargs.get("run_after") is not None and "logical_date" not in kwargs:
+            _forget_runs_after(loop_dag.dag_id, kwargs["run_after"])
         return loop_dag.test(run_conf=run_conf, **kwargs)
 
     return run

@@ -94,3 +94,19 @@ def test_classification_summary_has_a_confusion_matrix_and_no_detection_metrics(
     _desc, summary = _evaluation(emulator, rek, data["classes"], data["bucket"])
     aggregated = summary["AggregatedEvaluationResults"]
     assert "AveragePrecision" not in aggregated and aggregated["ConfusionMatrix"]
+
+
+
+@pytest.mark.parametrize("bucket", ["a", "conform-1f3c", "conform-9e2d7a", "another-bucket"])
+def test_the_automatic_test_split_takes_a_fifth_of_every_label_whatever_the_names(bucket):
+    from rekfeedback_local.emulator import manifests
+    from rekfeedback_local.emulator.rekognition_models import _auto_split
+
+    sizes = {"cat": 10, "dog": 5, "owl": 2, "rare": 1}
+    entries = [manifests.Entry(line={}, source_ref=f"s3://{bucket}/{label}-{i}.png", labels=[label])
+               for label, n in sizes.items() for i in range(n)]
+    train_set, test_set = _auto_split(entries)
+    assert {label: sum(e.labels == [label] for e in test_set) for label in sizes} == {
+        "cat": 2, "dog": 1, "owl": 1, "rare": 0}  # a label with one image stays in training
+    assert sorted(e.source_ref for e in train_set + test_set) == sorted(e.source_ref for e in entries)
+    assert {e.source_ref for e in _auto_split(entries[::-1])[1]} == {e.source_ref for e in test_set}  # order-free

@@ -54,6 +54,26 @@ def test_retried_operator_reuses_its_jobs(emulator, s3_bucket, account):
     assert [j["LabelingJobName"] for j in listed] == sorted(j["name"] for j in first["jobs"])
 
 
+def test_two_loops_on_one_schedule_never_share_a_job(emulator, s3_bucket, account, monkeypatch):
+    """A dev and a prod Airflow run the same DAG at the same time: same dag_id and run_id, other turn prefixes."""
+    from rekfeedback.core import ground_truth as gt
+    from airflow.sdk.exceptions import AirflowFailException
+
+    prod = helpers.make_predictions(s3_bucket, "classification", n=4)
+    dev = {**prod, "turn": prod["turn"] + "-dev"}
+    emulator.reset_stats()
+    first = operator(prod, account, "gt_two_loops").execute(helpers.context())
+    second = operator(dev, account, "gt_two_loops").execute(helpers.context())
+    assert emulator.calls["SageMaker.CreateLabelingJob"] == 2 and second["jobs"][0]["created"]
+    assert first["jobs"][0]["name"] != second["jobs"][0]["name"]
+    # Were two turns' names ever to collide, the job writing elsewhere is refused, never adopted.
+    real = gt.job_name
+    monkeypatch.setattr(gt, "job_name", lambda *a, turn, **kw: real(*a, turn="one hash for all", **kw))
+    operator(prod, account, "gt_two_loops").execute(helpers.context())
+    with pytest.raises(AirflowFailException, match="belongs to another loop"):
+        operator(dev, account, "gt_two_loops").execute(helpers.context())
+
+
 def test_failed_job_fails_the_sensor_with_its_reason(emulator, emulator_knobs, s3_bucket, account):
     emulator_knobs(fail_labeling_jobs=True)
     data = helpers.make_predictions(s3_bucket, "classification", n=4)

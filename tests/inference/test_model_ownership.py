@@ -44,7 +44,7 @@ def test_a_start_retry_that_finds_the_model_starting_still_stops_it_at_the_end(e
     retry = start_op(arn, status_before_run=before, **records)
     with pytest.raises(TaskDeferred) as deferred:
         retry.execute(ctx)
-    emulator_knobs(start_seconds=0.2)
+    emulator.advance_clock(30.0)  # the start finishes on the emulator's clock, not after 30 s of waiting
     event = first_event(deferred.value.trigger)
     result = retry.execute_complete(ctx, event=event.payload, **deferred.value.kwargs)  # kwargs as a triggerer passes
     assert result["started_by_this_run"] is True and result["start_requested_at"]

@@ -97,9 +97,17 @@ class EmulatorEnv:
     lock: threading.RLock = field(default_factory=threading.RLock)
     s3_factory: Callable[[], Any] | None = None
     _local: threading.local = field(default_factory=threading.local)
+    clock_offset: float = 0.0  # seconds added to the wall clock: tests move time on instead of waiting
 
     def clock(self) -> float:
-        return time.time()
+        return time.time() + self.clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's time forward (never back, so no deadline is un-passed)."""
+        if seconds < 0:
+            raise ValueError("the emulator's clock only moves forward")
+        with self.lock:
+            self.clock_offset += seconds
 
     def reset_stats(self) -> None:
         with self.lock:

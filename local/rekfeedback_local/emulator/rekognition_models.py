@@ -151,15 +151,20 @@ def _copy_entry(entry: manifests.Entry) -> manifests.Entry:
 
 
 def _auto_split(entries: list[manifests.Entry]):
-    """AutoCreate: a deterministic ~20% test split (by a hash of source-ref, so retries split the same way)."""
-    def bucket(e: manifests.Entry) -> int:
-        return int(hashlib.sha1(e.source_ref.encode()).hexdigest(), 16) % 5
+    """AutoCreate: ~20% of each label's images become the test set, as AWS splits per label (hence its
+    ERROR_INSUFFICIENT_IMAGES_PER_LABEL_FOR_AUTOSPLIT). Within a label, images are taken in the order of a
+    hash of their source-ref, so a retry splits the same way and the outcome never depends on names."""
+    def rank(e: manifests.Entry) -> str:
+        return hashlib.sha1(e.source_ref.encode()).hexdigest()
 
-    train = [e for e in entries if bucket(e) != 0]
-    test = [e for e in entries if bucket(e) == 0]
-    if not test and len(train) > 1:
-        test = [train.pop()]
-    return train, test
+    by_label: dict[str, list[manifests.Entry]] = {}
+    for e in sorted(entries, key=rank):
+        by_label.setdefault(e.labels[0] if e.labels else "", []).append(e)
+    chosen: set[int] = set()
+    for group in by_label.values():
+        if len(group) > 1:
+            chosen.update(id(e) for e in group[:max(1, round(0.2 * len(group)))])
+    return [e for e in entries if id(e) not in chosen], [e for e in entries if id(e) in chosen]
 
 
 def _check_training_data(train_items, test_items, use_case: str) -> None:

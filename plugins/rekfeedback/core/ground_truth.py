@@ -69,33 +69,35 @@ def _slug(text: str) -> str:
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9]+", "-", text.lower())).strip("-")
 
 
-def job_name(dag_id: str, run_id: str, kind: str, part: int, attempt: int = 1) -> str:
-    """A LabelingJobName fixed by the DAG run, the job kind, the part number and the attempt.
+def job_name(dag_id: str, run_id: str, kind: str, part: int, attempt: int = 1, *, turn: str) -> str:
+    """A LabelingJobName fixed by the turn, the job kind, the part number and the attempt.
+
+    Names are unique in the account and region, not per loop: two loops (a dev and a prod Airflow, two
+    datasets) running the same DAG on the same schedule have the same dag_id and run_id. So every name
+    carries 8 hex digits of a hash of the dag_id, the run_id and the turn's S3 prefix (`turn`), and a job
+    is only ever reused by the turn whose prefix it writes to.
 
     `attempt` > 1 names the redo of a job that failed (`-a2`, `-a3`, ...): the same items under a
     new name, since a name can never be used again, not even after a failure.
 
-    Lower case because names are unique case-insensitively. When `dag_id-run-kind-pNN` is longer
-    than 63 characters, the dag/run part is cut and a hash of the full dag_id and run_id is
-    inserted, so two long run ids that share a prefix still get different names.
+    Lower case because names are unique case-insensitively. When the name is longer than 63 characters
+    the dag/run part is cut; the hash keeps two long run ids that share a prefix apart.
     """
     if kind not in JOB_KINDS:
         raise ValueError(f"job kind must be one of {JOB_KINDS}, got {kind!r}")
     suffix = f"{kind}-p{int(part):02d}" + (f"-a{int(attempt)}" if int(attempt) > 1 else "")
     head = _slug(f"{dag_id}-{run_key(run_id, lower=True)}") or "rekfeedback"  # run_key: `turn:1` != `turn-1`
-    name = f"{head}-{suffix}"
-    if len(name) > 63:
-        digest = hashlib.sha1(f"{dag_id}\x00{run_id}".encode()).hexdigest()[:10]
-        keep = 63 - len(suffix) - len(digest) - 2
-        name = f"{head[:keep].rstrip('-')}-{digest}-{suffix}"
+    digest = hashlib.sha1(f"{dag_id}\x00{run_id}\x00{turn}".encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    keep = 63 - len(suffix) - len(digest) - 2
+    name = f"{head[:keep].rstrip('-')}-{digest}-{suffix}"
     if not JOB_NAME_RE.fullmatch(name):
         raise AssertionError(f"bug: invalid job name {name!r}")
     return name
 
 
-def job_name_prefix(dag_id: str, run_id: str) -> str:
+def job_name_prefix(dag_id: str, run_id: str, *, turn: str) -> str:
     """The part of every job name of this run that comes before the kind (for listing by prefix)."""
-    return job_name(dag_id, run_id, VERIFY_LABELS, 0)[: -len(f"{VERIFY_LABELS}-p00")]
+    return job_name(dag_id, run_id, VERIFY_LABELS, 0, turn=turn)[: -len(f"{VERIFY_LABELS}-p00")]
 
 
 def builtin_lambda_arn(region: str, prefix: str, kind: str, partition: str = "aws") -> str:

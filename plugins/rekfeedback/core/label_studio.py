@@ -24,15 +24,17 @@ SOURCE_KEY = "source_ref"  # task data key holding the image's s3:// URI: the de
 TITLE_MAX = 50  # Label Studio refuses project titles longer than 50 characters
 
 
-def project_title(dag_id: str, run_key: str) -> str:
+def project_title(dag_id: str, run_key: str, *, turn: str) -> str:
     """A deterministic project title for a turn (the reuse key of a retried operator), at most 50 characters.
 
-    Long ids keep their start and end and get a short hash, so two turns never share a title.
+    It ends with 6 hex digits of a hash of the title and the turn's S3 prefix (`turn`): two loops sharing a
+    Label Studio server and a DAG schedule have the same dag_id and run ids, and must never reuse each
+    other's project. Long ids keep their start and end.
     """
     title = f"rekfeedback {dag_id} {run_key}"
-    if len(title) <= TITLE_MAX:
-        return title
-    digest = hashlib.sha1(title.encode()).hexdigest()[:8]
+    digest = hashlib.sha1(f"{title}\x00{turn}".encode("utf-8", "surrogatepass")).hexdigest()[:6]
+    if len(title) + 1 + len(digest) <= TITLE_MAX:
+        return f"{title} {digest}"
     head = TITLE_MAX - len(digest) - 2
     return f"{title[:head - 12]}~{title[-12:]}~{digest}"[:TITLE_MAX]
 

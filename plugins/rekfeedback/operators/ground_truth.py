@@ -247,15 +247,21 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
             "Tags": [{"Key": k, "Value": str(v)} for k, v in tags.items()],
         }
 
-    def _current_job(self, run_id: str, kind: str, part: int) -> tuple[str, dict | None]:
+    def _current_job(self, run_id: str, kind: str, part: int, output: S3Uri) -> tuple[str, dict | None]:
         """The job of this plan: the first attempt name that did not fail, and its description (None: to create).
 
         A failed job is redone when this task is cleared: the same items under the next attempt's
         name. Only failed attempts are passed over, so there is never a second live job for the same items.
         """
         for attempt in range(1, MAX_JOB_ATTEMPTS + 1):
-            name = gt.job_name(self.dag_id, run_id, kind, part, attempt)
+            name = gt.job_name(self.dag_id, run_id, kind, part, attempt, turn=str(output))
             existing = self.hook.describe_labeling_job(name)
+            written_to = ((existing or {}).get("OutputConfig") or {}).get("S3OutputPath", "").rstrip("/")
+            if existing is not None and written_to != str(output).rstrip("/"):
+                # Never adopt another loop's job (its answers are not for these images).
+                raise AirflowFailException(
+                    f"{self.task_id}: labeling job {name} exists but writes to {written_to or 'nowhere'}, not to "
+                    f"this turn's {output}; it belongs to another loop. Use another output_uri or dag_id.")
             if existing is None or existing.get("LabelingJobStatus") != "Failed":
                 return name, existing
             self.log.info("labeling job %s failed (%s): redoing it as the next attempt", name,
@@ -300,11 +306,11 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
         # A second round of the turn names its jobs after it: deterministic, never the first round's names.
         dag_run_id = context["run_id"] + (f"~{self.round_name}" if self.round_name else "")
         for plan in plans:
-            name, existing = self._current_job(dag_run_id, plan["kind"], plan["part"])
+            output = base.join("output")
+            name, existing = self._current_job(dag_run_id, plan["kind"], plan["part"], output)
             folder = base.join("jobs", name)
             manifest, categories = folder.join("input.manifest"), folder.join("label-categories.json")
             template = base.join("templates", gt.TEMPLATE[plan["kind"]])
-            output = base.join("output")
             if existing is None:
                 self._put(s3, manifest, gt.manifest_text(plan["lines"], name))
                 self._put(s3, categories, json.dumps(gt.label_category_config(plan["labels"]), indent=2) + "\n")

@@ -31,7 +31,7 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
     project title. Label Studio never gets AWS credentials this way.
 
     Retry safety: the project is found by its deterministic title (`project_title`, default
-    "rekfeedback <dag_id> <run key>"); tasks carry the image's s3:// URI in `data.source_ref` and only
+    "rekfeedback <dag_id> <run key> <hash of the turn prefix>"); tasks carry the image's s3:// URI in `data.source_ref` and only
     images without a task are imported.
 
     :param predictions_uris: list of predictions-file S3 URIs, or one S3 prefix (every `*.jsonl` under it
@@ -115,7 +115,7 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         ls.check()  # a wrong URL or token fails here, before anything is written
         turn = parse_s3_uri(self.output_prefix, "output_prefix")
         key = run_key(context["run_id"]) + (f" {self.round_name}" if self.round_name else "")
-        title = self.project_title or lsfmt.project_title(context["dag"].dag_id, key)
+        title = self.project_title or lsfmt.project_title(context["dag"].dag_id, key, turn=str(turn))
         policy = reviewlib.RoutingPolicy(
             auto_accept_threshold=None if self.auto_accept_threshold in (None, "") else float(self.auto_accept_threshold),
             audit_rate=float(self.audit_rate or 0), seed=int(self.routing_seed),
