@@ -8,6 +8,7 @@ import pytest
 
 from rekfeedback.core import ground_truth as gt
 from rekfeedback.core import review
+from rekfeedback.core import verification_task as vt
 
 JOB = "feedback-run-1-adjust-boxes-p00"
 
@@ -88,15 +89,15 @@ def test_builtin_lambda_arns():
 def test_pre_annotation_and_worker_answer_forms():
     line = {"source": "batch-00000", "images": [{"source-ref": "s3://b/a.jpg", "width": 1, "height": 1,
                                                   "predicted": [{"name": "cat", "confidence": 91.2}]}]}
-    out = gt.pre_annotation(line)
+    out = vt.pre_annotation(line)
     assert out["isHumanAnnotationRequired"] == "true"
     assert out["taskInput"]["batch"] == "batch-00000" and out["taskInput"]["labels"] == ["cat"]
     parsed = {"images": [{"source-ref": "s3://b/a.jpg", "verdicts": [{"name": "cat", "present": False}],
                           "added": ["dog"]}]}
     for form in (parsed, {"answer": json.dumps(parsed)}, {"answer": parsed}, json.dumps({"answer": json.dumps(parsed)})):
-        assert gt.worker_answer(form) == parsed
+        assert vt.worker_answer(form) == parsed
     with pytest.raises(ValueError):
-        gt.worker_answer({"something": 1})
+        vt.worker_answer({"something": 1})
 
 
 def test_consolidate_object_majority_vote():
@@ -104,13 +105,13 @@ def test_consolidate_object_majority_vote():
         return {"answer": json.dumps({"images": [
             {"source-ref": "s3://b/a.jpg", "verdicts": [{"name": "cat", "present": cat_present}], "added": list(added)},
             {"source-ref": "s3://b/b.jpg", "verdicts": [], "added": ["dog"]}]})}
-    value = gt.consolidate_object([w(True), w(False, ["bird"]), w(True)])
+    value = vt.consolidate_object([w(True), w(False, ["bird"]), w(True)])
     a, b = value["images"]
-    assert a == {"source-ref": "s3://b/a.jpg", "labels": ["cat"], "confirmed": ["cat"], "rejected": [],
-                 "added": [], "workers": 3, "agreement": pytest.approx(0.6667),
+    # The vote only: the diff against the prediction is the collect step's (parse_output_manifest).
+    assert a == {"source-ref": "s3://b/a.jpg", "labels": ["cat"], "workers": 3, "agreement": pytest.approx(0.6667),
                  "label_agreement": {"bird": 0.3333, "cat": 0.6667},
                  "candidates": [{"labels": ["cat"]}, {"labels": ["bird"]}, {"labels": ["cat"]}]}
-    assert b["labels"] == ["dog"] and b["added"] == ["dog"] and b["agreement"] == 1.0
+    assert b["labels"] == ["dog"] and "added" not in b and b["agreement"] == 1.0
     assert value["workers"] == 3 and value["agreement"] == pytest.approx((2 / 3 + 1) / 2, abs=1e-4)
 
 

@@ -24,7 +24,9 @@ def test_the_bundle_packs_only_what_the_handlers_import(tmp_path):
     assert target.name == f"rekfeedback-lambda-{__version__}.zip"
     names = zipfile.ZipFile(target).namelist()
     assert {"rekfeedback/lambdas/pre_annotation.py", "rekfeedback/lambdas/consolidation.py",
-            "rekfeedback/core/ground_truth.py"} <= set(names)
+            "rekfeedback/core/verification_task.py"} <= set(names)
+    # The worker side only: no job planning, no answer records (pydantic is not in the Lambda runtime).
+    assert "rekfeedback/core/ground_truth.py" not in names and "rekfeedback/core/answers.py" not in names
     assert not [n for n in names if n.startswith(("rekfeedback/operators", "rekfeedback/hooks", "rekfeedback/sensors",
                                                   "rekfeedback/triggers", "rekfeedback/preflight", "rekfeedback/dags"))]
     assert target.read_bytes() == _package_lambda().build(tmp_path / "again").read_bytes()  # same bytes each build

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 
-from rekfeedback.core.ground_truth import consolidate_object
+from rekfeedback.core.verification_task import consolidate_object
 from rekfeedback.core.paths import parse_s3_uri
 
 log = logging.getLogger(__name__)

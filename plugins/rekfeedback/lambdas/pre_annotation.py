@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from rekfeedback.core.ground_truth import pre_annotation
+from rekfeedback.core.verification_task import pre_annotation
 
 log = logging.getLogger(__name__)
 
