@@ -107,7 +107,7 @@ def test_box_matching_iou_and_adjusted():
         {"name": "dog", "confidence": 55.0, "box": {"left": 0.5, "top": 0.0, "width": 0.1, "height": 0.1}},
     ]}
     answer = {"source-ref": "s3://b/x.jpg", "width": 100, "height": 100, "kind": "boxes", "labels": ["cat"],
-              "human": True, "workers": 1, "agreement": 1.0, "boxes": [
+              "human": True, "workers": 1, "agreement": 1.0, "answered_at": "2026-11-26T07:00:00Z", "boxes": [
                   {"label": "cat", "left": 60, "top": 60, "width": 20, "height": 20, "status": "unchanged"},
                   {"label": "cat", "left": 20, "top": 10, "width": 40, "height": 40, "status": "adjusted"},
                   {"label": "cat", "left": 0, "top": 80, "width": 10, "height": 10, "status": "added"}]}
@@ -256,7 +256,8 @@ def test_bad_input_names_the_line_and_parameter():
     box_pred = {"source-ref": "r", "labels": [{"name": "cat", "confidence": 70,
                                                "box": {"left": 0, "top": 0, "width": 0.2, "height": 0.2}}]}
     with pytest.raises(ValueError, match="width/height"):
-        compute_figures([box_pred], [{"source-ref": "r", "kind": "boxes", "labels": [], "boxes": [], "human": True}])
+        compute_figures([box_pred], [{"source-ref": "r", "kind": "boxes", "labels": [], "boxes": [], "human": True,
+                                        "answered_at": "2026-11-26T07:00:00Z"}])
 
 
 def test_dataset_per_label_counts_images_in_the_manifest():
@@ -282,13 +283,42 @@ def test_dataset_per_label_counts_images_in_the_manifest():
 def test_the_report_picks_the_answer_the_merge_picks():
     # Old rule (>= on the answered_at text) took "08:00+02:00" (06:00 UTC) over "07:00Z"; the merge takes
     # the later instant, and on equal times the larger answer_id.
-    from rekfeedback.core.answers import answer_rank
-    from rekfeedback.core.report import _choose_answers
+    from rekfeedback.core.merge import merge_manifest
+    from rekfeedback.core.report import compute_figures, dataset_per_label
 
-    early = dict(_cls_answer("r", ["cat"], answered_at="2026-11-26T08:00:00+02:00"), answer_id="b")
-    late = dict(_cls_answer("r", ["dog"], answered_at="2026-11-26T07:00:00Z"), answer_id="a")
+    early = dict(_cls_answer("s3://bkt/r.jpg", ["cat"], answered_at="2026-11-26T08:00:00+02:00"), answer_id="b")
+    late = dict(_cls_answer("s3://bkt/r.jpg", ["dog"], answered_at="2026-11-26T07:00:00Z"), answer_id="a")
     same_time = dict(late, labels=["bird"], answer_id="c")
-    assert _choose_answers([late, early])["r"] is late
-    assert _choose_answers([early, late])["r"] is late
-    assert _choose_answers([same_time, late, early])["r"] is same_time
-    assert max([early, late, same_time], key=answer_rank) is same_time
+    # Same time and id, other labels: the report kept whichever came last, the merge one of them whatever the order.
+    twin_a = dict(_cls_answer("s3://bkt/t.jpg", ["cat"]), answer_id="x")
+    twin_b = dict(twin_a, labels=["dog"])
+    # Reviewers disagreed on the newer answer: the merge never writes it, so the older one is the image's answer.
+    verified = dict(_cls_answer("s3://bkt/p.jpg", ["cat"]), answer_id="v")
+    pending = dict(_cls_answer("s3://bkt/p.jpg", ["dog"], answered_at="2026-11-27T07:00:00Z", workers=3, agreement=0.33),
+                   answer_id="w", consensus={"status": "pending"})
+    undated = dict(_cls_answer("s3://bkt/p.jpg", ["bird"]), answer_id="z", answered_at="yesterday")
+
+    def merged(answers):
+        out = []
+        merge_manifest(answers=[("answers.jsonl", [json.dumps(a) for a in answers])], write_manifest=out.append,
+                       write_reject=lambda _: None)
+        return {json.loads(line)["source-ref"]: set(dataset_per_label([line])) for line in "".join(out).splitlines()}
+
+    def reported(answers):
+        figures = compute_figures([], answers)
+        return figures["dataset"]["this_turn"]
+
+    for answers in ([late, early, twin_a, twin_b, verified, pending, undated],
+                    [undated, pending, twin_b, twin_a, early, same_time, late][::-1],
+                    [same_time, late, early, twin_b, twin_a, pending, verified]):
+        want = merged(answers)
+        per_label: dict = {}
+        for labels in want.values():
+            for name in labels:
+                per_label[name] = per_label.get(name, 0) + 1
+        assert reported(answers) == dict(sorted(per_label.items())), answers
+    assert merged([late, early])["s3://bkt/r.jpg"] == {"dog"}
+    assert merged([same_time, late, early])["s3://bkt/r.jpg"] == {"bird"}
+    assert merged([pending, verified, undated])["s3://bkt/p.jpg"] == {"cat"}
+    assert merged([twin_a, twin_b]) == merged([twin_b, twin_a])
+

@@ -70,7 +70,7 @@ def test_turn_without_human_answers_in_chromium(tmp_path):
     preds = [{"source-ref": "s3://b/a.jpg", "width": 10, "height": 10, "error": None,
               "labels": [{"name": "cat", "confidence": 97.0, "box": None}]}]
     answers = [{"source-ref": "s3://b/a.jpg", "kind": "classification", "labels": ["cat"], "boxes": [],
-                "human": False, "workers": 1, "agreement": 1.0}]
+                "human": False, "workers": 1, "agreement": 1.0, "answered_at": "2026-11-26T07:00:00Z"}]
     value = _open(compute_figures(preds, answers, run="quiet"), tmp_path, "no-humans")
     assert {"reliability", "labels", "agreement", "f1"} <= set(value["empties"])
     assert set(value["charts"]) == {"dataset"}

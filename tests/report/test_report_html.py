@@ -102,7 +102,7 @@ def test_turn_without_human_answers_renders_messages_instead_of_charts():
     preds = [{"source-ref": "s3://b/a.jpg", "width": 10, "height": 10, "error": None,
               "labels": [{"name": "cat", "confidence": 97.0, "box": None}]}]
     answers = [{"source-ref": "s3://b/a.jpg", "kind": "classification", "labels": ["cat"], "boxes": [],
-                "human": False, "workers": 1, "agreement": 1.0}]
+                "human": False, "workers": 1, "agreement": 1.0, "answered_at": "2026-11-26T07:00:00Z"}]
     html = render_report(compute_figures(preds, answers, run="quiet"))
     c = _parse(html)
     empties = set(re.findall(r'data-empty="(\w+)"', html))
@@ -121,7 +121,7 @@ def test_single_label_turn_renders_its_bar():
     preds = [{"source-ref": f"r{i}", "width": 10, "height": 10, "error": None,
               "labels": [{"name": "only", "confidence": 60.0 + i, "box": None}]} for i in range(4)]
     answers = [{"source-ref": f"r{i}", "kind": "classification", "labels": ["only"] if i else [], "boxes": [],
-                "human": True, "workers": 1, "agreement": 1.0} for i in range(4)]
+                "human": True, "workers": 1, "agreement": 1.0, "answered_at": "2026-11-26T07:00:00Z"} for i in range(4)]
     html = render_report(compute_figures(preds, answers, run="one", min_support=1))
     c = _parse(html)
     assert {"reliability", "labels", "dataset"} <= {s["data-chart"] for s in c.svgs}

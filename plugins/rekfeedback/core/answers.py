@@ -122,19 +122,6 @@ def loads_jsonl(text: str, where: str = "answers") -> list[dict]:
     return list(iter_jsonl(text, where, validate=validate_answer))
 
 
-def answer_rank(answer, text: str = "") -> tuple:
-    """Which answer wins for an image, for the merge and the report alike: a human answer beats an
-    auto-accepted one, then the newest `answered_at` (compared as instants, whatever the zone), then
-    the larger `answer_id`, then the line text. Raises ValueError when `answered_at` is no date."""
-    from rekfeedback.core.manifest import manifest_date
-
-    try:
-        when = manifest_date(answer["answered_at"])
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"answered_at {answer.get('answered_at')!r} is not an ISO-8601 date") from exc
-    return (answer.get("human") is True, when, str(answer.get("answer_id") or ""), text)
-
-
 # --- diffing the model's prediction against the final answer ------------------------------------
 
 def diff_labels(predicted: Iterable[str], final: Iterable[str]) -> dict[str, list[str]]:

@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Iterator
 
 import orjson
 
-from rekfeedback.core.answers import answer_rank
+from rekfeedback.core.consensus import is_pending
 from rekfeedback.core.manifest import (
     Detection,
     ImageEntry,
@@ -53,6 +53,7 @@ from rekfeedback.core.manifest import (
     manifest_date,
     parse_record,
 )
+from rekfeedback.core.ranking import Ranking, answer_rank
 from rekfeedback.core.validation import (
     BUCKET_GROUP,
     ERROR_INVALID_JSON_LINE,
@@ -134,8 +135,9 @@ class _Merge:
         self.write_manifest = write_manifest
         self.write_reject = write_reject
         self.bucket = images_bucket
-        self.winners: dict[str, tuple[tuple, str, str, int]] = {}  # ref -> (rank, text, file, line no)
-        self.runners_up: dict[str, dict[tuple, tuple]] = {}  # ref -> {rank: the same tuple} of the other answers
+        # ref -> the image's answers as (text, file, line no): the text is kept, not the parsed answer (a
+        # dict per image costs three times the memory); the answers that are written are parsed again.
+        self.winners: Ranking[tuple[str, str, int]] = Ranking()
         self.unlabelled: set[str] = set()
         self.unresolved: set[str] = set()  # objects a review backend left without an answer (Ground Truth: no consensus)
         self.c: Counter = Counter()
@@ -199,34 +201,19 @@ class _Merge:
             return self.reject("answers", ERROR_INVALID_SOURCE_REF_FORMAT,
                                f"source-ref {ref!r} is not s3://bucket/key", source_ref=ref, **where)
         try:
-            # The text is kept, not the parsed answer: a dict per image costs three times the memory and
-            # slows the garbage collector; the winners are parsed again when written.
-            rank = answer_rank(answer, text)
+            rank = answer_rank(answer)
         except ValueError:
             return self.reject("answers", INVALID_ANSWER,
                                f"answered_at {answer.get('answered_at')!r} is not an ISO-8601 date; the merge never invents one",
                                source_ref=ref, **where)
-        if (answer.get("consensus") or {}).get("status") == "pending":
+        if is_pending(answer):
             # Reviewers disagreed (agreement below agreement_threshold): never merged as verified; the
             # review round answers it again, or a later turn does (its image stays out of the manifest).
             self.c["answers_pending"] += 1
             return None
-        held = self.winners.get(ref)
-        if held is None:
-            self.winners[ref] = (rank, text, name, n)
-        elif held[0] == rank:
-            self.c["answers_repeated"] += 1
-        else:
-            self.c["answers_superseded"] += 1
-            # The losers stay, best first when written: if the winner cannot become a line, the
-            # next answer for the image is written instead (an invalid newest answer never
-            # discards an older valid one). Only images with several answers pay for this.
-            runners_up = self.runners_up.setdefault(ref, {})
-            if rank > held[0]:
-                self.winners[ref] = (rank, text, name, n)
-                runners_up[held[0]] = held
-            else:
-                runners_up[rank] = (rank, text, name, n)
+        outcome = self.winners.offer(ref, rank, (text, name, n))
+        if outcome != "new":
+            self.c[f"answers_{outcome}"] += 1
 
     def read_unlabelled(self, sources: Iterable[LineSource], into: set[str] | None = None,
                         stage: str = "unlabelled") -> None:
@@ -283,9 +270,7 @@ class _Merge:
         With ``previous_rank`` (the image's line in the previous manifest), only answers that beat
         that line are tried: the line stays when none of them can be written.
         """
-        candidates = [self.winners[ref]]
-        if ref in self.runners_up:
-            candidates += sorted(self.runners_up[ref].values(), key=operator.itemgetter(0), reverse=True)
+        candidates = self.winners.best_first(ref)
         for k, candidate in enumerate(candidates):
             if previous_rank is not None and not _beats(candidate[0], previous_rank):
                 if k == 0:
@@ -298,7 +283,7 @@ class _Merge:
         return False
 
     def _emit_one(self, ref: str, candidate: tuple) -> bool:
-        rank, text, file, n = candidate
+        _, (text, file, n) = candidate
         answer = _loads(text)
         try:
             # answer_entry and build_record_and_line, without the entry objects.

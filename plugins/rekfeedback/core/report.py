@@ -17,9 +17,9 @@ import statistics
 from collections import defaultdict
 from typing import Iterable, Mapping, Sequence
 
-from rekfeedback.core.answers import answer_rank
 from rekfeedback.core.boxes import iou, ratio_to_pixels
 from rekfeedback.core.manifest import parse_record
+from rekfeedback.core.ranking import winning_answers
 
 FIGURES_SCHEMA = "rekfeedback.report.figures/1"
 
@@ -73,7 +73,7 @@ def compute_figures(
                   inference_unit_hours=inference_unit_hours, training_hours=training_hours)
     edges = _bucket_edges(buckets)
     preds = _index_predictions(predictions)
-    chosen = _choose_answers(answers)
+    chosen = winning_answers(answers)  # the answers the merge writes
 
     labels: dict[str, dict] = defaultdict(_empty_label)
     outcomes: list[tuple[float, bool]] = []  # (confidence, confirmed) of human-reviewed predictions
@@ -486,23 +486,6 @@ def _index_predictions(lines: Iterable[Mapping]) -> dict[str, Mapping]:
             raise ValueError(f"prediction line {n} has no 'source-ref'; see docs/data-formats.md")
         out[ref] = line  # a retried shard may repeat a line; the last one is the one kept
     return out
-
-
-def _choose_answers(lines: Iterable[Mapping]) -> dict[str, Mapping]:
-    """One answer per image, chosen as the merge chooses it (`core.answers.answer_rank`)."""
-    out: dict[str, Mapping] = {}
-    for n, line in enumerate(lines, 1):
-        ref = line.get("source-ref") if isinstance(line, Mapping) else None
-        if not ref:
-            raise ValueError(f"answer line {n} has no 'source-ref'; see docs/data-formats.md")
-        try:
-            rank = answer_rank(line)
-        except ValueError:  # undated: the merge rejects it; here it counts, below any dated answer
-            rank = (line.get("human") is True, "", str(line.get("answer_id") or ""), "")
-        old = out.get(ref)
-        if old is None or rank >= old[0]:
-            out[ref] = (rank, line)
-    return {ref: line for ref, (_, line) in out.items()}
 
 
 def _px(box: Mapping) -> dict:
