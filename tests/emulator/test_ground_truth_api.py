@@ -175,13 +175,13 @@ def test_unknown_job_is_resource_not_found(sm, call):
     assert err.value.response["Error"]["Code"] == "ResourceNotFound"
 
 
-def test_list_filters_sorts_and_paginates(sm, bucket):
+def test_list_filters_sorts_and_paginates(emulator, sm, bucket):
     tag = uuid.uuid4().hex[:6]
     names = [f"list-{tag}-{c}" for c in "cab"]
-    before = time.time() - 1
+    before = emulator.env.clock() - 1
     for name in names:
         sm.create_labeling_job(**request(bucket, name))
-        time.sleep(0.02)
+        emulator.advance_clock(0.05)  # three distinct creation times
     for name in names:
         wait(sm, name)
     found = sm.list_labeling_jobs(NameContains=f"LIST-{tag}", SortBy="Name", SortOrder="Ascending")
@@ -201,7 +201,7 @@ def test_list_filters_sorts_and_paginates(sm, bucket):
     assert len(sm.list_labeling_jobs(NameContains=tag, StatusEquals="Completed")["LabelingJobSummaryList"]) == 3
     assert len(sm.list_labeling_jobs(NameContains=tag, CreationTimeAfter=before)["LabelingJobSummaryList"]) == 3
     assert sm.list_labeling_jobs(NameContains=tag, CreationTimeBefore=before)["LabelingJobSummaryList"] == []
-    assert sm.list_labeling_jobs(NameContains=tag, CreationTimeAfter=time.time() + 60)["LabelingJobSummaryList"] == []
+    assert sm.list_labeling_jobs(NameContains=tag, CreationTimeAfter=emulator.env.clock() + 60)["LabelingJobSummaryList"] == []
 
 
 def test_list_rejects_a_forged_token(sm):
