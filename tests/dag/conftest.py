@@ -140,11 +140,13 @@ def _forget_runs_after(dag_id: str, run_after) -> None:
 def run_dag(loop_dag):
     """dag.test(); each run of a test gets a fixed date (the run id) unless it names one: no outcome of
     the suite depends on the day it runs."""
-    dates = (pendulum.datetime(2026, 6, 1, 3, 0, tz="UTC").add(days=n) for n in itertools.count())
+    used: set = set()  # a test's own dates too: a later default never reuses an earlier run's id
+    dates = (pendulum.datetime(2026, 1, 5, 3, 0, tz="UTC").add(days=n) for n in itertools.count())
 
     def run(run_conf: dict, **kwargs):
         if "run_after" not in kwargs and "logical_date" not in kwargs:
-            kwargs["run_after"] = next(dates)
+            kwargs["run_after"] = next(d for d in dates if d not in used)
+        used.add(kwargs.get("run_after"))
         if kwargs.get("run_after") is not None and "logical_date" not in kwargs:
             _forget_runs_after(loop_dag.dag_id, kwargs["run_after"])
         return loop_dag.test(run_conf=run_conf, **kwargs)

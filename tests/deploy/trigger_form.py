@@ -12,7 +12,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from tests.report.cdp import FLAGS, _devtools_port, _page_ws, find_chromium
+from tests.report.cdp import chromium, devtools
 
 SECTIONS = ("Model", "Inference", "Human review", "Ground Truth", "Label Studio", "Training", "Connections")  # at least
 
@@ -40,60 +40,18 @@ class FormError(Exception):
 
 def check_trigger_form(base_url: str, token: str, dag_id: str, arn: str, screenshots: Path,
                        timeout: float = 120.0) -> dict:
-    import subprocess
-    import shutil
-    import tempfile
-
-    binary = find_chromium()
-    if binary is None:
-        raise FormError("no Chromium found (apt-get install chromium)")
-    profile = tempfile.mkdtemp(prefix="rekfeedback-form-")
-    proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "--window-size=1400,1000", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        port = _devtools_port(proc, timeout)
-        ws_url = _page_ws(port, timeout)
-        return asyncio.run(asyncio.wait_for(_drive(ws_url, base_url, token, dag_id, arn, screenshots, timeout),
-                                            timeout))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        shutil.rmtree(profile, ignore_errors=True)
+        with chromium(1400, 1000, timeout) as ws_url:
+            return asyncio.run(asyncio.wait_for(_drive(ws_url, base_url, token, dag_id, arn, screenshots, timeout),
+                                                timeout))
+    except FileNotFoundError as err:
+        raise FormError(str(err)) from err
 
 
 async def _drive(ws_url: str, base: str, token: str, dag_id: str, arn: str, screenshots: Path,
                  timeout: float) -> dict:
-    import base64
-
-    from websockets.asyncio.client import connect
-
-    async with connect(ws_url, max_size=64 * 1024 * 1024) as ws:
-        ids = iter(range(1, 1_000_000))
-        pending: dict[int, asyncio.Future] = {}
-
-        async def reader():
-            async for raw in ws:
-                msg = json.loads(raw)
-                if msg.get("id") in pending:
-                    pending.pop(msg["id"]).set_result(msg)
-
-        async def call(method: str, **params):
-            i = next(ids)
-            fut = asyncio.get_running_loop().create_future()
-            pending[i] = fut
-            await ws.send(json.dumps({"id": i, "method": method, "params": params}))
-            msg = await fut
-            if "error" in msg:
-                raise FormError(f"{method}: {msg['error']}")
-            return msg.get("result", {})
-
-        async def evaluate(expression: str):
-            res = await call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-            return res.get("result", {}).get("value")
+    async with devtools(ws_url) as page:
+        call, evaluate = page.call, page.evaluate
 
         async def until(what: str, expression: str):
             # Waits for the page to reach a state (React renders asynchronously); asserts nothing about time.
@@ -116,39 +74,34 @@ async def _drive(ws_url: str, base: str, token: str, dag_id: str, arn: str, scre
                 await call("Input.dispatchMouseEvent", type=kind, x=rect[0], y=rect[1], button="left", clickCount=1)
 
         async def shot(name: str) -> None:
-            data = await call("Page.captureScreenshot", format="png")
-            (screenshots / f"trigger-form-{name}.png").write_bytes(base64.b64decode(data["data"]))
+            (screenshots / f"trigger-form-{name}.png").write_bytes(await page.screenshot())
 
-        task = asyncio.create_task(reader())
-        try:
-            for domain in ("Page", "Runtime", "Network"):
-                await call(f"{domain}.enable")
-            await call("Emulation.setDeviceMetricsOverride", width=1400, height=1000, deviceScaleFactor=1, mobile=False)
-            await call("Network.setCookie", name="_token", value=token, url=base, path="/")
-            await call("Page.navigate", url=f"{base}/dags/{dag_id}")
-            await until("the Trigger button", "!!document.querySelector('[data-testid=trigger-dag-button]')")
-            await click("document.querySelector('[data-testid=trigger-dag-button]')")
-            await until("the form's fields", "!!document.getElementById('element_project_version_arn')")
-            await until("the Trigger form's submit button", "!!document.querySelector('[data-testid=trigger-dag-submit]')")
-            empty = await evaluate(STATE_JS)
-            await shot("empty")
-            # The sections start collapsed: open "Model" with a real click, then click into the ARN field and type.
-            await click("[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Model')")
-            await until("the ARN field visible", "document.getElementById('element_project_version_arn')"
-                                                 ".getBoundingClientRect().height > 0")
-            await click("document.getElementById('element_project_version_arn')")
-            await until("the ARN field focused",
-                        "document.activeElement === document.getElementById('element_project_version_arn')")
-            await call("Input.insertText", text=arn)
-            await until("the ARN in its field", f"document.getElementById('element_project_version_arn').value === {json.dumps(arn)}")
-            typed = await evaluate(STATE_JS)
-            await shot("arn")
-            submitted = False
-            if typed["submit_found"] and not typed["submit_disabled"]:
-                await click("document.querySelector('[data-testid=trigger-dag-submit]')")
-                await until("the dialog to close after Trigger",
-                            "!document.querySelector('[data-testid=trigger-dag-submit]')")
-                submitted = True
-            return {"empty": empty, "arn": typed, "submitted": submitted}
-        finally:
-            task.cancel()
+        for domain in ("Page", "Runtime", "Network"):
+            await call(f"{domain}.enable")
+        await call("Emulation.setDeviceMetricsOverride", width=1400, height=1000, deviceScaleFactor=1, mobile=False)
+        await call("Network.setCookie", name="_token", value=token, url=base, path="/")
+        await call("Page.navigate", url=f"{base}/dags/{dag_id}")
+        await until("the Trigger button", "!!document.querySelector('[data-testid=trigger-dag-button]')")
+        await click("document.querySelector('[data-testid=trigger-dag-button]')")
+        await until("the form's fields", "!!document.getElementById('element_project_version_arn')")
+        await until("the Trigger form's submit button", "!!document.querySelector('[data-testid=trigger-dag-submit]')")
+        empty = await evaluate(STATE_JS)
+        await shot("empty")
+        # The sections start collapsed: open "Model" with a real click, then click into the ARN field and type.
+        await click("[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Model')")
+        await until("the ARN field visible", "document.getElementById('element_project_version_arn')"
+                                             ".getBoundingClientRect().height > 0")
+        await click("document.getElementById('element_project_version_arn')")
+        await until("the ARN field focused",
+                    "document.activeElement === document.getElementById('element_project_version_arn')")
+        await call("Input.insertText", text=arn)
+        await until("the ARN in its field", f"document.getElementById('element_project_version_arn').value === {json.dumps(arn)}")
+        typed = await evaluate(STATE_JS)
+        await shot("arn")
+        submitted = False
+        if typed["submit_found"] and not typed["submit_disabled"]:
+            await click("document.querySelector('[data-testid=trigger-dag-submit]')")
+            await until("the dialog to close after Trigger",
+                        "!document.querySelector('[data-testid=trigger-dag-submit]')")
+            submitted = True
+        return {"empty": empty, "arn": typed, "submitted": submitted}

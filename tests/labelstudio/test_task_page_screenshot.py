@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import shutil
-import subprocess
-import tempfile
 import time
 import uuid
 
@@ -16,7 +11,7 @@ import requests
 
 from rekfeedback_local.annotator import label_set_of
 from tests.labelstudio.test_review_loop import run_operator
-from tests.report.cdp import FLAGS, _devtools_port, _page_ws, find_chromium
+from tests.report.cdp import chromium, devtools, find_chromium
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.chromium]
 
@@ -39,39 +34,21 @@ def session_cookie(url: str, email: str, password: str) -> str:
     return s.cookies["sessionid"]
 
 
-async def _screenshot(ws_url: str, base: str, page: str, sessionid: str, timeout: float) -> tuple[bytes, bool]:
-    from websockets.asyncio.client import connect
-
-    async with connect(ws_url, max_size=64 * 1024 * 1024) as ws:
-        n = 0
-
-        async def call(method, **params):
-            nonlocal n
-            n += 1
-            my = n
-            await ws.send(json.dumps({"id": my, "method": method, "params": params}))
-            while True:
-                msg = json.loads(await ws.recv())
-                if msg.get("id") == my:
-                    if "error" in msg:
-                        raise RuntimeError(f"{method}: {msg['error']}")
-                    return msg.get("result", {})
-
-        await call("Network.enable")
-        await call("Network.setCookie", name="sessionid", value=sessionid, url=base)
-        await call("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
-        await call("Page.navigate", url=page)
+async def _screenshot(ws_url: str, base: str, page_url: str, sessionid: str, timeout: float) -> tuple[bytes, bool]:
+    async with devtools(ws_url) as page:
+        await page.call("Network.enable")
+        await page.call("Network.setCookie", name="sessionid", value=sessionid, url=base)
+        await page.call("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+        await page.call("Page.navigate", url=page_url)
         deadline = time.monotonic() + timeout
         ready = False
         while time.monotonic() < deadline:
-            res = await call("Runtime.evaluate", expression=READY, returnByValue=True)
-            if res.get("result", {}).get("value") is True:
+            if await page.evaluate(READY) is True:
                 ready = True
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(1.5)  # let the regions draw over the image
-        shot = await call("Page.captureScreenshot", format="png")
-        return base64.b64decode(shot["data"]), ready
+        return await page.screenshot(), ready
 
 
 def test_task_page_shows_image_with_model_boxes(make_turn, ls_hook, label_studio, tmp_path):
@@ -84,19 +61,8 @@ def test_task_page_shows_image_with_model_boxes(make_turn, ls_hook, label_studio
     page = ls_hook.task_url(out["project_id"], task["id"])
     cookie = session_cookie(label_studio.url, label_studio.username, label_studio.password)
 
-    profile = tempfile.mkdtemp(prefix="rekfeedback-ls-chromium-")
-    proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "--window-size=1400,900", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        ws_url = _page_ws(_devtools_port(proc, 30), 30)
+    with chromium(1400, 900, 30) as ws_url:
         png, ready = asyncio.run(asyncio.wait_for(_screenshot(ws_url, label_studio.url, page, cookie, 60), 90))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(profile, ignore_errors=True)
     shot = tmp_path / "label-studio-task.png"
     shot.write_bytes(png)
     print(f"screenshot: {shot}")
