@@ -25,6 +25,7 @@ def get_provider_info() -> dict:
             "rekfeedback.hooks.rekognition", "rekfeedback.hooks.ground_truth", "rekfeedback.hooks.label_studio"]}],
         "operators": [{"integration-name": _INTEGRATION, "python-modules": [
             "rekfeedback.operators.preflight", "rekfeedback.operators.project_version",
+            "rekfeedback.operators.project_version_stop",
             "rekfeedback.operators.inference", "rekfeedback.operators.selection", "rekfeedback.operators.ground_truth",
             "rekfeedback.operators.label_studio", "rekfeedback.operators.manifest",
             "rekfeedback.operators.training", "rekfeedback.operators.report",

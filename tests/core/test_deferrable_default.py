@@ -10,10 +10,11 @@ import pytest
 from tests.conftest import ROOT
 
 CLASSES = ("rekfeedback.operators.project_version:RekognitionStartProjectVersionOperator",
+           "rekfeedback.operators.project_version_stop:RekognitionStopProjectVersionOperator",
            "rekfeedback.operators.training:RekognitionTrainProjectVersionOperator",
            "rekfeedback.sensors.ground_truth:GroundTruthLabelingJobSensor",
            "rekfeedback.sensors.label_studio:LabelStudioReviewSensor")
-WAITS = ("model.start", "training.train_and_compare", "human_review.ground_truth_wait", "human_review.label_studio_wait")
+WAITS = ("model.start", "model.stop", "training.train_and_compare", "human_review.ground_truth_wait", "human_review.label_studio_wait")
 
 SCRIPT = """
 import importlib, inspect, sys

@@ -9,7 +9,7 @@ import pytest
 from rekfeedback.core import ground_truth as gt
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core.paths import run_key, turn_prefix
-from rekfeedback.operators.training import attempt_version_name, version_name_for_run
+from rekfeedback.core.training import attempt_version_name, version_name_for_run
 
 ALIKE = [("turn:1", "turn-1"), ("turn-1", "Turn-1"), ("manual__2026-12-01T08:00:00+00:00", "manual__2026-12-01T08-00-00-00-00"),
          ("a b", "a/b"), ("x" * 90 + ":1", "x" * 90 + "-1")]

@@ -7,10 +7,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
-from rekfeedback.operators.project_version import (
-    RekognitionStartProjectVersionOperator, RekognitionStopProjectVersionOperator,
+from rekfeedback.operators import RekognitionStartProjectVersionOperator, RekognitionStopProjectVersionOperator
+from rekfeedback.triggers.project_version import (
+    ProjectVersionRunningTrigger, ProjectVersionSettledTrigger, ProjectVersionStoppedTrigger, ProjectVersionTrainedTrigger,
 )
-from rekfeedback.triggers.project_version import ProjectVersionRunningTrigger, ProjectVersionTrainedTrigger
 
 from tests.triggers import first_event
 
@@ -24,6 +24,7 @@ def start_op(arn, **kw):
 
 
 def stop_op(arn, **kw):
+    kw.setdefault("deferrable", False)
     return RekognitionStopProjectVersionOperator(task_id="stop_model", project_version_arn=arn, waiter_delay=0.1, **kw)
 
 
@@ -119,3 +120,45 @@ def test_trained_trigger_and_not_trained_version(emulator, dataset, emulator_kno
     assert event.payload["status"] == "error" and "training failed" in event.payload["message"]
     with pytest.raises(AirflowException, match="failed training"):
         start_op(arn, deferrable=False).execute({})
+
+
+def _resume(op, deferred, context, expected_trigger):
+    """The deferred wait run for real in a trigger (aiobotocore against the emulator), then the method it names."""
+    assert isinstance(deferred.value.trigger, expected_trigger)
+    classpath, kwargs = deferred.value.trigger.serialize()
+    event = first_event(type(deferred.value.trigger)(**kwargs))
+    return getattr(op, deferred.value.method_name)(context, event=event.payload, **(deferred.value.kwargs or {}))
+
+
+def test_every_model_wait_defers_stop_settle_and_start_after_stopping(emulator, trained, emulator_knobs):
+    """No model wait blocks a worker: a STARTING model settles, a stop ends, a STOPPING model is waited out,
+    each in the triggerer (the waiters of waiters/rekognition.json), and the task resumes where it was."""
+    arn = trained["arn"]
+    emulator_knobs(start_seconds=30.0, stop_seconds=30.0)  # both take minutes on AWS
+    first = start_op(arn)
+    with pytest.raises(TaskDeferred):
+        first.execute({})
+    record = {"start_model": {"project_version_arn": arn, "started_by_this_run": True}}
+
+    stop = stop_op(arn, deferrable=True, start_task_id="start_model")
+    with pytest.raises(TaskDeferred) as settle:  # STARTING: StopProjectVersion would be refused
+        stop.execute({"ti": FakeTI(record)})
+    assert settle.value.method_name == "execute_after_settled"
+    emulator.advance_clock(30.0)
+    with pytest.raises(TaskDeferred) as stopping:  # settled RUNNING: stopped, then the wait for STOPPED defers
+        _resume(stop, settle, {"ti": FakeTI(record)}, ProjectVersionSettledTrigger)
+    assert emulator.calls["Rekognition.StopProjectVersion"] >= 1
+
+    again = start_op(arn)  # the next turn finds it STOPPING: waits it out in the triggerer, then starts it
+    with pytest.raises(TaskDeferred) as out_of_stopping:
+        again.execute({})
+    assert out_of_stopping.value.method_name == "execute_after_stopped"
+    emulator.advance_clock(30.0)
+    result = _resume(stop, stopping, {"ti": FakeTI(record)}, ProjectVersionStoppedTrigger)
+    assert result["stopped"] is True and result["status"] == "STOPPED"
+    with pytest.raises(TaskDeferred) as running:
+        _resume(again, out_of_stopping, {}, ProjectVersionStoppedTrigger)
+    emulator.advance_clock(30.0)
+    started = _resume(again, running, {}, ProjectVersionRunningTrigger)
+    assert started["status"] == "RUNNING" and started["started_by_this_run"] is True
+    stop_model(emulator, trained)

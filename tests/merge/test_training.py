@@ -8,7 +8,7 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from rekfeedback.operators import ManifestMergeOperator, RekognitionTrainProjectVersionOperator
-from rekfeedback.operators.training import _chunks, attempt_version_name, goes_to_test, version_name_for_run
+from rekfeedback.core.training import attempt_version_name, goes_to_test, manifest_chunks, version_name_for_run
 
 from tests.triggers import first_event
 
@@ -36,7 +36,7 @@ def merged_manifest(emulator, data, turn: str) -> str:
 def train_op(dag_id="rek_loop", **kw):
     kw.setdefault("waiter_delay", 1)
     kw.setdefault("waiter_max_attempts", 60)
-    kw.setdefault("dataset_poll_seconds", 0.05)
+    kw.setdefault("dataset_waiter_delay", 0.05)
     with DAG(dag_id, schedule=None):
         return RekognitionTrainProjectVersionOperator(task_id="train_model", **kw)
 
@@ -178,17 +178,15 @@ def test_non_deferrable_wait_and_bad_parameters(emulator, data, base):
     result = train_op(manifest_uri=manifest_uri, output_prefix=turn, project_arn=base["project_arn"], deferrable=False,
                       version_name="sync-v", dag_id="rek_loop").execute({"run_id": "manual__sync"})
     assert result["version_name"] == "sync-v" and result["f1_before"] is None and result["improved"] is True
-    with pytest.raises(ValueError, match="test_share must be between 0 and 1"):
+    with pytest.raises(ValueError, match="test_share must be from 0 to 1"):
         train_op(manifest_uri=manifest_uri, output_prefix=turn, project_arn=base["project_arn"], test_share=2).execute({"run_id": "x"})
     with pytest.raises(ValueError, match="give project_arn or base_version_arn"):
         train_op(manifest_uri=manifest_uri, output_prefix=turn).execute({"run_id": "x"})
 
 
-def test_chunks_stay_under_the_limit_and_keep_every_line(tmp_path):
-    path = tmp_path / "m.manifest"
+def test_chunks_stay_under_the_limit_and_keep_every_line():
     lines = [f'{{"source-ref":"s3://b/{i:04d}.jpg","pad":"{"x" * (i % 50)}"}}' for i in range(500)]
-    path.write_text("\n".join(lines) + "\n")
-    chunks = list(_chunks(str(path), 2000))
+    chunks = list(manifest_chunks([line + "\n" for line in lines], 2000))
     assert all(len(c) <= 2000 for c in chunks) and len(chunks) > 10
     assert b"".join(chunks).decode().splitlines() == lines
     assert version_name_for_run("d" * 300, "manual__x") == version_name_for_run("d" * 300, "manual__x")

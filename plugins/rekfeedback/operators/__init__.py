@@ -6,7 +6,7 @@ from rekfeedback._lazy import lazy_exports
 
 _MODULES = {
     "RekognitionStartProjectVersionOperator": "project_version",
-    "RekognitionStopProjectVersionOperator": "project_version",
+    "RekognitionStopProjectVersionOperator": "project_version_stop",
     "RekognitionCustomLabelsInferenceOperator": "inference",
     "ReviewSelectionOperator": "selection",
     "GroundTruthVerificationOperator": "ground_truth",

@@ -7,6 +7,8 @@ from rekfeedback._lazy import lazy_exports
 _MODULES = {
     "ProjectVersionRunningTrigger": "project_version",
     "ProjectVersionTrainedTrigger": "project_version",
+    "ProjectVersionStoppedTrigger": "project_version",
+    "ProjectVersionSettledTrigger": "project_version",
     "GroundTruthLabelingJobTrigger": "ground_truth",
     "LabelStudioReviewTrigger": "label_studio",
 }

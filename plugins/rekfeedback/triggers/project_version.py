@@ -1,4 +1,4 @@
-"""Triggers that wait on a Rekognition Custom Labels model with the boto3 waiters."""
+"""Triggers that wait on a Rekognition Custom Labels model: botocore's waiters and ours (waiters/rekognition.json)."""
 
 from __future__ import annotations
 
@@ -63,3 +63,17 @@ class ProjectVersionTrainedTrigger(_ProjectVersionTrigger):
 
     _waiter_name = "project_version_training_completed"
     _failure_message = "Rekognition model training failed"
+
+
+class ProjectVersionStoppedTrigger(_ProjectVersionTrigger):
+    """Fires when the model is STOPPED or FAILED (our waiter `project_version_stopped`); error if it runs again."""
+
+    _waiter_name = "project_version_stopped"
+    _failure_message = "Rekognition model did not stop"
+
+
+class ProjectVersionSettledTrigger(_ProjectVersionTrigger):
+    """Fires when a STARTING model settled: RUNNING, FAILED or STOPPED (our waiter `project_version_settled`)."""
+
+    _waiter_name = "project_version_settled"
+    _failure_message = "Rekognition model did not settle"
