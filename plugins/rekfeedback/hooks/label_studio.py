@@ -1,8 +1,8 @@
 """Label Studio over its REST API: one client on Airflow's `HttpHook` (and `HttpAsyncHook` for the trigger).
 
-Why not ``label-studio-sdk``: it resolves beside Airflow 3.3 but adds pandas, numpy, opencv, nltk,
-black, isort and requests-mock (a test tool) to every deployment and moves Airflow's own pin of
-pyjwt back, for the handful of endpoints used here. The HTTP provider already ships with Airflow.
+Why not ``label-studio-sdk``: 2.1.2 resolves beside Airflow 3.3 only by moving Airflow's pins of pyjwt and
+numpy back, and any version adds black, isort, nltk, opencv and requests-mock (a test tool) to every
+deployment, for the handful of endpoints used here. The HTTP provider already ships with Airflow.
 
 Connection (conn_type ``labelstudio``):
 - host: the base URL, e.g. ``http://127.0.0.1:8080`` (a bare host name gets ``http://`` and the port field);
@@ -17,114 +17,26 @@ Connection (conn_type ``labelstudio``):
   uses (docker-compose service name vs localhost); used by the project link.
 - extra ``timeout`` (optional, seconds, default 30) per HTTP request.
 
-Errors are typed (`LabelStudioError` and its kinds below), so callers decide on the kind, never on the
-message text. Example: ``AIRFLOW_CONN_LABEL_STUDIO_DEFAULT='{"conn_type": "labelstudio", "host":
+Errors are typed (`LabelStudioError` and its kinds, in `hooks.label_studio_connection` with the token
+handling both clients share), so callers decide on the kind, never on the message text. Example: ``AIRFLOW_CONN_LABEL_STUDIO_DEFAULT='{"conn_type": "labelstudio", "host":
 "http://127.0.0.1:8080", "password": "<token>"}'``
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Iterator
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
-from airflow.sdk.exceptions import AirflowException
+
+from rekfeedback.hooks.label_studio_connection import (  # noqa: F401 - the errors are part of this hook's API
+    REFRESH_PATH, TRANSIENT, LabelStudioConnectionError, LabelStudioError, LabelStudioNotFound,
+    LabelStudioServerError, LabelStudioTokenRefused, LabelStudioUnexpectedAnswer, LabelStudioUnreachable, TokenAuth,
+    base_url_from, detail_of, error_for, json_of, timeout_of, token_of, unreachable,
+)
 
 PAGE_SIZE = 100
-REFRESH_PATH = "/api/token/refresh"
-
-
-class LabelStudioError(AirflowException):
-    """Label Studio answered with an error (`status`), or could not be asked."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
-
-
-class LabelStudioConnectionError(LabelStudioError):
-    """The connection is wrong: no host or token, the server cannot be reached, or it refuses the token."""
-
-
-class LabelStudioUnreachable(LabelStudioConnectionError):
-    """Nothing answered (refused, timed out): maybe only for now, a waiting sensor keeps trying."""
-
-
-class LabelStudioTokenRefused(LabelStudioConnectionError):
-    """401/403: the token is wrong or expired. `personal_access_token` tells which kind was refused."""
-
-    def __init__(self, message: str, status: int | None = None, personal_access_token: bool = False):
-        super().__init__(message, status)
-        self.personal_access_token = personal_access_token
-
-
-class LabelStudioNotFound(LabelStudioError):
-    """404: the project (or page) does not exist."""
-
-
-class LabelStudioServerError(LabelStudioError):
-    """5xx: the server is up but failing (restarting, a proxy error page); worth another try later."""
-
-
-TRANSIENT = (LabelStudioUnreachable, LabelStudioServerError)
-
-
-def base_url_from(conn) -> str:
-    host = (conn.host or "").strip().rstrip("/")
-    if not host:
-        raise LabelStudioConnectionError(
-            f"Label Studio connection {conn.conn_id!r} has no host: set it to the server URL, e.g. http://127.0.0.1:8080")
-    if "://" not in host:
-        scheme = (conn.extra_dejson or {}).get("scheme") or conn.schema or "http"
-        host = f"{scheme}://{host}"
-    if conn.port and host.count(":") < 2:
-        host = f"{host}:{conn.port}"
-    return host
-
-
-def token_of(conn) -> str:
-    token = (conn.password or "").strip()
-    if not token:
-        raise LabelStudioConnectionError(
-            f"Label Studio connection {conn.conn_id!r} has no API token: put it in the password field "
-            "(Label Studio > Account & Settings > Access Token)")
-    return token
-
-
-def auth_kind(token: str, extra: dict) -> str:
-    forced = (extra or {}).get("auth")
-    if forced:
-        if forced not in ("token", "pat"):
-            raise LabelStudioConnectionError(f"connection extra 'auth' must be 'token' or 'pat', got {forced!r}")
-        return forced
-    return "pat" if token.startswith("eyJ") and token.count(".") == 2 else "token"
-
-
-def error_for(status: int, detail: str, *, method: str, path: str, base_url: str, conn_id: str) -> LabelStudioError:
-    """The typed error of one failed answer (sync and async clients alike)."""
-    if path == REFRESH_PATH and status in (400, 401, 403):
-        return LabelStudioTokenRefused(
-            f"Label Studio at {base_url} refused the personal access token of Airflow connection {conn_id!r} "
-            f"({status} from {REFRESH_PATH}: {detail}); put a valid one in its password field", status, True)
-    if status in (401, 403):
-        return LabelStudioTokenRefused(
-            f"Label Studio at {base_url} refused the API token of Airflow connection {conn_id!r} ({status}: {detail}); "
-            "put a valid token in its password field (a legacy token needs LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true "
-            "on the server, or use a personal access token)", status)
-    kind = LabelStudioNotFound if status == 404 else LabelStudioServerError if status >= 500 else LabelStudioError
-    return kind(f"Label Studio {method} {path} failed with {status}: {detail}", status)
-
-
-def detail_of(text: str, reason: str = "") -> str:
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return (text or "")[:200].strip() or reason
-    if isinstance(body, dict):
-        return str(body.get("detail") or body.get("validation_errors") or body)[:300]
-    return str(body)[:300]
 
 
 def progress_of(project: dict) -> dict:
@@ -173,7 +85,7 @@ class LabelStudioHook(HttpHook):
         super().__init__(method="GET", http_conn_id=label_studio_conn_id, **kwargs)
         self.label_studio_conn_id = label_studio_conn_id
         self._given_connection = connection
-        self._access_token: str | None = None
+        self._auth: TokenAuth | None = None
         self._session: requests.Session | None = None
 
     @classmethod
@@ -219,11 +131,11 @@ class LabelStudioHook(HttpHook):
 
     @property
     def token(self) -> str:
-        return token_of(self.connection)
+        return self.auth.token
 
     @property
     def timeout(self) -> float:
-        return float((self.connection.extra_dejson or {}).get("timeout", 30))
+        return timeout_of(self.connection)
 
     def get_conn(self, headers: dict | None = None, extra_options: dict | None = None) -> requests.Session:
         """One keep-alive session; the connection's extra holds our settings, not HTTP headers."""
@@ -232,62 +144,64 @@ class LabelStudioHook(HttpHook):
         self.merged_extra = {"timeout": self.timeout, "check_response": False}
         return self._session
 
-    def _what_to_check(self) -> str:
-        return (f"check the host of Airflow connection {self.label_studio_conn_id!r} ({self.base_url}) "
-                "and that Label Studio is running (bash scripts/labelstudio.sh status)")
+    @property
+    def auth(self) -> TokenAuth:
+        """The token and its kind, decided once per hook (and the PAT's current access token)."""
+        if self._auth is None:
+            self._auth = TokenAuth.of(self.connection)
+        return self._auth
 
-    def _pat(self) -> bool:
-        return auth_kind(self.token, self.connection.extra_dejson) == "pat"
-
-    def _auth_header(self, refresh: bool = False) -> dict:
-        if not self._pat():
-            return {"Authorization": f"Token {self.token}"}
-        if refresh or self._access_token is None:
-            self._access_token = self._send("POST", REFRESH_PATH, json={"refresh": self.token}, auth=False).json()["access"]
-        return {"Authorization": f"Bearer {self._access_token}"}
-
-    def _send(self, method: str, path: str, *, auth: bool = True, params: dict | None = None,
-              json: Any = None) -> requests.Response:
+    def _call(self, method: str, path: str, headers: dict, params: dict | None, json: Any) -> requests.Response:
         self.method = method
-        for attempt in (1, 2):
-            headers = self._auth_header(refresh=attempt == 2) if auth else {}
-            try:
-                r = self.run(endpoint=path, data=params, headers=headers, json=json)
-            except requests.ConnectionError as exc:
-                raise LabelStudioUnreachable(f"cannot reach Label Studio at {self.base_url}: {exc.__class__.__name__}; "
-                                             f"{self._what_to_check()}") from exc
-            except requests.Timeout as exc:
-                raise LabelStudioUnreachable(f"Label Studio at {self.base_url} did not answer within {self.timeout}s; "
-                                             f"{self._what_to_check()}") from exc
-            # An expired PAT access token answers 401: refresh once and retry.
-            if not (r.status_code == 401 and auth and attempt == 1 and self._pat()):
-                break
+        try:
+            return self.run(endpoint=path, data=params, headers=headers, json=json)
+        except requests.Timeout as exc:
+            raise unreachable(self.base_url, self.label_studio_conn_id, exc, self.timeout) from exc
+        except requests.ConnectionError as exc:
+            raise unreachable(self.base_url, self.label_studio_conn_id, exc) from exc
+
+    def _checked(self, r: requests.Response, method: str, path: str) -> Any:
         if r.status_code >= 400:
             raise error_for(r.status_code, detail_of(r.text, r.reason), method=method, path=path,
                             base_url=self.base_url, conn_id=self.label_studio_conn_id)
-        return r
+        return json_of(r.text, method=method, path=path, base_url=self.base_url)
 
-    def request(self, method: str, path: str, **kwargs) -> Any:
-        r = self._send(method, path, **kwargs)
-        return r.json() if r.content else None
+    def _headers(self, refresh: bool) -> dict:
+        auth = self.auth
+        if auth.needs_access(refresh):
+            r = self._call("POST", REFRESH_PATH, {}, None, auth.refresh_body())
+            auth.take_access(self._checked(r, "POST", REFRESH_PATH))
+        return auth.header()
+
+    def request(self, method: str, path: str, *, auth: bool = True, params: dict | None = None,
+                json: Any = None) -> Any:
+        """One API call: its JSON body (None if empty), or a typed `LabelStudioError`."""
+        for attempt in (1, 2):
+            r = self._call(method, path, self._headers(refresh=attempt == 2) if auth else {}, params, json)
+            if not (auth and self.auth.retry(r.status_code, attempt)):
+                break
+        return self._checked(r, method, path)
 
     def version(self) -> dict:
-        """GET /api/version (no token needed): LabelStudioError or ValueError if this is not Label Studio."""
-        body = self._send("GET", "/api/version", auth=False).json()
+        """GET /api/version (no token needed); LabelStudioUnexpectedAnswer if this is not Label Studio."""
+        body = self.request("GET", "/api/version", auth=False)
         if not isinstance(body, dict):
-            raise ValueError(f"{self.base_url}/api/version did not answer a JSON object")
+            raise LabelStudioUnexpectedAnswer(f"{self.base_url}/api/version did not answer a JSON object")
         return body
 
     def check(self) -> dict:
         """Fail at once, naming the connection, when the URL or token is wrong. Returns the current user."""
         try:
-            return self._send("GET", "/api/current-user/whoami").json()
+            user = self.request("GET", "/api/current-user/whoami")
+            if not isinstance(user, dict):
+                raise LabelStudioUnexpectedAnswer("/api/current-user/whoami did not answer a JSON object")
+            return user
         except (LabelStudioConnectionError, LabelStudioServerError):
             raise
-        except (LabelStudioError, ValueError) as exc:
+        except LabelStudioError as exc:
             raise LabelStudioConnectionError(
-                f"{self.base_url} does not look like a Label Studio server ({exc}); {self._what_to_check()}",
-                getattr(exc, "status", None)) from exc
+                f"{self.base_url} does not look like a Label Studio server ({exc}); check the host of Airflow "
+                f"connection {self.label_studio_conn_id!r}: it must be the Label Studio base URL", exc.status) from exc
 
     def test_connection(self) -> tuple[bool, str]:
         try:
@@ -323,6 +237,23 @@ class LabelStudioHook(HttpHook):
         return self.request("POST", "/api/projects",
                             json={"title": title, "label_config": label_config, "description": description, **fields})
 
+    def ensure_project(self, title: str, label_config: str, description: str = "", **fields) -> tuple[dict, bool]:
+        """(project, created): the project titled `title`, created if missing, `fields` set if they differ.
+
+        The title is the retry key: a retried task finds the project its first try created. `label_config`
+        and `description` are left as they are on a found project (annotations may already rely on them).
+        """
+        project = self.find_project(title)
+        if project is None:
+            return self.create_project(title, label_config, description, **fields), True
+        changed = {k: v for k, v in fields.items() if project.get(k) != v}
+        if changed:
+            project = self.update_project(project["id"], **changed)
+        return project, False
+
+    def update_project(self, project_id: int, **fields) -> dict:
+        return self.request("PATCH", f"/api/projects/{int(project_id)}/", json=fields)
+
     def get_project(self, project_id: int) -> dict:
         return self.request("GET", f"/api/projects/{int(project_id)}/")
 
@@ -340,6 +271,15 @@ class LabelStudioHook(HttpHook):
     def list_tasks(self, project_id: int, fields: str = "all") -> list[dict]:
         return list(self._paged("/api/tasks", {"project": int(project_id), "fields": fields}, "tasks"))
 
+    def task_ids(self, project_id: int, data_key: str) -> dict[str, int]:
+        """Task id by the value of `data_key` in each task's data (the first task when several share it)."""
+        out: dict[str, int] = {}
+        for task in self.list_tasks(project_id, fields="task_only"):
+            value = (task.get("data") or {}).get(data_key)
+            if value and value not in out:
+                out[value] = int(task["id"])
+        return out
+
     def export_tasks(self, project_id: int) -> list[dict]:
         """Every task of the project with its annotations (Label Studio's JSON export)."""
         return self.request("GET", f"/api/projects/{int(project_id)}/export",
@@ -350,14 +290,3 @@ class LabelStudioHook(HttpHook):
 
     def progress(self, project_id: int) -> dict:
         return progress_of(self.get_project(project_id))
-
-    def wait_until_up(self, timeout: float = 120, interval: float = 2) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.check()
-                return
-            except TRANSIENT:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(interval)

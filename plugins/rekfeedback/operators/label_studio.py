@@ -141,27 +141,22 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         labels = list(self.labels or review_set.label_set())
         config = lsfmt.labeling_config(labels, review_set.kind)
 
-        project = ls.find_project(title)
-        if project is None:
-            project = ls.create_project(title, config, description=f"Review of {self.output_prefix} ({review_set.kind})",
-                                        maximum_annotations=workers)
-            self.log.info("created Label Studio project %s %r (%d annotators per task)", project["id"], title, workers)
-        else:
-            self.log.info("reusing Label Studio project %s %r (retry)", project["id"], title)
-            if int(project.get("maximum_annotations") or 1) != workers:
-                ls.request("PATCH", f"/api/projects/{int(project['id'])}/", json={"maximum_annotations": workers})
+        project, created = ls.ensure_project(title, config, f"Review of {self.output_prefix} ({review_set.kind})",
+                                             maximum_annotations=workers)
+        self.log.info("%s Label Studio project %s %r (%d annotators per task)", "created" if created else
+                      "reusing (retry)", project["id"], title, workers)
         project_id = project["id"]
         url = ls.project_url(project_id)
         LabelStudioProjectLink.persist(context, self, url=url, project_id=project_id, title=title)
 
-        existing = self._task_ids(ls, project_id)
+        existing = ls.task_ids(project_id, lsfmt.SOURCE_KEY)
         missing = [i for i in items if i["source-ref"] not in existing]
         self.log.info("%d images for review, %d already imported, importing %d", len(items), len(existing), len(missing))
         for n, chunk in enumerate(reviewlib.batches(missing, int(self.chunk_size)), start=1):
             tasks = [lsfmt.task_for_item(i, self._presign(i["source-ref"])) for i in chunk]
             out = ls.import_tasks(project_id, tasks)
             self.log.info("import %d: %s tasks, %s predictions", n, out.get("task_count"), out.get("prediction_count"))
-        task_ids = self._task_ids(ls, project_id)
+        task_ids = ls.task_ids(project_id, lsfmt.SOURCE_KEY)
         lost = [i["source-ref"] for i in items if i["source-ref"] not in task_ids]
         if lost:
             raise RuntimeError(f"Label Studio project {project_id} lacks tasks for {len(lost)} images after import, "
@@ -173,12 +168,3 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         }, indent=2, sort_keys=True) + "\n")
         self.log.info("review the images at %s", url)
         return {**result, "project_id": project_id, "project_url": url}
-
-    @staticmethod
-    def _task_ids(ls: LabelStudioHook, project_id: int) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for task in ls.list_tasks(project_id, fields="task_only"):
-            ref = (task.get("data") or {}).get(lsfmt.SOURCE_KEY)
-            if ref and ref not in out:
-                out[ref] = task["id"]
-        return out

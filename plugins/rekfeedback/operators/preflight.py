@@ -40,9 +40,8 @@ def labelstudio_target(conn_id: str) -> LabelStudioTarget:
 
     try:
         hook = LabelStudioHook(label_studio_conn_id=conn_id)
-        extra = hook.connection.extra_dejson or {}
-        return LabelStudioTarget(url=hook.base_url, token=hook.token, auth=extra.get("auth"), conn_id=conn_id,
-                                 timeout=float(extra.get("timeout", 10)))
+        return LabelStudioTarget(url=hook.base_url, token=hook.token, auth=hook.auth.kind, conn_id=conn_id,
+                                 timeout=hook.timeout, hook=hook)
     except Exception as exc:  # noqa: BLE001 - unknown conn id, no host, no token: all become one finding
         return LabelStudioTarget(conn_id=conn_id, error=f"cannot use Airflow connection {conn_id!r}: {exc}")
 

@@ -34,6 +34,16 @@ class LabelStudioTarget:
     conn_id: str = "label_studio_default"
     error: str | None = None  # the connection could not be read (no host, no token, unknown conn id...)
     timeout: float = 10.0
+    hook: Any = None  # the connection's LabelStudioHook when there is one (the operator); else one on url/token
+
+    def client(self):
+        """The Label Studio client the check talks through: the same hook the review tasks use."""
+        if self.hook is None:
+            from rekfeedback.hooks.label_studio import LabelStudioHook
+
+            self.hook = LabelStudioHook.for_url(self.url, self.token, auth=self.auth, timeout=self.timeout,
+                                                name=self.conn_id)
+        return self.hook
 
 
 @dataclass

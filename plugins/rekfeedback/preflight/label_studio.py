@@ -20,10 +20,10 @@ def check_labelstudio(checker: Checker) -> None:
         report.error("labelstudio", f"connection {conn_id}", "the connection has no URL",
                      "set its host to the Label Studio URL, e.g. http://127.0.0.1:8080")
         return
-    from rekfeedback.hooks.label_studio import LabelStudioError, LabelStudioHook, LabelStudioUnreachable
+    from rekfeedback.hooks.label_studio import LabelStudioError, LabelStudioUnreachable
 
     url = target.url.rstrip("/")
-    hook = LabelStudioHook.for_url(url, target.token, auth=target.auth, timeout=target.timeout, name=conn_id)
+    hook = target.client()
     try:
         body = hook.version()
     except LabelStudioUnreachable as exc:
@@ -32,8 +32,8 @@ def check_labelstudio(checker: Checker) -> None:
                      f"check the host of connection {conn_id!r} and that Label Studio is running "
                      "(bash scripts/labelstudio.sh status)")
         return
-    except (LabelStudioError, ValueError) as exc:
-        status = getattr(exc, "status", None) or 200
+    except LabelStudioError as exc:
+        status = exc.status or 200
         report.error("labelstudio", url, f"{url}/api/version answered {status}; this does not look like Label "
                                          "Studio", f"check the host (and path) of connection {conn_id!r}")
         return

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.sdk import PokeReturnValue
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 from airflow.providers.common.compat.sdk import conf
 
@@ -21,10 +21,10 @@ from rekfeedback.hooks.label_studio import TRANSIENT, LabelStudioHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.label_studio import LabelStudioProjectLink
 from rekfeedback.links.presigned import AnswersFileLink
-from rekfeedback.triggers.label_studio import LabelStudioReviewTrigger, parse_deadline
+from rekfeedback.triggers.label_studio import LabelStudioReviewTrigger, parse_deadline, review_done
 
 
-class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
+class LabelStudioReviewSensor(BaseSensorOperator):
     """Done when every task of the turn's project is annotated, or when `min_annotated_share` of them
     is and `deadline` has passed. Then exports the annotations and writes the normalized answers
     (several annotators per task: `core.consensus`) to `answers_uri`, overwriting it, so a retried
@@ -37,11 +37,14 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
     :param min_annotated_share: 0..1; with `deadline` (ISO-8601 or datetime) allows finishing early.
     :param deferrable: wait in the triggerer (default). Label Studio being down while waiting is
         retried until the sensor's `timeout`; a refused token fails at once.
+    :param aws_conn_id, region_name, verify, botocore_config: the AWS connection the answers are written
+        with (as for the amazon provider's operators).
+    Label Studio is the service waited on (`ls_hook`, the connection `label_studio_conn_id`); S3 only
+    stores the result (`s3_hook`), so this is a plain sensor with both hooks, not an AWS sensor.
     Returns `{"answers_uri", "counts": {"answers", "unresolved", "pending", "tasks", "annotations"}}`
     (also "answered" and "unanswered", the older names of the first two).
     """
 
-    aws_hook_class = S3Hook
     template_fields = aws_template_fields("review", "project_id", "answers_uri", "min_annotated_share", "deadline",
                                           "label_studio_conn_id", "agreement_threshold")
     ui_color = "#ffcc80"
@@ -53,9 +56,15 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
                  min_annotated_share: float | None = None, deadline: str | datetime | None = None,
                  poll_interval: float = 30.0, iou_threshold: float = 0.5,
                  agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD, reviewed: bool = False,
-                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True), **kwargs):
+                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+                 aws_conn_id: str | None = "aws_default", region_name: str | None = None,
+                 verify: bool | str | None = None, botocore_config: dict | None = None, **kwargs):
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
         self.review = review
         self.project_id = project_id
         self.answers_uri = answers_uri
@@ -91,19 +100,21 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
         dt = parse_deadline(self.deadline)
         return dt.isoformat() if dt else None
 
-    @property
+    @cached_property
     def ls_hook(self) -> LabelStudioHook:
-        if not hasattr(self, "_ls_hook"):
-            self._ls_hook = LabelStudioHook(label_studio_conn_id=self.label_studio_conn_id)
-        return self._ls_hook
+        """The Label Studio client: the service this sensor waits on."""
+        return LabelStudioHook(label_studio_conn_id=self.label_studio_conn_id)
+
+    @cached_property
+    def s3_hook(self) -> S3Hook:
+        """Where the answers are written."""
+        return S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
+                      config=self.botocore_config)
 
     # --- waiting ------------------------------------------------------------------------------
 
     def _done(self, project_id: int) -> bool:
-        counts = self.ls_hook.progress(project_id)
-        dl = parse_deadline(self.deadline)
-        passed = dl is not None and datetime.now(timezone.utc) >= dl
-        done, why = lsfmt.progress(counts["tasks"], counts["annotated"], self._min_share(), passed)
+        done, why = review_done(self.ls_hook.progress(project_id), self._min_share(), parse_deadline(self.deadline))
         self.log.info("Label Studio project %s: %s", project_id, why)
         return done
 
@@ -176,8 +187,8 @@ class LabelStudioReviewSensor(AwsBaseSensor[S3Hook]):
         held = parse_s3_uri(pending_uri, "answers_uri")
         answers, pending = consensuslib.split(review_round.mark_reviewed(answers) if self.reviewed else answers)
         # Same annotations -> same bytes (sorted lines and keys); replace=True: a retry rewrites, never appends.
-        S3Artifacts(self.hook).write_text(uri, answerlib.dumps_jsonl(answers))
-        S3Artifacts(self.hook).write_text(held, answerlib.dumps_jsonl(pending))
+        S3Artifacts(self.s3_hook).write_text(uri, answerlib.dumps_jsonl(answers))
+        S3Artifacts(self.s3_hook).write_text(held, answerlib.dumps_jsonl(pending))
         # "answers" and "unresolved" as the Ground Truth sensor counts them; the older names stay.
         counts = {"answers": len(answers), "unresolved": len(unanswered), "answered": len(answers),
                   "unanswered": len(unanswered), "pending": len(pending), "tasks": tasks, "annotations": annotations}

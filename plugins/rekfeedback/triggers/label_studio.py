@@ -10,10 +10,9 @@ from typing import Any, AsyncIterator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from rekfeedback.core.label_studio import progress as judge_progress
-from rekfeedback.hooks.label_studio import (
-    LabelStudioError, LabelStudioNotFound, LabelStudioTokenRefused, progress_of,
-)
+from rekfeedback.hooks.label_studio import progress_of
 from rekfeedback.hooks.label_studio_async import LabelStudioAsyncHook
+from rekfeedback.hooks.label_studio_connection import TRANSIENT, LabelStudioError, LabelStudioNotFound
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +30,18 @@ def parse_deadline(value) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+def review_done(counts: dict, min_share: float | None, deadline: datetime | None) -> tuple[bool, str]:
+    """Whether the wait is over for these progress counts (the sensor and the trigger decide alike)."""
+    passed = deadline is not None and datetime.now(timezone.utc) >= deadline
+    return judge_progress(counts["tasks"], counts["annotated"], min_share, passed)
+
+
 class LabelStudioReviewTrigger(BaseTrigger):
     """Polls `GET /api/projects/{id}/` until every task is annotated, or `min_share` is once `deadline` passed.
 
-    Label Studio being down (connection refused, timeouts, 5xx) is logged and retried at the next poll:
-    the wait only ends with success, a refused token, a deleted project, or the defer timeout.
+    Label Studio being down (connection refused, timeouts, 5xx, 429, a page that is not JSON) is logged and
+    retried at the next poll: the wait only ends with success, a refused token, a deleted project, another
+    error Label Studio answers (a 4xx), or the defer timeout.
     """
 
     def __init__(self, *, project_id: int, label_studio_conn_id: str = "label_studio_default",
@@ -67,8 +73,7 @@ class LabelStudioReviewTrigger(BaseTrigger):
             polls += 1
             try:
                 counts = progress_of(await hook.get_project(self.project_id))
-                passed = deadline is not None and datetime.now(timezone.utc) >= deadline
-                done, why = judge_progress(counts["tasks"], counts["annotated"], self.min_share, passed)
+                done, why = review_done(counts, self.min_share, deadline)
                 if failures:
                     log.info("Label Studio at %s answers again after %d failed polls", base, failures)
                     failures = 0
@@ -77,16 +82,16 @@ class LabelStudioReviewTrigger(BaseTrigger):
                     yield TriggerEvent({"status": "success", "project_id": self.project_id,
                                         "progress": counts, "reason": why})
                     return
-            except LabelStudioTokenRefused as exc:
-                yield TriggerEvent({"status": "error", "project_id": self.project_id, "message": str(exc)})
-                return
+            except TRANSIENT as exc:
+                # Down, restarting, busy, or a proxy error page: keep waiting; the defer timeout bounds it.
+                failures += 1
+                log.warning("Label Studio at %s unreachable (%s: %s); retry %d in %.0fs",
+                            base, exc.__class__.__name__, exc, failures, self.poll_interval)
             except LabelStudioNotFound:
                 yield TriggerEvent({"status": "error", "project_id": self.project_id, "message":
                                     f"Label Studio project {self.project_id} no longer exists at {base}"})
                 return
-            except (LabelStudioError, ValueError) as exc:
-                # Down, restarting, or a proxy error page: keep waiting; the defer timeout bounds it.
-                failures += 1
-                log.warning("Label Studio at %s unreachable (%s: %s); retry %d in %.0fs",
-                            base, exc.__class__.__name__, exc, failures, self.poll_interval)
+            except LabelStudioError as exc:  # a refused token, or another answer no later poll would change
+                yield TriggerEvent({"status": "error", "project_id": self.project_id, "message": str(exc)})
+                return
             await asyncio.sleep(self.poll_interval)
