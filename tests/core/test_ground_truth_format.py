@@ -7,6 +7,8 @@ import json
 import pytest
 
 from rekfeedback.core import ground_truth as gt
+
+from rekfeedback.core import ground_truth_jobs as gtjobs
 from rekfeedback.core import review
 from rekfeedback.core import verification_task as vt
 
@@ -31,19 +33,19 @@ def p(name, conf=90.0, box=None):
     ("__weird__", "__"),
 ])
 def test_job_names_are_valid_deterministic_and_distinct(dag_id, run_id):
-    names = {gt.job_name(dag_id, run_id, kind, part, turn=T) for kind in gt.JOB_KINDS for part in range(3)}
+    names = {gtjobs.job_name(dag_id, run_id, kind, part, turn=T) for kind in gt.JOB_KINDS for part in range(3)}
     assert len(names) == len(gt.JOB_KINDS) * 3
     for name in names:
-        assert gt.JOB_NAME_RE.fullmatch(name) and len(name) <= 63 and name == name.lower()
-    assert gt.job_name(dag_id, run_id, "verify-labels", 0, turn=T) == gt.job_name(dag_id, run_id, "verify-labels", 0, turn=T)
+        assert gtjobs.JOB_NAME_RE.fullmatch(name) and len(name) <= 63 and name == name.lower()
+    assert gtjobs.job_name(dag_id, run_id, "verify-labels", 0, turn=T) == gtjobs.job_name(dag_id, run_id, "verify-labels", 0, turn=T)
     # Two long runs sharing a prefix still differ (hash of the full ids).
-    assert gt.job_name(dag_id, run_id + "a" * 80, "label-boxes", 0, turn=T) != gt.job_name(
+    assert gtjobs.job_name(dag_id, run_id + "a" * 80, "label-boxes", 0, turn=T) != gtjobs.job_name(
         dag_id, run_id + "a" * 80 + "b", "label-boxes", 0, turn=T)
     # Two loops (dev and prod, same DAG and schedule) never share a name: the turn's prefix is in the hash.
-    assert gt.job_name(dag_id, run_id, "label-boxes", 0, turn=T) != gt.job_name(
+    assert gtjobs.job_name(dag_id, run_id, "label-boxes", 0, turn=T) != gtjobs.job_name(
         dag_id, run_id, "label-boxes", 0, turn="s3://other-bucket/loop/x")
     with pytest.raises(ValueError):
-        gt.job_name(dag_id, run_id, "nope", 0, turn=T)
+        gtjobs.job_name(dag_id, run_id, "nope", 0, turn=T)
 
 
 def test_verification_lines_follow_the_team_contract():
@@ -80,10 +82,10 @@ def test_box_review_line_is_an_object_detection_prior():
 
 
 def test_builtin_lambda_arns():
-    assert gt.builtin_lambda_arn("eu-west-1", "ACS", gt.ADJUST_BOXES) == \
+    assert gtjobs.builtin_lambda_arn("eu-west-1", "ACS", gt.ADJUST_BOXES) == \
         "arn:aws:lambda:eu-west-1:568282634449:function:ACS-AdjustmentBoundingBox"
     with pytest.raises(ValueError, match="not available in region"):
-        gt.builtin_lambda_arn("sa-east-1", "PRE", gt.LABEL_BOXES)
+        gtjobs.builtin_lambda_arn("sa-east-1", "PRE", gt.LABEL_BOXES)
 
 
 def test_pre_annotation_and_worker_answer_forms():
@@ -211,7 +213,7 @@ def _review_set(kind, routes):
 def test_plan_classification_jobs():
     rs = _review_set("classification", [("human", ["cat"]), ("audit", ["dog"]), ("to-label", []),
                                         ("auto-accept", ["cat"]), ("unlabelled", [])])
-    jobs, leftovers = gt.plan_jobs(rs, labels=["square"], batch_size=5)
+    jobs, leftovers = gtjobs.plan_jobs(rs, labels=["square"], batch_size=5)
     assert [(j["kind"], len(j["items"]), len(j["lines"])) for j in jobs] == [("verify-labels", 2, 1), ("label-classes", 1, 1)]
     assert jobs[0]["labels"] == ["square", "cat", "dog"] and leftovers == []
 
@@ -219,7 +221,7 @@ def test_plan_classification_jobs():
 def test_plan_box_jobs_respect_the_label_cap():
     names = [f"l{i}" for i in range(12)]
     rs = _review_set("boxes", [("human", names[:6]), ("human", names[6:]), ("human", names), ("to-label", [])])
-    jobs, leftovers = gt.plan_jobs(rs, batch_size=5, box_task="verification", max_box_labels=10)
+    jobs, leftovers = gtjobs.plan_jobs(rs, batch_size=5, box_task="verification", max_box_labels=10)
     kinds = [j["kind"] for j in jobs]
     assert kinds == ["verify-boxes", "verify-boxes", "label-boxes"] and [j["part"] for j in jobs[:2]] == [0, 1]
     assert all(len(j["labels"]) <= 10 for j in jobs)
@@ -243,17 +245,17 @@ VALID = dict(workteam_arn="arn:aws:sagemaker:us-east-1:123456789012:workteam/pri
     ("content_classifiers", ["Nice"]),
 ])
 def test_validate_parameters_names_the_bad_one(name, value):
-    gt.validate_parameters(dict(VALID))
+    gtjobs.validate_parameters(dict(VALID))
     with pytest.raises(ValueError, match=name):
-        gt.validate_parameters({**VALID, name: value})
+        gtjobs.validate_parameters({**VALID, name: value})
 
 
 def test_public_workforce_has_a_shorter_availability_cap():
     public = {**VALID, "workteam_arn": "arn:aws:sagemaker:us-east-1:394669845002:workteam/public-crowd/default"}
     with pytest.raises(ValueError, match="task_availability_lifetime_seconds"):
-        gt.validate_parameters(public)
+        gtjobs.validate_parameters(public)
     with pytest.raises(ValueError, match="pre_annotation_lambda_arn is required"):
-        gt.require_custom_lambdas(VALID)
+        gtjobs.require_custom_lambdas(VALID)
 
 
 def test_several_box_workers_who_disagree_are_pending_not_a_unanimous_empty_image():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rekfeedback.core import ground_truth as gt
+from rekfeedback.core import ground_truth_jobs as gtjobs
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core.paths import run_key, turn_prefix
 from rekfeedback.core.training import attempt_version_name, version_name_for_run
@@ -19,7 +19,7 @@ DAG = "rekognition_feedback_loop"
 def names(run_id: str) -> dict:
     return {
         "turn prefix": str(turn := turn_prefix("s3://bkt/loop/", DAG, run_id)),
-        "labeling job": gt.job_name(DAG, run_id, "verify-labels", 0, turn=str(turn)),
+        "labeling job": gtjobs.job_name(DAG, run_id, "verify-labels", 0, turn=str(turn)),
         "model version": version_name_for_run(DAG, run_id),
         "Label Studio project": lsfmt.project_title(DAG, run_key(run_id), turn=str(turn)),
     }

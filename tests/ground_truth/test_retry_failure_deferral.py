@@ -56,7 +56,7 @@ def test_retried_operator_reuses_its_jobs(emulator, s3_bucket, account):
 
 def test_two_loops_on_one_schedule_never_share_a_job(emulator, s3_bucket, account, monkeypatch):
     """A dev and a prod Airflow run the same DAG at the same time: same dag_id and run_id, other turn prefixes."""
-    from rekfeedback.core import ground_truth as gt
+    from rekfeedback.core import ground_truth_jobs as gtjobs
     from airflow.sdk.exceptions import AirflowFailException
 
     prod = helpers.make_predictions(s3_bucket, "classification", n=4)
@@ -67,8 +67,8 @@ def test_two_loops_on_one_schedule_never_share_a_job(emulator, s3_bucket, accoun
     assert emulator.calls["SageMaker.CreateLabelingJob"] == 2 and second["jobs"][0]["created"]
     assert first["jobs"][0]["name"] != second["jobs"][0]["name"]
     # Were two turns' names ever to collide, the job writing elsewhere is refused, never adopted.
-    real = gt.job_name
-    monkeypatch.setattr(gt, "job_name", lambda *a, turn, **kw: real(*a, turn="one hash for all", **kw))
+    real = gtjobs.job_name
+    monkeypatch.setattr(gtjobs, "job_name", lambda *a, turn, **kw: real(*a, turn="one hash for all", **kw))
     operator(prod, account, "gt_two_loops").execute(helpers.context())
     with pytest.raises(AirflowFailException, match="belongs to another loop"):
         operator(dev, account, "gt_two_loops").execute(helpers.context())

@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from rekfeedback.core import answers as ans
 from rekfeedback.core import ground_truth as gt
+from rekfeedback.core import ground_truth_jobs as gtjobs
 from rekfeedback.core import review
 from rekfeedback.core.paths import S3Uri, parse_s3_uri
 from rekfeedback.hooks.ground_truth import GroundTruthHook
@@ -160,7 +161,7 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
     def _validate(self) -> tuple[S3Uri, list[S3Uri] | S3Uri, review.RoutingPolicy]:
         """Every parameter, before anything is read, written or created (bad input is not retried)."""
         try:
-            gt.validate_parameters(self._params())
+            gtjobs.validate_parameters(self._params())
             turn = parse_s3_uri(self.output_prefix, "output_prefix")
             if not turn.key:
                 raise ValueError(f"output_prefix must include a key prefix (the turn prefix), got {self.output_prefix!r}")
@@ -211,8 +212,8 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
         if kind in gt.CUSTOM_KINDS:
             pre, acs = self.pre_annotation_lambda_arn, self.annotation_consolidation_lambda_arn
         else:
-            pre = gt.builtin_lambda_arn(region, "PRE", kind, partition)
-            acs = gt.builtin_lambda_arn(region, "ACS", kind, partition)
+            pre = gtjobs.builtin_lambda_arn(region, "PRE", kind, partition)
+            acs = gtjobs.builtin_lambda_arn(region, "ACS", kind, partition)
         task = {
             "WorkteamArn": self.workteam_arn,
             "UiConfig": {"UiTemplateS3Uri": str(template)},
@@ -254,7 +255,7 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
         name. Only failed attempts are passed over, so there is never a second live job for the same items.
         """
         for attempt in range(1, MAX_JOB_ATTEMPTS + 1):
-            name = gt.job_name(self.dag_id, run_id, kind, part, attempt, turn=str(output))
+            name = gtjobs.job_name(self.dag_id, run_id, kind, part, attempt, turn=str(output))
             existing = self.hook.describe_labeling_job(name)
             written_to = ((existing or {}).get("OutputConfig") or {}).get("S3OutputPath", "").rstrip("/")
             if existing is not None and written_to != str(output).rstrip("/"):
@@ -288,13 +289,13 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
             self.log.warning("%d prediction lines repeat an image already seen; the first line of each is used",
                              review_set.duplicates)
         try:
-            plans, leftovers = gt.plan_jobs(review_set, labels=self.labels, batch_size=self.batch_size,
+            plans, leftovers = gtjobs.plan_jobs(review_set, labels=self.labels, batch_size=self.batch_size,
                                             box_task=self.box_task, max_box_labels=self.max_box_labels)
             if any(p["kind"] in gt.CUSTOM_KINDS for p in plans):
-                gt.require_custom_lambdas(self._params())
+                gtjobs.require_custom_lambdas(self._params())
             region, partition = self.hook.conn_region_name, self.hook.conn_partition
             if any(p["kind"] not in gt.CUSTOM_KINDS for p in plans):
-                gt.builtin_lambda_arn(region, "PRE", gt.ADJUST_BOXES)  # fails early in a region without them
+                gtjobs.builtin_lambda_arn(region, "PRE", gt.ADJUST_BOXES)  # fails early in a region without them
         except ValueError as err:
             raise AirflowFailException(f"{self.task_id}: {err}") from err
 

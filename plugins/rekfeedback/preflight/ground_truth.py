@@ -7,7 +7,7 @@ import json
 from botocore.exceptions import ClientError
 
 from rekfeedback.core import arns
-from rekfeedback.core import ground_truth as gt
+from rekfeedback.core import ground_truth_jobs as gtjobs
 from rekfeedback.core import iam_policy
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.preflight.checker import Checker, SAGEMAKER, SAGEMAKER_TRUST_POLICY, error_message, is_not_found, s3_arn
@@ -163,10 +163,10 @@ def check_lambdas(checker: Checker) -> None:
     for setting in ("pre_annotation_lambda_arn", "consolidation_lambda_arn"):
         if checker.usable(setting):
             _check_lambda(checker, setting, checker.config[setting])
-    if checker.model_kind == "boxes" and checker.region not in gt.AWS_LAMBDA_ACCOUNTS:
+    if checker.model_kind == "boxes" and checker.region not in gtjobs.AWS_LAMBDA_ACCOUNTS:
         checker.report.error("lambda", f"region {checker.region}", "the model detects boxes and the built-in Ground "
                                                                  "Truth bounding-box tasks do not exist in this region",
-                             f"use the label-studio backend, or a region among {', '.join(sorted(gt.AWS_LAMBDA_ACCOUNTS))}")
+                             f"use the label-studio backend, or a region among {', '.join(sorted(gtjobs.AWS_LAMBDA_ACCOUNTS))}")
 
 
 def _check_lambda(checker: Checker, setting: str, arn: str) -> None:
@@ -181,7 +181,7 @@ def _check_lambda(checker: Checker, setting: str, arn: str) -> None:
         report.error("lambda", arn, f"the function is in {m['region']}, the labeling job runs in {checker.region}",
                      f"deploy the function in {checker.region} (infra/) and use that ARN")
         return
-    if gt.AWS_LAMBDA_ACCOUNTS.get(m["region"]) == m["account"] and m["name"].startswith(("PRE-", "ACS-")):
+    if gtjobs.AWS_LAMBDA_ACCOUNTS.get(m["region"]) == m["account"] and m["name"].startswith(("PRE-", "ACS-")):
         report.ok("lambda", arn)  # an AWS-owned Ground Truth function: always invocable by Ground Truth
         return
     lam = checker.client("lambda")

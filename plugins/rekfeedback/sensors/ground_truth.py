@@ -22,6 +22,7 @@ from airflow.providers.common.compat.sdk import conf
 from rekfeedback.core import answers as ans
 from rekfeedback.core import consensus as consensuslib
 from rekfeedback.core import ground_truth as gt
+from rekfeedback.core import ground_truth_jobs as gtjobs
 from rekfeedback.core import ground_truth_workers as gtw
 from rekfeedback.core import review_round
 from rekfeedback.core.paths import parse_s3_uri
@@ -89,7 +90,7 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
         names = []
         for i, job in enumerate(value or []):
             name = job.get("name") if isinstance(job, dict) else job
-            if not isinstance(name, str) or not gt.JOB_NAME_RE.fullmatch(name):
+            if not isinstance(name, str) or not gtjobs.JOB_NAME_RE.fullmatch(name):
                 raise AirflowFailException(f"job_names[{i}] is not a labeling job name: {job!r}")
             names.append(name)
         return names
