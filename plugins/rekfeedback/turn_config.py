@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from rekfeedback.core import arns
+from rekfeedback.core import arns, templated
 from rekfeedback.core.report import DEFAULT_PRICE_PER_OBJECT
 from rekfeedback.core.selection import SETTING_CHOICES, SelectionPolicy, policy_from_settings
 
@@ -200,12 +200,7 @@ def _coerce(setting: Setting, value: Any) -> Any:
     if value.strip() == "" and "null" in types:
         return None
     if "boolean" in types:
-        text = value.strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {value!r}")
+        return templated.as_bool(value, setting.name)
     if "integer" in types:
         return int(value)
     if "number" in types:

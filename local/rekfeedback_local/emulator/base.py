@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+from rekfeedback.core.templated import as_bool
+
 ACCOUNT_ID = "123456789012"
 
 
@@ -70,14 +72,7 @@ def _coerce(name: str, value: Any, current: Any, spec) -> Any:
         return None
     kind = type(spec.default) if spec.default is not None else int  # only workers_per_object defaults to None
     if kind is bool:
-        if isinstance(value, str):
-            lowered = value.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"emulator knob {name!r} expects true/false, got {value!r}")
-        return bool(value)
+        return bool(as_bool(value, f"emulator knob {name!r}", False))  # the provider's reading of true/false
     try:
         return kind(value)
     except (TypeError, ValueError) as exc:
