@@ -186,6 +186,7 @@ with DAG(
             task_id="ground_truth_wait",
             job_names="{{ ti.xcom_pull(task_ids='human_review.ground_truth_review')['jobs'] }}",
             answers_uri="{{ ti.xcom_pull(task_ids='human_review.ground_truth_review')['answers_uri'] }}",
+            items_uri="{{ ti.xcom_pull(task_ids='human_review.ground_truth_review')['items_uri'] }}",
             agreement_threshold=setting("agreement_threshold"),
             poke_interval=POLL_SECONDS,
             timeout=timedelta(hours=72).total_seconds(),
@@ -297,6 +298,7 @@ with DAG(
             task_id="ground_truth_wait", reviewed=True,
             job_names="{{ ti.xcom_pull(task_ids='review_round.ground_truth_review')['jobs'] }}",
             answers_uri="{{ ti.xcom_pull(task_ids='review_round.ground_truth_review')['answers_uri'] }}",
+            items_uri="{{ ti.xcom_pull(task_ids='review_round.ground_truth_review')['items_uri'] }}",
             poke_interval=POLL_SECONDS, timeout=timedelta(hours=72).total_seconds(), aws_conn_id=setting("aws_conn_id"),
         )
         ls_round = LabelStudioReviewOperator(

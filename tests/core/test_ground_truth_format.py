@@ -128,11 +128,20 @@ def _custom_output_line(attr="verified-labels"):
                                  "creation-date": "2026-11-26T07:12:00.000000"}}
 
 
+def items_of(*items):
+    return {i["source-ref"]: i for i in items}
+
+
+CAT_BOX = {"left": 0.05, "top": 0.1, "width": 0.25, "height": 0.4}  # (10, 10, 50, 40) px of 200 x 100
+CLS_ITEMS = items_of(item("s3://b/a.jpg", [p("cat", 91.2), p("dog", 55)], kind="classification", w=640, h=480))
+
+
 def test_parse_custom_verification_output():
     text = json.dumps(_custom_output_line()) + "\n" + json.dumps(
         {"source": "batch-00001", "images": [{"source-ref": "s3://b/z.jpg"}], "verified-labels": {},
          "verified-labels-metadata": {"worker-response-ref": "s3://x", "creation-date": "2026-11-26T07:00:00"}}) + "\n"
-    answers, unresolved = gt.parse_output_manifest(text, job_name="job-v", label_attribute="verified-labels", workers=3)
+    answers, unresolved = gt.parse_output_manifest(text, job_name="job-v", label_attribute="verified-labels", workers=3,
+                                                   items=CLS_ITEMS)
     [a] = answers
     assert a["labels"] == ["cat", "square"] and a["confirmed"] == ["cat"] and a["rejected"] == ["dog"]
     assert a["added"] == ["square"] and a["workers"] == 3 and a["agreement"] == 0.6667
@@ -140,6 +149,19 @@ def test_parse_custom_verification_output():
     assert a["width"] == 640 and a["kind"] == "classification" and a["human"] is True
     assert unresolved == [{"source-ref": "s3://b/z.jpg", "job": "job-v",
                            "reason": "no answer in the output (not labelled, expired or failed)"}]
+
+
+def test_custom_answers_are_diffed_against_the_review_item_and_joined_to_it():
+    # What the Lambda or the input line claim about the prediction is not used: the diff is made once, here.
+    line = _custom_output_line()
+    line["images"][0]["predicted"] = []
+    line["verified-labels"]["images"][0].update(confirmed=[], rejected=[], added=["cat", "square"])
+    [a], _ = gt.parse_output_manifest(json.dumps(line), job_name="job-v", label_attribute="verified-labels",
+                                      workers=3, items=CLS_ITEMS)
+    assert (a["confirmed"], a["rejected"], a["added"]) == (["cat"], ["dog"], ["square"])
+    # An answered image that is not a review item of the turn: said, never guessed.
+    with pytest.raises(ValueError, match=r"job-v output line 1: 's3://b/a.jpg' is not a review item"):
+        gt.parse_output_manifest(json.dumps(line), job_name="job-v", label_attribute="verified-labels", items={})
 
 
 def _prior(annotations, class_map):
@@ -160,7 +182,10 @@ def test_parse_bounding_box_adjustment_output():
                                         "class-map": {"0": "cat", "2": "bird"}, "type": "groundtruth/object-detection",
                                         "human-annotated": "yes", "creation-date": "2026-11-26T08:00:00",
                                         "job-name": f"labeling-job/{JOB}", "adjustment-status": "adjusted"}}
-    [a], unresolved = gt.parse_output_manifest(json.dumps(line), job_name=JOB, label_attribute="adjusted-boxes")
+    boxes = items_of(item("s3://b/a.jpg", [p("cat", box=CAT_BOX),
+                                           p("dog", box={"left": 0.5, "top": 0.5, "width": 0.2, "height": 0.4})]))
+    [a], unresolved = gt.parse_output_manifest(json.dumps(line), job_name=JOB, label_attribute="adjusted-boxes",
+                                               items=boxes)
     assert unresolved == []
     assert a["kind"] == "boxes" and a["width"] == 200 and a["labels"] == ["bird", "cat"]
     assert [(b["label"], b["status"]) for b in a["boxes"]] == [("cat", "adjusted"), ("bird", "added")]
@@ -176,28 +201,28 @@ def test_parse_bounding_box_verification_output():
     bad = {**good, "source-ref": "s3://b/b.jpg", "verified-boxes": "1",
            "verified-boxes-metadata": {**good["verified-boxes-metadata"], "class-name": "incorrect"}}
     text = json.dumps(good) + "\n" + json.dumps(bad) + "\n"
-    answers, unresolved = gt.parse_output_manifest(text, job_name="j", label_attribute="verified-boxes")
+    items = items_of(*(item(f"s3://b/{n}.jpg", [p("cat", box=CAT_BOX)]) for n in "ab"))
+    answers, unresolved = gt.parse_output_manifest(text, job_name="j", label_attribute="verified-boxes", items=items)
     assert [a["source-ref"] for a in answers] == ["s3://b/a.jpg"]
     assert answers[0]["confirmed"] == ["cat"] and answers[0]["boxes"][0]["status"] == "unchanged"
     assert unresolved[0]["source-ref"] == "s3://b/b.jpg" and "incorrect" in unresolved[0]["reason"]
 
 
 def test_parse_bounding_box_labelling_and_multilabel_classification_output():
-    boxes_line = {"source-ref": "s3://b/a.jpg", "review-item": {"width": 200, "height": 100, "route": "to-label",
-                                                               "predicted": []},
+    boxes_line = {"source-ref": "s3://b/a.jpg",
                   "labelled-boxes": {"image_size": [{"width": 200, "height": 100, "depth": 3}],
                                      "annotations": [{"class_id": 0, "left": 1, "top": 2, "width": 3, "height": 4}]},
                   "labelled-boxes-metadata": {"class-map": {"0": "cat"}, "objects": [{"confidence": 0.5}],
                                               "type": "groundtruth/object-detection", "creation-date": "2026-11-26T08:00:00"}}
-    [a], _ = gt.parse_output_manifest(json.dumps(boxes_line), job_name="j", label_attribute="labelled-boxes")
+    [a], _ = gt.parse_output_manifest(json.dumps(boxes_line), job_name="j", label_attribute="labelled-boxes",
+                                      items=items_of(item("s3://b/a.jpg", [], route="to-label")))
     assert a["added"] == ["cat"] and a["boxes"][0]["status"] == "added" and a["confirmed"] == []
     multi = {"source-ref": "s3://b/c.jpg", "classes": [0, 2],
              "classes-metadata": {"class-map": {"0": "cat", "2": "dog"}, "confidence-map": {"0": 1, "2": 1},
                                   "type": "groundtruth/image-classification-multilabel",
                                   "creation-date": "2026-11-26T08:00:00"}}
     [c], _ = gt.parse_output_manifest(json.dumps(multi), job_name="j", label_attribute="classes",
-                                      input_items={"s3://b/c.jpg": {"width": 5, "height": 5,
-                                                                    "predicted": [{"name": "cat"}]}})
+                                      items=items_of(item("s3://b/c.jpg", [p("cat")], kind="classification", w=5, h=5)))
     assert c["labels"] == ["cat", "dog"] and c["confirmed"] == ["cat"] and c["added"] == ["dog"] and c["width"] == 5
 
 
@@ -268,8 +293,9 @@ def test_several_box_workers_who_disagree_are_pending_not_a_unanimous_empty_imag
                                         "human-annotated": "yes", "creation-date": "2026-11-26T08:00:00",
                                         "job-name": f"labeling-job/{JOB}", "adjustment-status": "adjusted"}}
     text = json.dumps(line)
+    items = items_of(item("s3://b/a.jpg", [p("square", box=CAT_BOX)]))
     # Without the workers' own responses the agreement is unknown: 0, so pending.
-    [blind], _ = gt.parse_output_manifest(text, job_name=JOB, label_attribute="adjusted-boxes", workers=3)
+    [blind], _ = gt.parse_output_manifest(text, job_name=JOB, label_attribute="adjusted-boxes", workers=3, items=items)
     assert blind["agreement"] == 0.0 and blind["consensus"]["status"] == "pending"
     # With them, our consolidation says how much they agreed: one of three said "nothing".
     workers = [{"labels": [], "boxes": []},
@@ -278,13 +304,13 @@ def test_several_box_workers_who_disagree_are_pending_not_a_unanimous_empty_imag
                                                            "height": 30},
                                                           {"label": "triangle", "left": 150, "top": 50, "width": 30,
                                                            "height": 30}]}]
-    [a], _ = gt.parse_output_manifest(text, job_name=JOB, label_attribute="adjusted-boxes", workers=3,
+    [a], _ = gt.parse_output_manifest(text, job_name=JOB, label_attribute="adjusted-boxes", workers=3, items=items,
                                       worker_answers={"s3://b/a.jpg": workers})
     assert a["boxes"] == [] and a["agreement"] == pytest.approx(0.3333)
     assert a["consensus"]["status"] == "pending" and len(a["consensus"]["candidates"]) == 3
     # Two of three agreeing on the square: verified, the square kept with its share.
     agreeing = [workers[1], workers[1], workers[0]]
-    [b], _ = gt.parse_output_manifest(text, job_name=JOB, label_attribute="adjusted-boxes", workers=3,
+    [b], _ = gt.parse_output_manifest(text, job_name=JOB, label_attribute="adjusted-boxes", workers=3, items=items,
                                       worker_answers={"s3://b/a.jpg": agreeing})
     assert b["labels"] == ["square"] and b["consensus"]["status"] == "verified"
     assert b["consensus"]["box_agreement"] == [pytest.approx(0.6667)]

@@ -75,7 +75,7 @@ def test_single_annotator_box_answer_is_diffed_against_prediction():
              "boxes": [{"label": "circle", "left": 64, "top": 96, "width": 192, "height": 192},
                        {"label": "triangle", "left": 10, "top": 10, "width": 40, "height": 40}]}
     task["annotations"] = [annotation(lsfmt.answer_result(final, 640, 480, "boxes"))]
-    ans = lsfmt.normalized_answer(task, source="rekfeedback dag run")
+    ans = lsfmt.normalized_answer(task, item, source="rekfeedback dag run")
     assert ans["backend"] == "label-studio" and ans["source"] == "rekfeedback dag run" and ans["human"] is True
     assert ans["confirmed"] == ["circle"] and ans["rejected"] == ["square"] and ans["added"] == ["triangle"]
     assert ans["labels"] == ["circle", "triangle"]
@@ -92,7 +92,7 @@ def test_three_annotators_majority_with_agreement_and_latest_timestamp():
                            annotation(res(["cat"]), "2026-11-26T08:30:00Z"),
                            annotation(res(["cat", "dog"]), "2026-11-26T07:30:00Z"),
                            annotation(res(["dog"]), "2026-11-26T09:00:00Z", cancelled=True)]
-    ans = lsfmt.normalized_answer(task, source="p")
+    ans = lsfmt.normalized_answer(task, cls_item(), source="p")
     assert ans["labels"] == ["cat"] and ans["confirmed"] == ["cat"] and ans["rejected"] == ["dog"]
     assert ans["workers"] == 3 and ans["agreement"] == pytest.approx(0.6667, abs=1e-3)
     assert ans["answered_at"] == "2026-11-26T08:30:00Z"  # the skipped annotation is no answer
@@ -102,9 +102,21 @@ def test_empty_annotation_is_a_verified_no_label_answer_and_unanswered_are_liste
     answered = {**lsfmt.task_for_item(cls_item(), "u"), "id": 1, "annotations": [annotation([])]}
     other = lsfmt.task_for_item({**cls_item(), "source-ref": "s3://bucket/images/b.jpg"}, "u")
     other["annotations"] = []
-    answers, unanswered = lsfmt.normalized_answers([answered, other], source="p")
+    items = {REF: cls_item(), "s3://bucket/images/b.jpg": {**cls_item(), "source-ref": "s3://bucket/images/b.jpg"}}
+    answers, unanswered = lsfmt.normalized_answers([answered, other], items, source="p")
     assert [a["labels"] for a in answers] == [[]] and answers[0]["rejected"] == ["cat", "dog"]
     assert unanswered == ["s3://bucket/images/b.jpg"]
+
+
+def test_answers_are_joined_to_the_review_items_not_to_the_task_data():
+    # The diff is against the turn's review item, whatever the task's data says about the prediction.
+    task = {**lsfmt.task_for_item(cls_item(), "u"), "id": 1, "annotations": [annotation(
+        lsfmt.answer_result({"labels": ["cat"], "boxes": []}, 100, 50, "classification"))]}
+    task["data"]["predicted"] = []
+    [a], _ = lsfmt.normalized_answers([task], {REF: cls_item()}, source="p")
+    assert a["confirmed"] == ["cat"] and a["rejected"] == ["dog"] and a["added"] == []
+    with pytest.raises(ValueError, match="not a review item of this turn"):
+        lsfmt.normalized_answers([task], {}, source="p")
 
 
 def test_percent_round_trip_keeps_pixels():
@@ -115,7 +127,7 @@ def test_percent_round_trip_keeps_pixels():
 
 def test_task_without_source_ref_is_rejected_with_reason():
     with pytest.raises(ValueError, match="source_ref is missing"):
-        lsfmt.normalized_answer({"id": 3, "data": {"image": "x"}, "annotations": [annotation([])]}, source="p")
+        lsfmt.normalized_answers([{"id": 3, "data": {"image": "x"}, "annotations": [annotation([])]}], {}, source="p")
 
 
 def test_project_title_is_deterministic_and_fits():

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from rekfeedback.core import review
+from rekfeedback.core.predictions import read_prediction_lines
 
 
 def line(ref, labels, error=None, width=640, height=480):
@@ -74,9 +75,9 @@ def test_duplicates_are_kept_once_and_counted():
 def test_bad_prediction_lines_name_file_and_line(bad, message):
     text = json.dumps(line("s3://b/ok.jpg", [])) + "\n" + json.dumps(bad) + "\n"
     with pytest.raises(ValueError, match=rf"preds.jsonl line 2: .*{message}"):
-        list(review.parse_prediction_lines(text, "preds.jsonl"))
+        list(read_prediction_lines(text, "preds.jsonl"))
     with pytest.raises(ValueError, match="line 1: not valid JSON"):
-        list(review.parse_prediction_lines("{oops\n", "p"))
+        list(read_prediction_lines("{oops\n", "p"))
 
 
 @pytest.mark.parametrize("kwargs", [{"auto_accept_threshold": 101}, {"audit_rate": 1.5}, {"seed": "x"}])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowFailException
 
 from rekfeedback.operators import GroundTruthVerificationOperator
 from rekfeedback.sensors import GroundTruthLabelingJobSensor
@@ -73,6 +74,17 @@ def test_classification_verification_and_labelling(emulator, emulator_knobs, s3_
     first = helpers.read_bytes(out["answers_uri"])
     assert make_sensor(result, "gt_cls").execute(helpers.context()) == out
     assert helpers.read_bytes(out["answers_uri"]) == first
+
+    # Every image of the turn once, with its route, in review/items.jsonl: what the sensor joined the answers to.
+    items = helpers.read_lines(result["items_uri"])
+    assert result["items_uri"] == data["turn"] + "/review/items.jsonl"
+    assert sorted(i["source-ref"] for i in items if i["route"] != "unlabelled") == sorted(truth)
+    assert sorted(i["route"] for i in items) == ["human"] * 6 + ["to-label"] * 2 + ["unlabelled"]
+    # Without them the sensor says what to do: it never recovers the items from the jobs' input manifests.
+    bucket, key = result["items_uri"][len("s3://"):].split("/", 1)
+    boto3.client("s3").delete_object(Bucket=bucket, Key=key)
+    with pytest.raises(AirflowFailException, match="review items .* are missing; clear the review task"):
+        make_sensor(result, "gt_cls").execute(helpers.context())
 
 
 @pytest.mark.parametrize("box_task, kind", [("adjustment", "adjust-boxes"), ("verification", "verify-boxes")])

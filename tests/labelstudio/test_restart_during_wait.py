@@ -61,6 +61,6 @@ def test_label_studio_down_during_wait_loses_nothing(make_turn, ls_hook, label_s
     assert payload["status"] == "success" and payload["progress"]["annotated"] == payload["progress"]["tasks"]
     result = sensor.execute_complete(context_for(run_id), event=payload)
     human = [line for line in turn["lines"] if line["labels"]]
-    assert result["counts"]["answered"] == len(human)
+    assert result["counts"]["answers"] == len(human)
     assert len(read_s3(s3, result["answers_uri"]).splitlines()) == len(human)
     print(f"Label Studio restart took {restart_seconds:.1f}s")

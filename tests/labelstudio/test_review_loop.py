@@ -63,8 +63,10 @@ def test_turn_tasks_annotated_collected_and_merged(make_turn, ls_hook, s3, tmp_p
     sensor = LabelStudioReviewSensor(task_id="wait", review=out, label_studio_conn_id=CONN_ID, poll_interval=1)
     result = sensor.execute(context_for(run_id))  # all annotated: completes without deferring
     pending = result["counts"]["pending"]  # three oracles with 20% errors sometimes disagree: below the threshold
-    assert result["counts"] == {"answers": len(human) - pending, "unresolved": 0, "answered": len(human) - pending,
-                                "unanswered": 0, "pending": pending, "tasks": len(human), "annotations": 3 * len(human)}
+    # The same count keys as the Ground Truth sensor's for the same things, then Label Studio's own.
+    assert result["counts"] == {"answers": len(human) - pending, "unresolved": 0, "pending": pending,
+                                "tasks": len(human), "annotations": 3 * len(human)}
+    assert read_s3(s3, result["unresolved_uri"]) == ""
     verified = answerlib.loads_jsonl(read_s3(s3, result["answers_uri"]))
     held = answerlib.loads_jsonl(read_s3(s3, result["pending_uri"]))
     assert len(held) == pending and all(a["agreement"] < 0.6 for a in held)
@@ -125,7 +127,7 @@ def test_empty_predictions_create_nothing(make_turn, ls_hook, s3):
     assert out["project_id"] is None and sum(out["counts"].values()) == 0
     assert len(ls_hook.list_projects()) == before
     result = LabelStudioReviewSensor(task_id="w", review=out, label_studio_conn_id=CONN_ID).execute(context_for("x"))
-    assert result["counts"]["answered"] == 0 and read_s3(s3, result["answers_uri"]) == ""
+    assert result["counts"]["answers"] == 0 and read_s3(s3, result["answers_uri"]) == ""
 
 
 def test_routing_auto_accepts_confident_images(make_turn, ls_hook, s3):

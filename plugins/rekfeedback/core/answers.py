@@ -1,8 +1,9 @@
-"""The normalized answer record: what every review backend produces and the merge consumes.
+"""The normalized answer record (`Answer`): what every review backend produces and the merge consumes.
 
 Format: docs/data-formats.md, "Normalized answer line". Also the pieces every backend needs to
-build one: diffing the model's prediction against the final answer. Several workers are
-consolidated by `core.consensus` (one function for Ground Truth and Label Studio).
+build one: diffing the model's prediction against the final answer (the one label diff, made
+by the collect steps). Several workers are consolidated by `core.consensus` (one function for
+Ground Truth and Label Studio).
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ import hashlib
 import json
 import re
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Iterable, Literal
+
+from pydantic import Field, model_validator
 
 from rekfeedback.core import boxes as boxlib
 from rekfeedback.core import consensus as consensuslib
+from rekfeedback.core import records
+from rekfeedback.core.records import LabelName, Record, SourceRef
 
-BACKENDS = ("ground-truth", "label-studio", "auto-accept")
-KINDS = ("classification", "boxes")
-BOX_STATUSES = ("unchanged", "adjusted", "added")
-_REQUIRED = ("source-ref", "width", "height", "kind", "labels", "boxes", "confirmed", "rejected", "added",
-             "adjusted", "workers", "agreement", "human", "backend", "source", "answered_at", "answer_id")
 
 # A pre-filled box moved by at most this many pixels on every side counts as unchanged: workers
 # nudge boxes by a pixel or two when they merely click on them.
@@ -70,56 +70,87 @@ def make_answer(*, source_ref: str, width, height, kind: str, labels: list[str],
     return answer
 
 
+class AnswerBox(Record):
+    """A final box in pixels, with how it relates to the model's boxes."""
+
+    label: LabelName
+    left: float
+    top: float
+    width: float
+    height: float
+    status: Literal["unchanged", "adjusted", "added"]
+
+
+class Answer(Record):
+    """One image's verified (or auto-accepted) labels: the merge's only input (docs/data-formats.md)."""
+
+    source_ref: SourceRef = Field(alias="source-ref")
+    width: int | None
+    height: int | None
+    kind: Literal["classification", "boxes"]
+    labels: list[LabelName]
+    boxes: list[AnswerBox]
+    confirmed: list[LabelName]
+    rejected: list[LabelName]
+    added: list[LabelName]
+    adjusted: list[LabelName]
+    workers: int = Field(ge=0)
+    agreement: float = Field(ge=0, le=1)
+    human: bool
+    backend: Literal["ground-truth", "label-studio", "auto-accept"]
+    source: str
+    answered_at: str
+    answer_id: str
+    consensus: dict | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.kind == "classification" and self.boxes:
+            raise ValueError("a classification answer has no boxes")
+        if self.kind == "boxes" and sorted({b.label for b in self.boxes}) != sorted(set(self.labels)):
+            raise ValueError("for boxes, 'labels' must be the distinct labels of the final boxes")
+        if self.human and self.workers < 1:
+            raise ValueError("a human answer needs at least one worker")
+        if self.consensus is not None:
+            consensuslib.validate(self.consensus, "consensus")
+        if self.answer_id != answer_id(self.backend, self.source, self.source_ref):
+            raise ValueError("'answer_id' does not match backend, source and source-ref")
+        return self
+
+
 def validate_answer(answer: dict, where: str = "answer") -> dict:
     """Raise ValueError naming the field when `answer` is not a normalized answer line."""
-    if not isinstance(answer, dict):
-        raise ValueError(f"{where}: expected a JSON object")
-    missing = [k for k in _REQUIRED if k not in answer]
-    if missing:
-        raise ValueError(f"{where}: missing fields {missing}")
-    if not isinstance(answer["source-ref"], str) or not answer["source-ref"].startswith("s3://"):
-        raise ValueError(f"{where}: 'source-ref' must be an s3:// URI")
-    if answer["kind"] not in KINDS:
-        raise ValueError(f"{where}: 'kind' must be one of {KINDS}")
-    if answer["backend"] not in BACKENDS:
-        raise ValueError(f"{where}: 'backend' must be one of {BACKENDS}")
-    for key in ("labels", "confirmed", "rejected", "added", "adjusted"):
-        if not isinstance(answer[key], list) or not all(isinstance(n, str) and n for n in answer[key]):
-            raise ValueError(f"{where}: '{key}' must be a list of label names")
-    if not isinstance(answer["boxes"], list):
-        raise ValueError(f"{where}: 'boxes' must be a list")
-    if answer["kind"] == "classification" and answer["boxes"]:
-        raise ValueError(f"{where}: a classification answer has no boxes")
-    for box in answer["boxes"]:
-        if not {"label", "left", "top", "width", "height", "status"} <= set(box):
-            raise ValueError(f"{where}: box {box!r} needs label, left, top, width, height, status")
-        if box["status"] not in BOX_STATUSES:
-            raise ValueError(f"{where}: box status must be one of {BOX_STATUSES}, got {box['status']!r}")
-    if answer["kind"] == "boxes" and sorted({b["label"] for b in answer["boxes"]}) != sorted(set(answer["labels"])):
-        raise ValueError(f"{where}: for boxes, 'labels' must be the distinct labels of the final boxes")
-    if not isinstance(answer["workers"], int) or answer["workers"] < 0:
-        raise ValueError(f"{where}: 'workers' must be a non-negative integer")
-    if answer["human"] and answer["workers"] < 1:
-        raise ValueError(f"{where}: a human answer needs at least one worker")
-    if not isinstance(answer["agreement"], (int, float)) or not 0 <= answer["agreement"] <= 1:
-        raise ValueError(f"{where}: 'agreement' must be between 0 and 1")
-    if "consensus" in answer:
-        consensuslib.validate(answer["consensus"], where)
-    if answer["answer_id"] != answer_id(answer["backend"], answer["source"], answer["source-ref"]):
-        raise ValueError(f"{where}: 'answer_id' does not match backend, source and source-ref")
-    return answer
+    return records.check(Answer, answer, where)
 
 
 def dumps_jsonl(answers: Iterable[dict]) -> str:
-    """Answers as JSON lines in a fixed order and key order, so a rerun writes the same bytes."""
-    rows = sorted(answers, key=lambda a: (a["source-ref"], a.get("answer_id", "")))
-    return "".join(json.dumps(a, sort_keys=True, separators=(",", ":")) + "\n" for a in rows)
+    """The one writer of answer files: fixed line and key order, so a rerun writes the same bytes."""
+    return records.dumps(Answer, answers, "answer")
 
 
 def loads_jsonl(text: str, where: str = "answers") -> list[dict]:
-    from rekfeedback.core.predictions import iter_jsonl
+    """The one reader of answer files."""
+    return list(records.read(Answer, text, where))
 
-    return list(iter_jsonl(text, where, validate=validate_answer))
+
+class UnresolvedImage(Record):
+    """A line of `answers/<backend>.unresolved.jsonl`: an image the backend gave no usable answer for, and why."""
+
+    source_ref: SourceRef = Field(alias="source-ref")
+    reason: str
+    job: str | None = None  # the Ground Truth job, when there is one
+
+
+def unresolved_uri(answers_uri: str) -> str:
+    """Where a collect step lists its unresolved images: beside its answers file, for either backend."""
+    stem = answers_uri[: -len(".jsonl")] if answers_uri.endswith(".jsonl") else answers_uri
+    return f"{stem}.unresolved.jsonl"
+
+
+def dumps_unresolved(rows: Iterable[dict]) -> str:
+    """The one writer of unresolved lists (both collect steps)."""
+    rows = sorted(rows, key=lambda u: (u["source-ref"], u.get("job") or ""))
+    return records.dumps(UnresolvedImage, rows, "unresolved image")
 
 
 # --- diffing the model's prediction against the final answer ------------------------------------

@@ -40,8 +40,6 @@ TEMPLATE = {VERIFY_LABELS: "verification.liquid.html", LABEL_CLASSES: "verificat
             VERIFY_BOXES: "bounding-box-verification.liquid.html", LABEL_BOXES: "bounding-box.liquid.html"}
 # The prior attribute carrying the model's boxes in box-task input lines (Rekognition/GT object-detection format).
 PRIOR_ATTRIBUTE = "prediction"
-# Review data carried through every box-task line (Ground Truth copies unknown keys to the output).
-ITEM_KEY = "review-item"
 # The verdicts of the bounding-box verification template: the first one means "the boxes are right".
 VERDICTS = ("correct", "incorrect")
 _POSITIVE_VERDICTS = {"correct", "good", "yes", "right", "accept", "accepted", "valid", "approve", "approved"}
@@ -82,12 +80,6 @@ def verification_lines(items: list[dict], batch_size: int, labels: list[str]) ->
     return lines
 
 
-def _item_summary(item: dict) -> dict:
-    return {"width": item["width"], "height": item["height"], "route": item["route"],
-            "predicted": [{"name": p["name"], "confidence": p["confidence"], "box": p.get("box")}
-                          for p in item["predicted"]]}
-
-
 def box_review_line(item: dict, labels: list[str]) -> dict:
     """Input line of a box adjustment/verification job: the model's boxes as a prior object-detection attribute."""
     ids = {name: i for i, name in enumerate(labels)}
@@ -105,13 +97,13 @@ def box_review_line(item: dict, labels: list[str]) -> dict:
                               "annotations": [{"class_id": ids[b["label"]],
                                                **{k: b[k] for k in ("left", "top", "width", "height")}}
                                               for b in boxes]},
-            f"{PRIOR_ATTRIBUTE}-metadata": meta,
-            ITEM_KEY: _item_summary(item)}
+            f"{PRIOR_ATTRIBUTE}-metadata": meta}
 
 
 def box_label_line(item: dict) -> dict:
-    """Input line of a bounding-box labelling job (an image with no prediction)."""
-    return {"source-ref": item["source-ref"], ITEM_KEY: _item_summary(item)}
+    """Input line of a bounding-box labelling job (an image with no prediction). The collect step joins the
+    answer to its review item (review/items.jsonl), so the line carries nothing else."""
+    return {"source-ref": item["source-ref"]}
 
 
 def manifest_text(lines: list[dict], where: str = "input manifest") -> str:
@@ -199,8 +191,8 @@ def _box_agreement(meta: dict, workers: int) -> float:
     return round(min(values), 4) if values else 0.0
 
 
-def parse_output_manifest(text: str, *, job_name: str, label_attribute: str, workers: int = 1,
-                          input_items: dict[str, dict] | None = None, answered_at_fallback=None,
+def parse_output_manifest(text: str, *, job_name: str, label_attribute: str, items: dict[str, dict],
+                          workers: int = 1, answered_at_fallback=None,
                           iou_threshold: float = 0.5, agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD,
                           worker_answers: dict[str, list[dict]] | None = None) -> tuple[list[dict], list[dict]]:
     """Normalized answers of one job's output manifest, and the objects that got no usable answer.
@@ -210,11 +202,12 @@ def parse_output_manifest(text: str, *, job_name: str, label_attribute: str, wor
     without it the built-in consolidation's boxes and confidences are used. Answers whose agreement
     is below `agreement_threshold` are recorded as pending.
 
-    `input_items` maps source-ref to the review summary (width, height, predicted) for lines that
-    do not carry it themselves. `answered_at` comes from each line's `creation-date`, else
-    `answered_at_fallback` (the job's own end time).
+    `items` are the turn's review items (`core.review.read_items` of review/items.jsonl): every
+    answer is joined to its item for the image's size and the model's prediction, which the answer
+    is diffed against; an answered image that is not a review item of the turn is an error.
+    `answered_at` comes from each line's `creation-date`, else `answered_at_fallback` (the job's
+    own end time).
     """
-    input_items = input_items or {}
     answers, unresolved = [], []
     for number, line in enumerate(parse_manifest(text, f"{job_name} output manifest"), start=1):
         where = f"{job_name} output line {number}"
@@ -228,29 +221,35 @@ def parse_output_manifest(text: str, *, job_name: str, label_attribute: str, wor
         when = _creation_date(meta, answered_at_fallback)
         common = {"backend": "ground-truth", "source": job_name, "answered_at": when}
         if kind in CUSTOM_KINDS:
-            a, u = _custom_answers(line, line[label_attribute], input_items, common, where, agreement_threshold)
+            a, u = _custom_answers(line[label_attribute], items, common, where, agreement_threshold)
         elif kind == "classification":
-            a, u = _classification_answers(line, line[label_attribute], meta, input_items, workers, common,
-                                           agreement_threshold)
+            a, u = _classification_answers(line, line[label_attribute], meta, _item(items, line, where), workers,
+                                           common, agreement_threshold)
         else:
-            a, u = _box_answers(kind, line, line[label_attribute], meta, input_items, workers, common, iou_threshold,
-                                agreement_threshold, (worker_answers or {}).get(line.get("source-ref")))
+            a, u = _box_answers(kind, line, line[label_attribute], meta, _item(items, line, where), workers, common,
+                                iou_threshold, agreement_threshold, (worker_answers or {}).get(line.get("source-ref")))
         answers.extend(a)
         unresolved.extend(dict(x, job=job_name) for x in u)
     return answers, unresolved
 
 
-def _size(ref: str, *sources: dict | None) -> tuple[int | None, int | None]:
-    for src in sources:
-        if src and src.get("width") and src.get("height"):
-            return int(src["width"]), int(src["height"])
+def _item(items: dict[str, dict], line_or_ref, where: str) -> dict:
+    ref = line_or_ref.get("source-ref") if isinstance(line_or_ref, dict) else line_or_ref
+    if ref not in items:
+        raise ValueError(f"{where}: {ref!r} is not a review item of this turn (review/items.jsonl); the job was "
+                         "not created from these items")
+    return items[ref]
+
+
+def _size(item: dict) -> tuple[int | None, int | None]:
+    if item.get("width") and item.get("height"):
+        return int(item["width"]), int(item["height"])
     return None, None
 
 
-def _custom_answers(line, value, input_items, common, where, threshold):
+def _custom_answers(value, items, common, where, threshold):
     if isinstance(value, str):
         value = json.loads(value)
-    inputs = {i["source-ref"]: i for i in line.get("images") or []}
     answers, unresolved = [], []
     for image in value.get("images") or []:
         ref = image["source-ref"]
@@ -258,8 +257,9 @@ def _custom_answers(line, value, input_items, common, where, threshold):
         if workers < 1:
             unresolved.append({"source-ref": ref, "reason": "no worker answered this image"})
             continue
-        width, height = _size(ref, inputs.get(ref), input_items.get(ref))
-        predicted = [p["name"] for p in (inputs.get(ref) or input_items.get(ref) or {}).get("predicted") or []]
+        item = _item(items, ref, where)
+        width, height = _size(item)
+        predicted = [p["name"] for p in item.get("predicted") or []]
         labels = image.get("labels") or []
         # One worker agrees with themself; several without a figure (an old Lambda) are not unanimous.
         agreement = float(image.get("agreement", value.get("agreement", 1.0 if workers <= 1 else 0.0)))
@@ -273,16 +273,15 @@ def _custom_answers(line, value, input_items, common, where, threshold):
     return answers, unresolved
 
 
-def _classification_answers(line, value, meta, input_items, workers, common, threshold):
+def _classification_answers(line, value, meta, item, workers, common, threshold):
     ref = line["source-ref"]
-    item = line.get(ITEM_KEY) or input_items.get(ref) or {}
     if "class-map" in meta:  # multi-label: value is a list of class ids
         labels = [meta["class-map"][str(i)] for i in value if str(i) in meta["class-map"]]
     else:
         labels = [meta["class-name"]] if meta.get("class-name") else []
     predicted = [p["name"] for p in item.get("predicted") or []]
     diff = ans.diff_labels(predicted, labels)
-    width, height = _size(ref, item)
+    width, height = _size(item)
     confidence = meta.get("confidence")
     if workers <= 1:
         agreement = 1.0
@@ -297,17 +296,12 @@ def _classification_answers(line, value, meta, input_items, workers, common, thr
                             consensus=consensuslib.record(None, workers, agreement, threshold), **common)], []
 
 
-def _box_answers(kind, line, value, meta, input_items, workers, common, iou_threshold, threshold, worker_answers):
+def _box_answers(kind, line, value, meta, item, workers, common, iou_threshold, threshold, worker_answers):
     ref = line["source-ref"]
-    item = line.get(ITEM_KEY) or input_items.get(ref) or {}
-    width, height = _size(ref, item)
+    width, height = _size(item)
     if width is None and isinstance(value, dict) and value.get("image_size"):
         width, height = int(value["image_size"][0]["width"]), int(value["image_size"][0]["height"])
-    predicted = []
-    if item.get("predicted") and width:
-        predicted = ans.predicted_pixel_boxes({"predicted": item["predicted"], "width": width, "height": height})
-    elif isinstance(line.get(PRIOR_ATTRIBUTE), dict):
-        predicted = _annotation_boxes(line[PRIOR_ATTRIBUTE], _metadata(line, PRIOR_ATTRIBUTE))
+    predicted = ans.predicted_pixel_boxes({**item, "width": width, "height": height}) if width else []
     if kind == VERIFY_BOXES:
         verdict = str(meta.get("class-name", "")).strip().lower()
         if verdict not in _POSITIVE_VERDICTS:
@@ -339,12 +333,3 @@ def _box_answers(kind, line, value, meta, input_items, workers, common, iou_thre
                                                           if not voted else shares), **common)], []
 
 
-def input_items_from_manifest(text: str) -> dict[str, dict]:
-    """source-ref -> {width, height, predicted} from one of our input manifests (any job kind)."""
-    out = {}
-    for line in parse_manifest(text, "input manifest"):
-        for image in line.get("images") or []:
-            out[image["source-ref"]] = image
-        if line.get("source-ref") and isinstance(line.get(ITEM_KEY), dict):
-            out[line["source-ref"]] = line[ITEM_KEY]
-    return out

@@ -130,13 +130,20 @@ def model_version(model: str | None) -> str:
     return arns.version_name(model) or model[-100:]
 
 
-def item_from_task(task: dict) -> dict:
-    """Rebuild the review item a task was made from (its data carries everything needed)."""
-    data = task.get("data") or {}
-    ref = data.get(SOURCE_KEY)
+def task_ref(task: dict) -> str:
+    """The image a task is about: the join key between Label Studio and the turn's review items."""
+    ref = (task.get("data") or {}).get(SOURCE_KEY)
     if not isinstance(ref, str) or not ref.startswith("s3://"):
         raise ValueError(f"Label Studio task {task.get('id')}: data.{SOURCE_KEY} is missing; "
                          "it was not created by LabelStudioReviewOperator")
+    return ref
+
+
+def item_from_task(task: dict) -> dict:
+    """The review item as a task shows it to an annotator (the simulated annotator reads it; the
+    collect step joins to review/items.jsonl instead)."""
+    data = task.get("data") or {}
+    ref = task_ref(task)
     return {"source-ref": ref, "width": data.get("width"), "height": data.get("height"),
             "kind": data.get("kind") or "classification", "route": data.get("route"),
             "predicted": data.get("predicted") or []}
@@ -185,9 +192,9 @@ def valid_annotations(task: dict) -> list[dict]:
     return [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
 
 
-def normalized_answer(task: dict, source: str, iou_threshold: float = 0.5,
+def normalized_answer(task: dict, item: dict, source: str, iou_threshold: float = 0.5,
                       agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD) -> dict | None:
-    """The normalized answer of one exported task, or None when nobody answered it yet.
+    """The normalized answer of one exported task joined to its review item, or None when nobody answered it yet.
 
     Several annotations are consolidated by `core.consensus`; below `agreement_threshold` the
     answer is recorded as pending (not merged as verified).
@@ -195,7 +202,6 @@ def normalized_answer(task: dict, source: str, iou_threshold: float = 0.5,
     annotations = valid_annotations(task)
     if not annotations:
         return None
-    item = item_from_task(task)
     width, height = item["width"], item["height"]
     workers = [worker_answer(a.get("result") or [], width, height) for a in annotations]
     predicted_names = [p["name"] for p in item["predicted"]]
@@ -219,14 +225,21 @@ def normalized_answer(task: dict, source: str, iou_threshold: float = 0.5,
                                       agreement_threshold, shares))
 
 
-def normalized_answers(tasks: Iterable[dict], source: str, iou_threshold: float = 0.5,
+def normalized_answers(tasks: Iterable[dict], items: dict[str, dict], source: str, iou_threshold: float = 0.5,
                        agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD) -> tuple[list[dict], list[str]]:
-    """(answers, source-refs of tasks nobody answered yet). A source-ref imported twice counts once."""
+    """(answers, source-refs of tasks nobody answered yet). A source-ref imported twice counts once.
+
+    `items` are the turn's review items (review/items.jsonl): each task is joined to its item by
+    source-ref; a task for an image that is not a review item of the turn is an error.
+    """
     answers: dict[str, dict] = {}
     unanswered: list[str] = []
     for task in tasks:
-        answer = normalized_answer(task, source, iou_threshold, agreement_threshold)
-        ref = item_from_task(task)["source-ref"]
+        ref = task_ref(task)
+        if ref not in items:
+            raise ValueError(f"Label Studio task {task.get('id')} is about {ref}, which is not a review item of this "
+                             "turn (review/items.jsonl): the project holds tasks of another turn")
+        answer = normalized_answer(task, items[ref], source, iou_threshold, agreement_threshold)
         if answer is None:
             unanswered.append(ref)
         elif ref not in answers:

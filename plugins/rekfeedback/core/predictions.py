@@ -1,4 +1,4 @@
-"""Prediction lines (docs/data-formats.md), JSON Lines I/O, shards and the exclusion set."""
+"""Prediction lines (the `PredictionLine` record), JSON Lines I/O, shards and the exclusion set."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import json
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
+
+from pydantic import Field, model_validator
+
+from rekfeedback.core import records
+from rekfeedback.core.records import LabelName, Record, SourceRef
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
 # Where inference hands the selection signals (core.signals) of an answer to `prediction_line`.
@@ -23,6 +28,53 @@ def _box(label: dict) -> dict | None:
         return None
     # Still Rekognition ratios (the prediction line's unit); only the key case changes.
     return {k: float(box[K]) for k, K in (("left", "Left"), ("top", "Top"), ("width", "Width"), ("height", "Height"))}
+
+
+class Ratios(Record):
+    """A box in Rekognition's unit: ratios 0..1 of the image (core.boxes converts)."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+class PredictedLabel(Record):
+    name: LabelName
+    confidence: float  # Rekognition's 0..100
+    box: Ratios | None = None
+
+
+class ImageError(Record):
+    code: str
+    message: str | None = ""
+
+
+class PredictionLine(Record):
+    """One image's DetectCustomLabels answer, or the error that stopped it (docs/data-formats.md)."""
+
+    source_ref: SourceRef = Field(alias="source-ref")
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    labels: list[PredictedLabel]
+    error: ImageError | None = None
+    model: str | None = None
+    predicted_at: str | None = None
+
+    @model_validator(mode="after")
+    def _sized_when_predicted(self):
+        if self.error is None and self.labels:
+            for key in ("width", "height"):
+                value = getattr(self, key)
+                if value is None or value <= 0:
+                    raise ValueError(f"'{key}' must be a positive integer for an image with predictions")
+        return self
+
+
+def read_prediction_lines(text: str | bytes | Iterable[str], where: str = "predictions") -> Iterator[dict]:
+    """The prediction lines of one file; a malformed line raises ValueError naming file, line and field."""
+    return records.read(PredictionLine, text, where)
 
 
 def prediction_line(

@@ -1,17 +1,61 @@
-"""Review items: what goes to humans, what is auto-accepted, what stays unlabelled.
+"""Review items (the `ReviewItem` record): what goes to humans, what is auto-accepted, what stays unlabelled.
 
-Backend-neutral (Ground Truth and Label Studio both start here). Formats: docs/data-formats.md,
-sections "Prediction line" and "Review item".
+Backend-neutral (Ground Truth and Label Studio both start here). The review operators write every
+item of the turn once to `review/items.jsonl` (`dumps_items`); both collect steps join the
+backend's answers to it (`read_items`), never to what they sent the backend. Formats:
+docs/data-formats.md, sections "Prediction line" and "Review item".
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Literal
+
+from pydantic import Field
+
+from rekfeedback.core import records
+from rekfeedback.core.predictions import ImageError, PredictedLabel
+from rekfeedback.core.records import Record, SourceRef
 
 ROUTES = ("human", "audit", "auto-accept", "unlabelled", "to-label")
 KINDS = ("classification", "boxes")
+
+
+ITEMS_FILE = ("review", "items.jsonl")  # under the turn prefix (the operator's output_prefix)
+
+
+class ReviewItem(Record):
+    """One image of the turn with its route; `selection` and `candidates` ride along when present."""
+
+    source_ref: SourceRef = Field(alias="source-ref")
+    width: int | None
+    height: int | None
+    kind: Literal["classification", "boxes"]
+    predicted: list[PredictedLabel]
+    route: Literal["human", "audit", "auto-accept", "unlabelled", "to-label"]
+    error: ImageError | None = None
+    model: str | None = None
+    predicted_at: str | None = None
+
+
+def dumps_items(items: Iterable[dict]) -> str:
+    """review/items.jsonl: every item of the review set, whatever its route, written once by the review operator."""
+    return records.dumps(ReviewItem, items, "review item")
+
+
+def read_items(text: str | bytes, where: str = "review items") -> dict[str, dict]:
+    """source-ref -> review item, from review/items.jsonl: what the collect steps join answers to."""
+    return {item["source-ref"]: item for item in records.read(ReviewItem, text, where)}
+
+
+def items_uri_beside(answers_uri: str) -> str:
+    """The review items of the turn an answers file belongs to (`<turn>/answers/<backend>.jsonl`)."""
+    turn, sep, _ = str(answers_uri).rpartition("/answers/")
+    if not sep:
+        raise ValueError(f"answers_uri {answers_uri!r} is not <turn prefix>/answers/<file>: pass items_uri "
+                         "(the review operator's `items_uri`)")
+    return "/".join((turn, *ITEMS_FILE))
 
 
 @dataclass(frozen=True)
@@ -67,34 +111,6 @@ def share(source_ref: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def parse_prediction_lines(text: str, where: str = "predictions") -> Iterator[dict]:
-    """Prediction lines of one file; a malformed line raises ValueError naming file and line."""
-    from rekfeedback.core.predictions import iter_jsonl
-
-    return iter_jsonl(text, where, validate=validate_prediction)
-
-
-def validate_prediction(line: dict, where: str) -> dict:
-    if not isinstance(line, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {type(line).__name__}")
-    ref = line.get("source-ref")
-    if not isinstance(ref, str) or not ref.startswith("s3://"):
-        raise ValueError(f"{where}: 'source-ref' must be an s3:// URI, got {ref!r}")
-    labels = line.get("labels")
-    if not isinstance(labels, list):
-        raise ValueError(f"{where}: 'labels' must be a list (may be empty), got {labels!r}")
-    for lab in labels:
-        if not isinstance(lab, dict) or not isinstance(lab.get("name"), str) or not lab["name"]:
-            raise ValueError(f"{where}: every label needs a non-empty 'name', got {lab!r}")
-        if not isinstance(lab.get("confidence"), (int, float)):
-            raise ValueError(f"{where}: label {lab['name']!r} needs a numeric 'confidence'")
-    if line.get("error") is None and labels:
-        for key in ("width", "height"):
-            if not isinstance(line.get(key), int) or line[key] <= 0:
-                raise ValueError(f"{where}: '{key}' must be a positive integer for an image with predictions")
-    return line
-
-
 def detect_kind(lines: Iterable[dict]) -> str:
     """`boxes` when the project detects objects (any label anywhere has a box), else `classification`."""
     for line in lines:
@@ -148,8 +164,18 @@ def build_review_set(lines: Iterable[dict], policy: RoutingPolicy | None = None,
     return ReviewSet(kind=kind, items=[seen[k] for k in sorted(seen)], duplicates=duplicates)
 
 
-def unlabelled_line(item: dict) -> dict:
+class UnlabelledImage(Record):
     """A line of review/unlabelled.jsonl: an image nobody labels this turn, with the reason."""
+
+    source_ref: SourceRef = Field(alias="source-ref")
+    width: int | None
+    height: int | None
+    kind: Literal["classification", "boxes"]
+    reason: str
+    error: ImageError | None = None
+
+
+def unlabelled_line(item: dict) -> dict:
     out = {"source-ref": item["source-ref"], "width": item.get("width"), "height": item.get("height"),
            "kind": item["kind"], "reason": item.get("reason") or ("error" if item.get("error") else "no-prediction")}
     if item.get("error"):
@@ -159,10 +185,7 @@ def unlabelled_line(item: dict) -> dict:
 
 def dumps_unlabelled(items: Iterable[dict]) -> str:
     """review/unlabelled.jsonl, written the same way by both backends: sorted by source-ref, compact."""
-    import json
-
-    lines = sorted((unlabelled_line(i) for i in items), key=lambda u: u["source-ref"])
-    return "".join(json.dumps(u, sort_keys=True, separators=(",", ":")) + "\n" for u in lines)
+    return records.dumps(UnlabelledImage, (unlabelled_line(i) for i in items), "unlabelled image")
 
 
 def auto_accepted_answers(review_set: ReviewSet, answered_at_fallback=None) -> list[dict]:

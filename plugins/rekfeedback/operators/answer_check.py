@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from rekfeedback.core import answers as answerlib
 from rekfeedback.core import consensus, noise, review_round
 from rekfeedback.core.paths import parse_s3_uri
-from rekfeedback.core.review import parse_prediction_lines
+from rekfeedback.core.predictions import read_prediction_lines
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class AnswerCheckOperator(AwsBaseOperator[S3Hook]):
                 answers.extend(answerlib.loads_jsonl(text or "", where))
         predictions = {}
         for uri in store.jsonl_files(self.predictions_uris):
-            for line in parse_prediction_lines(store.read_text(uri) or "", str(uri)):
+            for line in read_prediction_lines(store.read_text(uri) or "", str(uri)):
                 predictions.setdefault(line["source-ref"], line)
         found = noise.check(answers, predictions, confidence=float(self.noise_confidence),
                             agreement_threshold=float(self.agreement_threshold)) \

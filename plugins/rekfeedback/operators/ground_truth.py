@@ -16,6 +16,7 @@ from rekfeedback.core import answers as ans
 from rekfeedback.core import ground_truth as gt
 from rekfeedback.core import ground_truth_jobs as gtjobs
 from rekfeedback.core import review
+from rekfeedback.core.predictions import read_prediction_lines
 from rekfeedback.core.paths import S3Uri, parse_s3_uri
 from rekfeedback.hooks.ground_truth import GroundTruthHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
@@ -193,7 +194,7 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
                 raise AirflowFailException(f"predictions file {uri} does not exist; check predictions_uris")
             text = s3.read_key(uri.key, uri.bucket)
             try:
-                lines.extend(review.parse_prediction_lines(text, str(uri)))
+                lines.extend(read_prediction_lines(text, str(uri)))
             except ValueError as err:
                 raise AirflowFailException(str(err)) from err
         return lines
@@ -280,6 +281,7 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
             "backend": BACKEND,
             "jobs": [],
             "answers_uri": str(turn.join("answers", f"{BACKEND}.jsonl")),
+            "items_uri": str(turn.join(*review.ITEMS_FILE)),
             "auto_accepted_uri": str(turn.join("review", "auto-accepted.jsonl")),
             "unlabelled_uri": str(turn.join("review", "unlabelled.jsonl")),
         }
@@ -299,6 +301,8 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
         except ValueError as err:
             raise AirflowFailException(f"{self.task_id}: {err}") from err
 
+        # Every item once, before any job exists: the sensor joins the jobs' answers to it.
+        self._put(s3, parse_s3_uri(result["items_uri"]), review.dumps_items(review_set.items))
         # Items no job can take are listed, never dropped: they join the unlabelled list.
         leftover_refs = {i["source-ref"]: i for i in leftovers}
         auto = review.auto_accepted_answers(review_set, context.get("logical_date") or context["dag_run"].run_after)

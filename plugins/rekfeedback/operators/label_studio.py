@@ -13,6 +13,7 @@ from rekfeedback.core import templated
 from rekfeedback.core import answers as answerlib
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core import review as reviewlib
+from rekfeedback.core.predictions import read_prediction_lines
 from rekfeedback.core.paths import S3Uri, parse_s3_uri, run_key
 from rekfeedback.hooks.label_studio import LabelStudioHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
@@ -36,7 +37,8 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
 
     :param predictions_uris: list of predictions-file S3 URIs, or one S3 prefix (every `*.jsonl` under it
         except checkpoints).
-    :param output_prefix: the turn prefix; writes `review/auto-accepted.jsonl`, `review/unlabelled.jsonl`,
+    :param output_prefix: the turn prefix; writes `review/items.jsonl` (every image with its route),
+        `review/auto-accepted.jsonl`, `review/unlabelled.jsonl`,
         `review/label-studio/project.json`; the sensor later writes `answers/label-studio.jsonl`.
     :param labels: the label set of the project (default: every label predicted this turn).
     :param auto_accept_threshold, audit_rate, routing_seed, label_unpredicted: routing as for Ground Truth
@@ -93,7 +95,7 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         lines = []
         for uri in self._prediction_uris():
             text = self.hook.read_key(uri.key, uri.bucket)
-            lines.extend(reviewlib.parse_prediction_lines(text, where=str(uri)))
+            lines.extend(read_prediction_lines(text, where=str(uri)))
         return lines
 
     def _put(self, uri: S3Uri, body: str) -> None:
@@ -124,14 +126,17 @@ class LabelStudioReviewOperator(AwsBaseOperator[S3Hook]):
         if review_set.duplicates:
             self.log.warning("%d prediction lines repeat an image already listed; kept the first", review_set.duplicates)
 
+        items_uri = turn.join(*reviewlib.ITEMS_FILE)
         auto_uri = turn.join("review", "auto-accepted.jsonl")
         unlabelled_uri = turn.join("review", "unlabelled.jsonl")
         answers_uri = turn.join("answers", "label-studio.jsonl")
+        # Every item once: the sensor joins the exported annotations to it.
+        self._put(items_uri, reviewlib.dumps_items(review_set.items))
         auto = reviewlib.auto_accepted_answers(review_set, context.get("logical_date"))
         self._put(auto_uri, answerlib.dumps_jsonl(auto))
         self._put(unlabelled_uri, reviewlib.dumps_unlabelled(review_set.by_route("unlabelled")))
         result = {"backend": "label-studio", "project_id": None, "project_url": None, "project_title": title,
-                  "answers_uri": str(answers_uri), "auto_accepted_uri": str(auto_uri),
+                  "answers_uri": str(answers_uri), "items_uri": str(items_uri), "auto_accepted_uri": str(auto_uri),
                   "unlabelled_uri": str(unlabelled_uri), "counts": review_set.counts()}
 
         items = review_set.by_route(*HUMAN_ROUTES)

@@ -111,7 +111,7 @@ class ReviewSelectionOperator(AwsBaseOperator[S3Hook]):
             text = files.read_text(uri, missing_ok=True)
             if text is None:
                 raise AirflowFailException(f"predictions file {uri} does not exist; check predictions_uris")
-            lines.extend(review.parse_prediction_lines(text, str(uri)))
+            lines.extend(preds.read_prediction_lines(text, str(uri)))
         chosen = selection.select(lines, routing, policy, self._labelled_counts())
         out = {name: turn.join(SELECTION_DIR, f"{name}.jsonl") for name in ("for-review", "deferred")}
         for name, rows in (("for-review", chosen.for_review), ("deferred", chosen.deferred)):

@@ -1,7 +1,8 @@
 """Waits for Ground Truth labeling jobs and collects their answers: the sensor IS the collect step.
 
 When every job has ended, the sensor parses the jobs' output manifests into normalized answers
-(docs/data-formats.md) at `answers_uri`, so the merge never reads Ground Truth's formats.
+(docs/data-formats.md) at `answers_uri`, so the merge never reads Ground Truth's formats. Each
+answer is joined to its review item (`review/items.jsonl`, written by the review operator).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rekfeedback.core import consensus as consensuslib
 from rekfeedback.core import ground_truth as gt
 from rekfeedback.core import ground_truth_jobs as gtjobs
 from rekfeedback.core import ground_truth_workers as gtw
-from rekfeedback.core import review_round
+from rekfeedback.core import review, review_round
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.ground_truth import GroundTruthHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
@@ -53,6 +54,8 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
     :param job_names: a job name, a list of names, or the operator's `jobs` XCom (list of dicts with `name`).
         Empty: nothing to wait for; an empty answers file is written.
     :param answers_uri: where to write the normalized answers (the operator's `answers_uri`).
+    :param items_uri: the turn's review items (the operator's `items_uri`); default
+        `<turn>/review/items.jsonl` of the turn `answers_uri` is in.
     :param allow_stopped: accept Stopped jobs with partial results.
     :param iou_threshold: IoU from which a final box counts as the predicted box (confirmed/adjusted).
     :param agreement_threshold: with several workers per object, an answer whose agreement is below
@@ -63,11 +66,12 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
     """
 
     aws_hook_class = GroundTruthHook
-    template_fields: Sequence[str] = aws_template_fields("job_names", "answers_uri", "agreement_threshold")
+    template_fields: Sequence[str] = aws_template_fields("job_names", "answers_uri", "items_uri", "agreement_threshold")
     operator_extra_links = (LabelingJobLink(), LabelingJobOutputLink(), AnswersFileLink())
     ui_color = "#e8d5f5"
 
-    def __init__(self, *, job_names: str | list, answers_uri: str, allow_stopped: bool = False,
+    def __init__(self, *, job_names: str | list, answers_uri: str, items_uri: str | None = None,
+                 allow_stopped: bool = False,
                  iou_threshold: float = 0.5, agreement_threshold: float = consensuslib.DEFAULT_THRESHOLD, reviewed: bool = False,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
                  poke_interval: float = 60,
@@ -75,6 +79,7 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.job_names = job_names
         self.answers_uri = answers_uri
+        self.items_uri = items_uri
         self.allow_stopped = allow_stopped
         self.iou_threshold = iou_threshold
         self.agreement_threshold = agreement_threshold
@@ -181,9 +186,12 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
         """Parse every job's output manifest and write the normalized answers (idempotent)."""
         try:
             target = parse_s3_uri(self.answers_uri, "answers_uri")
+            items_loc = self.items_uri or review.items_uri_beside(self.answers_uri)
+            parse_s3_uri(items_loc, "items_uri")
         except ValueError as err:
             raise AirflowFailException(str(err)) from err
         s3 = self._s3()
+        items = self._items(s3, items_loc) if descriptions else {}
         answers, unresolved, jobs = [], [], []
         human_labeled = failed = 0
         for d in descriptions:
@@ -200,16 +208,12 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
                                            "is missing; retry later (output can lag)")
                 self.log.warning("stopped labeling job %s wrote no output manifest", name)
                 continue
-            manifest_uri = (((d.get("InputConfig") or {}).get("DataSource") or {}).get("S3DataSource") or {}).get(
-                "ManifestS3Uri")
-            input_text = self._read(s3, manifest_uri)
-            input_items = gt.input_items_from_manifest(input_text) if input_text else {}
             workers = int((d.get("HumanTaskConfig") or {}).get("NumberOfHumanWorkersPerDataObject") or 1)
             fallback = d.get("LastModifiedTime") or d.get("CreationTime")
             try:
-                worker_answers = self._worker_answers(s3, d, input_text, workers)
+                worker_answers = self._worker_answers(s3, d, workers)
                 a, u = gt.parse_output_manifest(text, job_name=name, label_attribute=d["LabelAttributeName"],
-                                                workers=workers, input_items=input_items,
+                                                workers=workers, items=items,
                                                 answered_at_fallback=fallback, iou_threshold=self.iou_threshold,
                                                 agreement_threshold=float(self.agreement_threshold),
                                                 worker_answers=worker_answers)
@@ -218,8 +222,7 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
             self.log.info("labeling job %s: %d answers, %d without a usable answer", name, len(a), len(u))
             answers.extend(a)
             unresolved.extend(u)
-        unresolved_uri = target.key[: -len(".jsonl")] if target.key.endswith(".jsonl") else target.key
-        unresolved_loc = parse_s3_uri(f"s3://{target.bucket}/{unresolved_uri}.unresolved.jsonl")
+        unresolved_loc = parse_s3_uri(ans.unresolved_uri(str(target)))
         pending_loc = parse_s3_uri(consensuslib.pending_uri(str(target)))
         answers, pending = consensuslib.split(review_round.mark_reviewed(answers) if self.reviewed else answers)
         s3.load_string(ans.dumps_jsonl(answers), key=target.key, bucket_name=target.bucket, replace=True)
@@ -227,20 +230,35 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
         if pending:
             self.log.warning("%d answers below agreement_threshold %s are pending another review, e.g. %s",
                              len(pending), self.agreement_threshold, pending[0]["source-ref"])
-        unresolved.sort(key=lambda u: (u.get("source-ref") or "", u.get("job") or ""))
-        s3.load_string("".join(json.dumps(u, sort_keys=True, separators=(",", ":")) + "\n" for u in unresolved),
-                       key=unresolved_loc.key, bucket_name=unresolved_loc.bucket, replace=True)
+        s3.load_string(ans.dumps_unresolved(unresolved), key=unresolved_loc.key, bucket_name=unresolved_loc.bucket,
+                       replace=True)
         return {"answers_uri": str(target), "unresolved_uri": str(unresolved_loc), "pending_uri": str(pending_loc),
                 "counts": {"answers": len(answers), "unresolved": len(unresolved), "pending": len(pending),
                            "jobs": len(descriptions),
                            "human_labeled": human_labeled, "failed_objects": failed},
                 "jobs": jobs}
 
-    def _worker_answers(self, s3: S3Hook, d: dict, input_text: str | None, workers: int) -> dict | None:
+    def _items(self, s3: S3Hook, uri: str) -> dict[str, dict]:
+        text = self._read(s3, uri)
+        if text is None:
+            raise AirflowFailException(f"the turn's review items {uri} are missing; clear the review task: it writes "
+                                       "them (and reuses its labeling jobs)")
+        try:
+            return review.read_items(text, uri)
+        except ValueError as err:
+            raise AirflowFailException(str(err)) from err
+
+    def _worker_answers(self, s3: S3Hook, d: dict, workers: int) -> dict | None:
         """source-ref -> each worker's answer, for built-in box jobs answered by several workers."""
         kind = gt.KIND_OF_ATTRIBUTE.get(d["LabelAttributeName"])
         base = (d.get("OutputConfig") or {}).get("S3OutputPath")
-        if workers <= 1 or kind not in (gt.ADJUST_BOXES, gt.LABEL_BOXES) or not input_text or not base:
+        if workers <= 1 or kind not in (gt.ADJUST_BOXES, gt.LABEL_BOXES) or not base:
+            return None
+        # Worker responses are numbered by the input manifest's line: read it for that order only.
+        manifest_uri = (((d.get("InputConfig") or {}).get("DataSource") or {}).get("S3DataSource") or {}).get(
+            "ManifestS3Uri")
+        input_text = self._read(s3, manifest_uri)
+        if not input_text:
             return None
         prefix = parse_s3_uri(gtw.response_prefix(base, d["LabelingJobName"]), "S3OutputPath")
         keys = s3.list_keys(bucket_name=prefix.bucket, prefix=prefix.key) or []

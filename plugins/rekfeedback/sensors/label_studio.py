@@ -16,6 +16,7 @@ from rekfeedback.core import answers as answerlib
 from rekfeedback.core import consensus as consensuslib
 from rekfeedback.core import review_round
 from rekfeedback.core import label_studio as lsfmt
+from rekfeedback.core import review as reviewlib
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.label_studio import TRANSIENT, LabelStudioHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
@@ -41,8 +42,10 @@ class LabelStudioReviewSensor(BaseSensorOperator):
         with (as for the amazon provider's operators).
     Label Studio is the service waited on (`ls_hook`, the connection `label_studio_conn_id`); S3 only
     stores the result (`s3_hook`), so this is a plain sensor with both hooks, not an AWS sensor.
-    Returns `{"answers_uri", "counts": {"answers", "unresolved", "pending", "tasks", "annotations"}}`
-    (also "answered" and "unanswered", the older names of the first two).
+    Each exported task is joined to its review item (`review/items.jsonl`, the operator's `items_uri`).
+    Images nobody annotated yet are listed in `*.unresolved.jsonl` beside `answers_uri`, as the Ground
+    Truth sensor lists its own. Returns `{"answers_uri", "unresolved_uri", "pending_uri", "counts":
+    {"answers", "unresolved", "pending", "tasks", "annotations"}}` (the first three as Ground Truth's).
     """
 
     template_fields = aws_template_fields("review", "project_id", "answers_uri", "min_annotated_share", "deadline",
@@ -78,6 +81,10 @@ class LabelStudioReviewSensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     # --- inputs -------------------------------------------------------------------------------
+
+    def _items_uri(self, answers_uri: str) -> str:
+        review = self.review if isinstance(self.review, dict) else {}
+        return review.get("items_uri") or reviewlib.items_uri_beside(answers_uri)
 
     def _target(self) -> tuple[int | None, str]:
         review = self.review or {}
@@ -131,7 +138,7 @@ class LabelStudioReviewSensor(BaseSensorOperator):
         self._persist_links(context, project_id, answers_uri)
         if project_id is None:
             self.log.info("no Label Studio project this turn (nothing sent to humans); writing an empty answers file")
-            return self._write(answers_uri, [], [], tasks=0, annotations=0)
+            return self._write(answers_uri, [], [], tasks=0, annotations=0)  # nothing to join: no items read
         if not self.deferrable:
             return super().execute(context)
         self._deadline_iso()  # a bad deadline fails here, not in the triggerer
@@ -170,9 +177,15 @@ class LabelStudioReviewSensor(BaseSensorOperator):
     # --- collecting ---------------------------------------------------------------------------
 
     def _collect(self, project_id: int, answers_uri: str) -> dict:
+        items_uri = self._items_uri(answers_uri)
+        text = S3Artifacts(self.s3_hook).read_text(parse_s3_uri(items_uri, "items_uri"), missing_ok=True)
+        if text is None:
+            raise AirflowException(f"the turn's review items {items_uri} are missing; clear the review task: it "
+                                   "writes them (and reuses its project)")
         project = self.ls_hook.get_project(project_id)
         tasks = self.ls_hook.export_tasks(project_id)
-        answers, unanswered = lsfmt.normalized_answers(tasks, source=project["title"], iou_threshold=self.iou_threshold,
+        answers, unanswered = lsfmt.normalized_answers(tasks, reviewlib.read_items(text, items_uri),
+                                                       source=project["title"], iou_threshold=self.iou_threshold,
                                                        agreement_threshold=float(self.agreement_threshold))
         if unanswered:
             self.log.warning("%d images have no answer yet and are left for a later turn, e.g. %s",
@@ -185,12 +198,16 @@ class LabelStudioReviewSensor(BaseSensorOperator):
         uri = parse_s3_uri(answers_uri, "answers_uri")
         pending_uri = consensuslib.pending_uri(answers_uri)
         held = parse_s3_uri(pending_uri, "answers_uri")
+        unresolved_uri = answerlib.unresolved_uri(answers_uri)
         answers, pending = consensuslib.split(review_round.mark_reviewed(answers) if self.reviewed else answers)
         # Same annotations -> same bytes (sorted lines and keys); replace=True: a retry rewrites, never appends.
         S3Artifacts(self.s3_hook).write_text(uri, answerlib.dumps_jsonl(answers))
         S3Artifacts(self.s3_hook).write_text(held, answerlib.dumps_jsonl(pending))
-        # "answers" and "unresolved" as the Ground Truth sensor counts them; the older names stay.
-        counts = {"answers": len(answers), "unresolved": len(unanswered), "answered": len(answers),
-                  "unanswered": len(unanswered), "pending": len(pending), "tasks": tasks, "annotations": annotations}
+        S3Artifacts(self.s3_hook).write_text(parse_s3_uri(unresolved_uri), answerlib.dumps_unresolved(
+            {"source-ref": ref, "reason": "no annotation yet (left for a later turn)"} for ref in unanswered))
+        # The keys the Ground Truth sensor uses for the same things, then Label Studio's own.
+        counts = {"answers": len(answers), "unresolved": len(unanswered), "pending": len(pending), "tasks": tasks,
+                  "annotations": annotations}
         self.log.info("wrote %d normalized answers to %s (%s)", len(answers), answers_uri, counts)
-        return {"answers_uri": answers_uri, "pending_uri": pending_uri, "counts": counts}
+        return {"answers_uri": answers_uri, "unresolved_uri": unresolved_uri, "pending_uri": pending_uri,
+                "counts": counts}
