@@ -5,6 +5,10 @@ it), 70% image-level lines with 1-2 labels and 30% box lines with 1-3 boxes, all
 100,000 answers are half re-answers of existing images and half new images, human and auto-accepted
 mixed, 10% of them repeated (as a retried sensor produces), in random order.
 
+The previous merge's record (``core.merge_record``: digest and counts) lies beside the previous
+manifest, as the merge operator leaves it, so the merge carries the previous lines forward
+unvalidated, as it does every turn after the first.
+
 Each merge runs in a child process that reads and writes local files (the operator downloads the
 previous manifest to a temporary file and uploads the result), so its peak RSS is the merge's own.
 
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 
 BASE_LINES = 1_000_000
 BASE_ANSWERS = 100_000
@@ -34,7 +39,7 @@ def _ref(i: int) -> str:
     return f"s3://{BUCKET}/images/img-{i:08d}.jpg"
 
 
-def _previous_line(rng: random.Random, i: int) -> str:
+def _previous_line(rng: random.Random, i: int) -> tuple[str, set[str]]:
     from rekfeedback.core.manifest import Detection, ImageEntry, ImageLabel, Provenance, build_line
 
     prov = Provenance(human=rng.random() < 0.8, job_name=f"rekfeedback-turn-{i % 17}",
@@ -46,7 +51,8 @@ def _previous_line(rng: random.Random, i: int) -> str:
         boxes = [{"label": rng.choice(LABELS), "left": rng.randint(0, 300), "top": rng.randint(0, 200),
                   "width": rng.randint(20, 300), "height": rng.randint(20, 250)} for _ in range(rng.randint(1, 3))]
         entry.detection = Detection(tuple(boxes), prov)
-    return build_line(entry)
+    boxes = entry.detection.boxes if entry.detection else ()
+    return build_line(entry), {label.name for label in entry.labels} | {box["label"] for box in boxes}
 
 
 def _answer(rng: random.Random, i: int, n: int) -> str:
@@ -73,9 +79,18 @@ def generate(directory: str, scale: int) -> tuple[str, str, int]:
     rng = random.Random(scale)
     lines, answers = BASE_LINES * scale, BASE_ANSWERS * scale
     previous = os.path.join(directory, f"previous-{scale}x.manifest")
+    from rekfeedback.core import merge_record
+
+    digest, label_images = merge_record.Digest(), Counter()
     with open(previous, "w", encoding="utf-8") as out:
         # Even indices are in the manifest; odd ones are new images. Indices sort as strings too.
-        out.writelines(_previous_line(rng, 2 * i) + "\n" for i in range(lines))
+        for i in range(lines):
+            line, labels = _previous_line(rng, 2 * i)
+            out.write(line + "\n")
+            digest.add(line + "\n")
+            label_images.update(labels)
+    with open(merge_record.record_key(previous), "w", encoding="utf-8") as out:
+        json.dump(merge_record.build(digest.hexdigest(), lines, BUCKET, label_images, 0), out)
     picks = [2 * rng.randrange(lines) if k % 2 == 0 else 2 * rng.randrange(lines) + 1 for k in range(answers)]
     rows = [_answer(rng, i, n) for n, i in enumerate(picks)]
     rows += rng.sample(rows, answers // 10)
@@ -87,6 +102,7 @@ def generate(directory: str, scale: int) -> tuple[str, str, int]:
 
 
 def child(previous: str, answers: str, output_dir: str) -> None:
+    from rekfeedback.core import merge_record
     from rekfeedback.core.merge import merge_manifest
 
     # Machine speed right now (other load slows everything): one json.loads of a typical line.
@@ -103,11 +119,13 @@ def child(previous: str, answers: str, output_dir: str) -> None:
         summary = merge_manifest(
             answers=[(answers, answer_lines)],
             previous=lambda: open(previous, encoding="utf-8"),
+            previous_record=json.load(open(merge_record.record_key(previous), encoding="utf-8")),
             write_manifest=manifest.write,
             write_reject=rejects.write,
         )
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    assert summary["previous"]["carried_forward"], "the bench's record does not match its manifest"
     print(json.dumps({"elapsed": elapsed, "cpu": cpu, "json_loads_us": json_us, "peak_rss_mb": peak_kb / 1024, "manifest_lines": summary["manifest_lines"],
                       "rejects": summary["rejects"], "applied": summary["answers"]["applied"]}))
 

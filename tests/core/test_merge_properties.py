@@ -59,7 +59,9 @@ def expected_winners(answers: list[str]) -> dict:
     best = {}
     for text in answers:
         a = json.loads(text)
-        rank = (a["human"], a["answered_at"], a["answer_id"], text)
+        # Ties break on the answer's sorted compact JSON (core.ranking), not on how the line was written.
+        rank = (a["human"], a["answered_at"], a["answer_id"], json.dumps(a, sort_keys=True, separators=(",", ":"),
+                                                                          ensure_ascii=False))
         if a["source-ref"] not in best or rank > best[a["source-ref"]][0]:
             best[a["source-ref"]] = (rank, a)
     return {ref: a for ref, (_, a) in best.items()}

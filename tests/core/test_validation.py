@@ -6,8 +6,6 @@ import copy
 import json
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from rekfeedback.core import validation as v
 from rekfeedback.core.manifest import Detection, ImageEntry, ImageLabel, Provenance, build_line
@@ -96,7 +94,6 @@ def test_each_documented_invalid_line_is_rejected_with_its_name(name, record, co
     check = v.validate_line(line)
     assert not check.ok, name
     assert code in codes(check), (name, check.issues)
-    assert v.fast_check(line) is None
 
 
 def test_images_in_another_bucket_are_rejected():
@@ -104,17 +101,14 @@ def test_images_in_another_bucket_are_rejected():
     assert v.validate_line(line, expected_bucket="bkt").ok
     check = v.validate_line(line, expected_bucket="other-bucket")
     assert codes(check) == {v.ERROR_IMAGES_IN_MULTIPLE_S3_BUCKETS}
-    assert v.fast_check(line, "other-bucket") is None
 
 
 def test_warnings_keep_the_line():
     empty_boxes = mutate(good_box_record(), lambda r: (r[BB].update({"annotations": []}), r[BBM].update({"objects": []})))
     check = v.validate_line(json.dumps(empty_boxes))
     assert check.ok and codes(check) == {v.WARNING_NO_ATTRIBUTE_ANNOTATIONS}
-    assert v.fast_check(json.dumps(empty_boxes, separators=(",", ":"))) == set()
     check = v.validate_line(json.dumps({"source-ref": "s3://bkt/a.jpg"}))
     assert check.ok and codes(check) == {v.WARNING_UNANNOTATED_RECORD}
-    assert v.fast_check('{"source-ref":"s3://bkt/a.jpg"}') == set()
 
 
 def test_valid_lines_pass_and_report_their_labels():
@@ -122,28 +116,4 @@ def test_valid_lines_pass_and_report_their_labels():
         line = json.dumps(record, separators=(",", ":"))
         check = v.validate_line(line)
         assert check.ok and check.issues == [] and check.labels == labels
-        assert v.fast_check(line) == labels
 
-
-# The fast path must never accept what the full validator refuses, and must agree on the labels.
-names = st.text(alphabet=st.characters(codec="utf-8", exclude_characters='"\\'), min_size=1, max_size=12)
-box = st.fixed_dictionaries({"label": st.sampled_from(["a", "b", "source-ref", "x-metadata"]),
-                             "left": st.integers(-5, 700), "top": st.integers(-5, 500),
-                             "width": st.integers(0, 700), "height": st.integers(0, 500)})
-
-
-@settings(max_examples=150, deadline=None)
-@given(labels=st.lists(names, max_size=4), boxes=st.lists(box, max_size=4), width=st.integers(10, 5000),
-       height=st.integers(10, 5000), conf=st.floats(0, 1), date=st.sampled_from(["2026-01-01T00:00:00.000000", ""]),
-       cut=st.integers(0, 400), junk=st.sampled_from(["", "}", ",", "\\", '"', "\n", "x"]))
-def test_fast_path_agrees_with_the_full_validator(labels, boxes, width, height, conf, date, cut, junk):
-    prov = Provenance(True, "job", date, conf)
-    entry = ImageEntry("s3://bkt/i/x.jpg", width=width, height=height,
-                       labels=[ImageLabel(n, prov) for n in set(labels)],
-                       detection=Detection(tuple(boxes), prov) if boxes else None)
-    line = build_line(entry)
-    for candidate in (line, line[:cut] + junk + line[cut:]):
-        fast = v.fast_check(candidate, "bkt")
-        if fast is not None:
-            full = v.validate_line(candidate, "bkt")
-            assert full.ok and full.labels == fast, (candidate, full.issues)

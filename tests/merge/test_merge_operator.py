@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -97,6 +98,20 @@ def test_merge_writes_manifest_rejects_summary_and_the_cumulative_copy(emulator,
     retry = merge_op(turn2, answers_uris=gt2, cumulative_manifest_uri=cumulative).execute(ctx("manual__2"))
     assert read_text(s3, retry["manifest_uri"]) == first_bytes == read_text(s3, cumulative)
     assert retry == second  # same answers over the same lines: the same summary, too
+
+    # The first merge validated the seed manifest (no record of ours beside it); the next ones trust the
+    # record the previous merge left beside the cumulative manifest, which is byte for byte what it wrote.
+    assert result["previous"]["carried_forward"] is False and second["previous"]["carried_forward"] is True
+    record = json.loads(read_text(s3, cumulative + ".merge.json"))
+    assert record == retry["record"] == json.loads(read_text(s3, retry["manifest_uri"] + ".merge.json"))
+    assert record["sha256"] == hashlib.sha256(read_text(s3, cumulative).encode("utf-8")).hexdigest()
+    # Edited by hand (the first image twice): the digest differs, so every line is validated again.
+    kept = read_text(s3, cumulative).splitlines(keepends=True)
+    put_text(s3, cumulative, kept[0] + "".join(kept))
+    third = merge_op(f"{base}/run-3/", answers_uris=gt2, cumulative_manifest_uri=cumulative).execute(ctx("manual__3"))
+    assert third["previous"]["carried_forward"] is False
+    assert third["rejects_by_code"] == {"TERMINAL_DUPLICATE_SOURCE_REF": 1}
+    assert third["manifest_lines"] == second["manifest_lines"] and read_text(s3, cumulative) == first_bytes
 
 
 def test_too_many_rejects_fail_and_leave_the_cumulative_manifest_alone(emulator, data):

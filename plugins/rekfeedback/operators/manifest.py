@@ -20,6 +20,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 
+from rekfeedback.core import merge_record
 from rekfeedback.core import predictions as preds
 from rekfeedback.core.merge import DEFAULT_MAX_REJECT_RATIO, ImagesBucketChanged, merge_manifest
 from rekfeedback.core.paths import S3Uri, parse_s3_uri
@@ -197,6 +198,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
                     unlabelled=[(uri, _lines(path)) for uri, path in unlabelled_paths],
                     unresolved=[(uri, _lines(path)) for uri, path in unresolved_paths],
                     previous=(lambda: _lines(previous_path)) if previous_path else None,
+                    previous_record=self._read_record(previous_uri) if previous_uri else None,
                     write_manifest=manifest.write,
                     write_reject=rejects.write,
                     images_bucket=self.images_bucket or None,
@@ -223,6 +225,10 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
             if cumulative is not None and cumulative != manifest_uri:
                 # A server-side copy: bytes identical to the turn's manifest, no second upload.
                 self.hook.conn.copy({"Bucket": manifest_uri.bucket, "Key": manifest_uri.key}, cumulative.bucket, cumulative.key)
+            # After the manifest, so that a crash between the two leaves a record that does not match
+            # (the next merge then validates every line rather than trusting them).
+            for uri in {manifest_uri, cumulative} - {None}:
+                self._write_record(uri, summary["record"])
             if self.unusable_images_uri:
                 summary["unusable_images_uri"], summary["unusable_images"] = self._record_unusable(
                     [path for _, path in unlabelled_paths], inputs)
@@ -238,6 +244,19 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         for warning in summary["warnings"]:
             self.log.warning("%s", warning)
         return summary
+
+    def _read_record(self, manifest_uri: str):
+        """The record the merge that wrote this manifest left beside it (None if there is none or it is unreadable)."""
+        text = S3Artifacts(self.hook).read_text(parse_s3_uri(merge_record.record_key(manifest_uri)), missing_ok=True)
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            self.log.warning("The merge record beside %s is not JSON; every previous line is validated", manifest_uri)
+            return None
+
+    def _write_record(self, manifest_uri: S3Uri, record: dict) -> None:
+        S3Artifacts(self.hook).write_text(parse_s3_uri(merge_record.record_key(str(manifest_uri))),
+                                          json.dumps(record, sort_keys=True), "application/json")
 
     def _record_unusable(self, unlabelled_paths: list[str], directory: str) -> tuple[str, int]:
         """Add this turn's unusable images to the loop's list (idempotent: a rerun writes the same bytes)."""
