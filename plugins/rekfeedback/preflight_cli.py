@@ -19,7 +19,6 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from rekfeedback import turn_config
 
@@ -75,43 +74,38 @@ def load_settings(path: Path | None, overrides: list[str]) -> dict[str, Any]:
 
 
 def labelstudio_target(args: argparse.Namespace, conn_id: str):
+    """Where the Label Studio check looks: the flags, else env LABEL_STUDIO_*, else env AIRFLOW_CONN_<conn id>.
+
+    The connection variable is read with Airflow's own parser (JSON or URI form) and the hook's own rules
+    (scheme, port, token kind), so the command checks what the DAG's tasks will use.
+    """
     from rekfeedback.preflight import LabelStudioTarget
 
     url = args.labelstudio_url or os.environ.get("LABEL_STUDIO_URL")
     token = args.labelstudio_token or os.environ.get("LABEL_STUDIO_TOKEN")
     auth = None
-    conn = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if conn and not (url and token):
+    env = f"AIRFLOW_CONN_{conn_id.upper()}"
+    if os.environ.get(env) and not (url and token):
         try:
-            c_url, c_token, auth = _parse_connection(conn)
-        except ValueError as exc:
-            return LabelStudioTarget(conn_id=conn_id, error=f"env AIRFLOW_CONN_{conn_id.upper()} cannot be read: {exc}")
+            c_url, c_token, auth = _connection_parts(os.environ[env], conn_id)
+        except Exception as exc:  # noqa: BLE001 - any unreadable variable becomes one finding
+            return LabelStudioTarget(conn_id=conn_id, error=f"env {env} cannot be read: {exc}")
         url, token = url or c_url, token or c_token
     if not url:
         return LabelStudioTarget(conn_id=conn_id, error="no Label Studio URL: pass --labelstudio-url, set "
-                                                        f"LABEL_STUDIO_URL or AIRFLOW_CONN_{conn_id.upper()}")
+                                                        f"LABEL_STUDIO_URL or {env}")
     return LabelStudioTarget(url=url, token=token, auth=auth, conn_id=conn_id)
 
 
-def _parse_connection(text: str) -> tuple[str | None, str | None, str | None]:
+def _connection_parts(text: str, conn_id: str) -> tuple[str | None, str | None, str | None]:
     """(url, token, auth) of an Airflow connection in JSON or URI form."""
+    from airflow.sdk import Connection
+
+    from rekfeedback.hooks.label_studio_connection import base_url_from
+
     text = text.strip()
-    if text.startswith("{"):
-        data = json.loads(text)
-        extra = data.get("extra") or {}
-        extra = json.loads(extra) if isinstance(extra, str) else extra
-        host = (data.get("host") or "").rstrip("/")
-        if host and "://" not in host:
-            host = f"{extra.get('scheme') or data.get('schema') or 'http'}://{host}"
-        if host and data.get("port") and host.count(":") < 2:
-            host = f"{host}:{data['port']}"
-        return host or None, data.get("password"), extra.get("auth")
-    parts = urlsplit(text)
-    query = parse_qs(parts.query)
-    extra = json.loads(query["__extra__"][0]) if "__extra__" in query else {k: v[0] for k, v in query.items()}
-    scheme = extra.get("scheme") or "http"
-    host = f"{scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "") if parts.hostname else None
-    return host, unquote(parts.password) if parts.password else None, extra.get("auth")
+    conn = Connection.from_json(text, conn_id=conn_id) if text.startswith("{") else Connection.from_uri(text, conn_id)
+    return (base_url_from(conn) if conn.host else None), conn.password or None, (conn.extra_dejson or {}).get("auth")
 
 
 def run(args: argparse.Namespace) -> int:

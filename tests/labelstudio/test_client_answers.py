@@ -178,3 +178,17 @@ def test_trigger_waits_through_busy_answers_and_stops_on_a_lasting_error(server,
     server.script["/api/projects/7/"] = [(400, {"detail": "bad request"})]
     event = first_event(LabelStudioReviewTrigger(project_id=7, label_studio_conn_id=conn_id, poll_interval=0))
     assert event.payload["status"] == "error" and "failed with 400" in event.payload["message"]
+
+
+def test_sensor_waits_on_label_studio_and_writes_with_its_aws_connection():
+    from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+
+    from rekfeedback.sensors.label_studio import LabelStudioReviewSensor
+
+    sensor = LabelStudioReviewSensor(task_id="wait", answers_uri="s3://b/answers.jsonl", label_studio_conn_id="ls_x",
+                                     aws_conn_id="aws_x", region_name="eu-west-1", verify=False)
+    assert not isinstance(sensor, AwsBaseSensor)
+    assert sensor.ls_hook.label_studio_conn_id == "ls_x"
+    assert (sensor.s3_hook.aws_conn_id, sensor.s3_hook.region_name, sensor.s3_hook.verify) == ("aws_x", "eu-west-1",
+                                                                                               False)
+    assert {"aws_conn_id", "region_name", "label_studio_conn_id", "deadline"} <= set(sensor.template_fields)

@@ -68,3 +68,28 @@ def test_console_script(setup, tmp_path):
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert r.returncode == 1, r.stderr
     assert "[lambda] arn:aws:lambda:us-east-1:123456789012:function:gone" in r.stdout
+
+
+def test_labelstudio_connection_variable_is_read_like_the_hook_reads_it(monkeypatch):
+    """JSON and URI forms of AIRFLOW_CONN_<id> give the URL, token and token kind the DAG's hook uses."""
+    from argparse import Namespace
+
+    from rekfeedback.preflight_cli import labelstudio_target
+
+    flags = Namespace(labelstudio_url=None, labelstudio_token=None)
+    for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    forms = {
+        "json": json.dumps({"conn_type": "labelstudio", "host": "ls.example.com", "port": 8443, "password": "tok/1",
+                            "extra": json.dumps({"scheme": "https", "auth": "pat"})}),
+        "uri": "labelstudio://:tok%2F1@ls.example.com:8443/?scheme=https&auth=pat",
+    }
+    for form, value in forms.items():
+        monkeypatch.setenv("AIRFLOW_CONN_LS_CLI", value)
+        target = labelstudio_target(flags, "ls_cli")
+        assert (target.error, target.url, target.token, target.auth) == (None, "https://ls.example.com:8443",
+                                                                          "tok/1", "pat"), form
+        assert target.client().auth.kind == "pat"
+    monkeypatch.setenv("AIRFLOW_CONN_LS_CLI", "{not json")
+    target = labelstudio_target(flags, "ls_cli")
+    assert target.url is None and "AIRFLOW_CONN_LS_CLI cannot be read" in target.error
