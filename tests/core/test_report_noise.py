@@ -34,6 +34,6 @@ def test_the_report_section_lists_every_reason_escaped():
     html = render_report({"run": "r", "label_noise": {"rows": rows, "total": 1, "reviewed": 1, "held_out": 0,
                                                       "flags_uri": "s3://b/checked/flags.jsonl"}})
     assert "Which answers were doubted?" in html and "s3://b/&lt;x&gt;.jpg" in html and "<x>" not in html
-    assert "&#x27;dog&#x27; at 97% removed; 3 workers, agreement 33% &lt; 60%" in html
+    assert "&#39;dog&#39; at 97% removed; 3 workers, agreement 33% &lt; 60%" in html
     assert "data:image/jpeg;base64," in html
     assert "Which answers were doubted?" not in render_report({"run": "r"})

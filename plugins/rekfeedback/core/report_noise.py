@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-from html import escape
 from typing import Iterable
 
 MAX_LISTED = 60  # the report lists at most this many; flags.jsonl has them all
@@ -47,22 +46,3 @@ def noise_rows(flags: list[dict], thumbnails: dict[str, str | None]) -> list[dic
                      "codes": [r["code"] for r in f.get("reasons") or []],
                      "thumbnail": thumbnails.get(f["source-ref"])})
     return rows
-
-
-def noise_table(section: dict) -> str:
-    """HTML of the section: every value escaped."""
-    rows = section.get("rows") or []
-    if not rows:
-        return "<p>No answer was doubted this turn.</p>"
-    head = (f"<p>{int(section.get('total') or len(rows))} answers doubted "
-            f"({int(section.get('reviewed') or 0)} sent to the review round, {int(section.get('held_out') or 0)} "
-            f"held out of training); all are in <code>{escape(str(section.get('flags_uri') or 'flags.jsonl'))}</code>.</p>")
-    body = []
-    for r in rows:
-        img = (f'<img src="{escape(r["thumbnail"])}" alt="{escape(r["source-ref"])}" width="{THUMB_PX}">'
-               if r.get("thumbnail") else "")
-        body.append(f"<tr><td>{img}</td><td><code>{escape(r['source-ref'])}</code></td>"
-                    f"<td>{escape(', '.join(r['labels']) or '(none)')}</td><td>{escape(r['action'])}</td>"
-                    f"<td>{escape('; '.join(r['reasons']))}</td></tr>")
-    return (head + "<table><thead><tr><th></th><th>image</th><th>answer</th><th>what happens</th><th>why</th></tr>"
-            "</thead><tbody>" + "".join(body) + "</tbody></table>")
