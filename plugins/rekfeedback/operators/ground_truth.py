@@ -8,19 +8,15 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk.exceptions import AirflowFailException
 
-from rekfeedback.core import answers as ans
 from rekfeedback.core import ground_truth as gt
 from rekfeedback.core import ground_truth_jobs as gtjobs
-from rekfeedback.core import review
-from rekfeedback.core.predictions import read_prediction_lines
-from rekfeedback.core.paths import S3Uri, parse_s3_uri
+from rekfeedback.core.paths import S3Uri
 from rekfeedback.hooks.ground_truth import GroundTruthHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.ground_truth import LabelingJobLink, LabelingJobOutputLink
+from rekfeedback.operators.review import REVIEW_TEMPLATE_FIELDS, ReviewOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -29,7 +25,7 @@ BACKEND = "ground-truth"
 MAX_JOB_ATTEMPTS = 5  # redos of a failed job by clearing the review task
 
 
-class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
+class GroundTruthVerificationOperator(ReviewOperator[GroundTruthHook]):
     """Create the Ground Truth labeling jobs that let humans check a turn's predictions.
 
     Reads the predictions (docs/data-formats.md), routes every image (humans, audit, auto-accept,
@@ -52,27 +48,19 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
     "auto_accepted_uri", "unlabelled_uri", "counts": {"human", "audit", "auto_accept", "to_label",
     "unlabelled"}, "counts_by_kind": {kind: images}}`.
 
-    :param predictions_uris: S3 URIs of prediction files, or one S3 prefix holding them (`*.jsonl`,
-        checkpoints excluded).
-    :param output_prefix: the turn prefix (`s3://bucket/prefix/<dag_id>/<run-key>`).
+    The review inputs (predictions_uris, output_prefix, labels, kind, label_unpredicted, routing,
+    workers_per_object, round_name) are `ReviewOperator`'s.
+
     :param workteam_arn: the private (or vendor/public) workteam.
     :param role_arn: Ground Truth execution role (infra output `GroundTruthRoleArn`).
     :param pre_annotation_lambda_arn: infra output `PreAnnotationLambdaArn` (image-level verification).
     :param annotation_consolidation_lambda_arn: infra output `AnnotationConsolidationLambdaArn`.
-    :param labels: the label set workers may add from; default: the labels the model predicted.
-    :param kind: `classification`, `boxes` or None to detect from the predictions.
     :param batch_size: images per verification task (1 for one image per task).
     :param box_task: `adjustment` (pre-filled boxes to fix) or `verification` (correct / incorrect).
     :param max_box_labels: labels per bounding-box job (the label-category file limit, 10).
-    :param label_unpredicted: send images with no prediction to a labelling task.
-    :param auto_accept_threshold: confidence (0..100) above which predictions skip humans; None = off.
-    :param audit_rate: share (0..1) of auto-acceptable images still sent to humans.
-    :param routing_seed: seed of the deterministic audit sampling.
     :param task_title, task_description, task_keywords: what workers see in their task list.
     :param task_time_limit_seconds: time a worker has for one task (30..28800).
     :param task_availability_lifetime_seconds: time a task waits for a worker.
-    :param workers_per_object: workers per task (1..9); several are consolidated by `core.consensus`.
-    :param round_name: a second round of the same turn (e.g. `review`): its jobs' names carry it.
     :param max_concurrent_tasks: tasks in flight (1..5000).
     :param kms_key_id: KMS key for the output.
     :param tags: extra tags for the jobs.
@@ -80,13 +68,10 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
     """
 
     aws_hook_class = GroundTruthHook
-    template_fields: Sequence[str] = aws_template_fields(
-        "predictions_uris", "output_prefix", "workteam_arn", "role_arn", "pre_annotation_lambda_arn",
-        "annotation_consolidation_lambda_arn", "labels", "task_title", "task_description", "kms_key_id", "tags",
-        "kind", "batch_size", "box_task", "max_box_labels", "label_unpredicted", "auto_accept_threshold",
-        "audit_rate", "routing_seed", "task_time_limit_seconds", "task_availability_lifetime_seconds",
-        "workers_per_object", "max_concurrent_tasks",
-    )
+    template_fields: Sequence[str] = (*REVIEW_TEMPLATE_FIELDS, "workteam_arn", "role_arn", "pre_annotation_lambda_arn",
+        "annotation_consolidation_lambda_arn", "task_title", "task_description", "kms_key_id", "tags",
+        "batch_size", "box_task", "max_box_labels", "task_time_limit_seconds",
+        "task_availability_lifetime_seconds", "max_concurrent_tasks")
     template_fields_renderers = {"tags": "json", "labels": "json"}
     operator_extra_links = (LabelingJobLink(), LabelingJobOutputLink())
     ui_color = "#e8d5f5"
@@ -94,28 +79,18 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
     def __init__(
         self,
         *,
-        predictions_uris: str | list[str],
-        output_prefix: str,
         workteam_arn: str,
         role_arn: str,
         pre_annotation_lambda_arn: str | None = None,
         annotation_consolidation_lambda_arn: str | None = None,
-        labels: list[str] | None = None,
-        kind: str | None = None,
         batch_size: int = 5,
         box_task: str = "adjustment",
         max_box_labels: int = gt.MAX_BOX_LABELS,
-        label_unpredicted: bool = False,
-        auto_accept_threshold: float | None = None,
-        audit_rate: float = 0.0,
-        routing_seed: int = 0,
         task_title: str = "Check the labels a model gave these images",
         task_description: str = "Confirm or reject each label the model proposed, and add any that are missing.",
         task_keywords: list[str] | None = None,
         task_time_limit_seconds: int = 600,
         task_availability_lifetime_seconds: int = 864000,
-        workers_per_object: int = 1,
-        round_name: str | None = None,
         max_concurrent_tasks: int | None = None,
         kms_key_id: str | None = None,
         tags: dict[str, str] | None = None,
@@ -123,28 +98,18 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.predictions_uris = predictions_uris
-        self.output_prefix = output_prefix
         self.workteam_arn = workteam_arn
         self.role_arn = role_arn
         self.pre_annotation_lambda_arn = pre_annotation_lambda_arn
         self.annotation_consolidation_lambda_arn = annotation_consolidation_lambda_arn
-        self.labels = labels
-        self.kind = kind
         self.batch_size = batch_size
         self.box_task = box_task
         self.max_box_labels = max_box_labels
-        self.label_unpredicted = label_unpredicted
-        self.auto_accept_threshold = auto_accept_threshold
-        self.audit_rate = audit_rate
-        self.routing_seed = routing_seed
         self.task_title = task_title
         self.task_description = task_description
         self.task_keywords = task_keywords
         self.task_time_limit_seconds = task_time_limit_seconds
         self.task_availability_lifetime_seconds = task_availability_lifetime_seconds
-        self.workers_per_object = workers_per_object
-        self.round_name = round_name
         self.max_concurrent_tasks = max_concurrent_tasks
         self.kms_key_id = kms_key_id
         self.tags = tags
@@ -159,45 +124,14 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
             "task_availability_lifetime_seconds", "workers_per_object", "max_concurrent_tasks", "kms_key_id", "tags",
             "batch_size", "box_task", "max_box_labels", "kind", "label_unpredicted", "content_classifiers")}
 
-    def _validate(self) -> tuple[S3Uri, list[S3Uri] | S3Uri, review.RoutingPolicy]:
+    def _validate(self):
         """Every parameter, before anything is read, written or created (bad input is not retried)."""
+        inputs = self.review_inputs()
         try:
             gtjobs.validate_parameters(self._params())
-            turn = parse_s3_uri(self.output_prefix, "output_prefix")
-            if not turn.key:
-                raise ValueError(f"output_prefix must include a key prefix (the turn prefix), got {self.output_prefix!r}")
-            if isinstance(self.predictions_uris, str):
-                sources = parse_s3_uri(self.predictions_uris, "predictions_uris")
-            elif isinstance(self.predictions_uris, (list, tuple)):
-                sources = [parse_s3_uri(u, f"predictions_uris[{i}]") for i, u in enumerate(self.predictions_uris)]
-            else:
-                raise ValueError(f"predictions_uris must be a list of S3 URIs or one S3 prefix, got {self.predictions_uris!r}")
-            policy = review.RoutingPolicy(self.auto_accept_threshold, self.audit_rate, self.routing_seed,
-                                          self.label_unpredicted)
         except ValueError as err:
             raise AirflowFailException(f"{self.task_id}: {err}") from err
-        return turn, sources, policy
-
-    def _s3(self) -> S3Hook:
-        return S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
-                      config=self.botocore_config)
-
-    def _prediction_keys(self, s3: S3Hook, sources) -> list[S3Uri]:
-        if isinstance(sources, list):
-            return sources
-        return S3Artifacts(s3).jsonl_files(sources)
-
-    def _read_predictions(self, s3: S3Hook, uris: list[S3Uri]) -> list[dict]:
-        lines = []
-        for uri in uris:
-            if not s3.check_for_key(uri.key, uri.bucket):
-                raise AirflowFailException(f"predictions file {uri} does not exist; check predictions_uris")
-            text = s3.read_key(uri.key, uri.bucket)
-            try:
-                lines.extend(read_prediction_lines(text, str(uri)))
-            except ValueError as err:
-                raise AirflowFailException(str(err)) from err
-        return lines
+        return inputs
 
     @staticmethod
     def _put(s3: S3Hook, uri: S3Uri, text: str) -> None:
@@ -275,21 +209,11 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
 
     def execute(self, context: Context) -> dict:
         turn, sources, policy = self._validate()
-        s3 = self._s3()
+        s3 = self.s3_hook()
         base = turn.join("review", "ground-truth")
-        result = {
-            "backend": BACKEND,
-            "jobs": [],
-            "answers_uri": str(turn.join("answers", f"{BACKEND}.jsonl")),
-            "items_uri": str(turn.join(*review.ITEMS_FILE)),
-            "auto_accepted_uri": str(turn.join("review", "auto-accepted.jsonl")),
-            "unlabelled_uri": str(turn.join("review", "unlabelled.jsonl")),
-        }
-        lines = self._read_predictions(s3, self._prediction_keys(s3, sources))
-        review_set = review.build_review_set(lines, policy, self.kind)
-        if review_set.duplicates:
-            self.log.warning("%d prediction lines repeat an image already seen; the first line of each is used",
-                             review_set.duplicates)
+        result = {"backend": BACKEND, "jobs": [], "answers_uri": str(turn.join("answers", f"{BACKEND}.jsonl")),
+                  **{k: str(v) for k, v in self.routed_uris(turn).items()}}
+        review_set = self.review_set(s3, sources, policy)
         try:
             plans, leftovers = gtjobs.plan_jobs(review_set, labels=self.labels, batch_size=self.batch_size,
                                             box_task=self.box_task, max_box_labels=self.max_box_labels)
@@ -301,12 +225,11 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
         except ValueError as err:
             raise AirflowFailException(f"{self.task_id}: {err}") from err
 
-        # Every item once, before any job exists: the sensor joins the jobs' answers to it.
-        self._put(s3, parse_s3_uri(result["items_uri"]), review.dumps_items(review_set.items))
         # Items no job can take are listed, never dropped: they join the unlabelled list.
         leftover_refs = {i["source-ref"]: i for i in leftovers}
-        auto = review.auto_accepted_answers(review_set, context.get("logical_date") or context["dag_run"].run_after)
         unlabelled = review_set.by_route("unlabelled") + list(leftover_refs.values())
+        # Every item once, before any job exists: the sensor joins the jobs' answers to it.
+        self.write_routed(s3, turn, review_set, context, unlabelled)
 
         # A second round of the turn names its jobs after it: deterministic, never the first round's names.
         dag_run_id = context["run_id"] + (f"~{self.round_name}" if self.round_name else "")
@@ -336,9 +259,6 @@ class GroundTruthVerificationOperator(AwsBaseOperator[GroundTruthHook]):
                 "output_uri": str(output.join(name, "manifests", "output", "output.manifest")),
             })
 
-        self._put(s3, parse_s3_uri(result["auto_accepted_uri"]), ans.dumps_jsonl(auto))
-        self._put(s3, parse_s3_uri(result["unlabelled_uri"]),
-                  review.dumps_unlabelled(unlabelled))
 
         counts = review_set.counts()
         counts["unlabelled"] += len(leftovers)
