@@ -151,6 +151,11 @@ class RekognitionCustomLabelsHook(AwsBaseHook):
         """DeleteProjectVersion; the service refuses a running or training version (ResourceInUseException)."""
         return self.conn.delete_project_version(ProjectVersionArn=project_version_arn)["Status"]
 
+    def detect_custom_labels(self, project_version_arn: str, bucket: str, key: str, **options) -> dict:
+        """DetectCustomLabels on one S3 image (`options`: MinConfidence, MaxResults)."""
+        return self.conn.detect_custom_labels(ProjectVersionArn=project_version_arn,
+                                              Image={"S3Object": {"Bucket": bucket, "Name": key}}, **options)
+
     @staticmethod
     def testing_manifests(description: dict) -> list[dict]:
         """S3 objects ({"Bucket", "Name"}) of the TEST images a trained version was evaluated on."""

@@ -16,17 +16,15 @@ from botocore.exceptions import ClientError
 from rekfeedback.core import paid
 from rekfeedback.core import templated
 from rekfeedback.core import predictions as preds
-from rekfeedback.core import signals as sig
-from rekfeedback.core.imagesize import probe_image
 from rekfeedback.core.inference_engine import ImageTask, InferenceAborted, InferenceEngine, TooManyFailures
-from rekfeedback.core.paths import MISSING_CODES, S3Uri, parse_s3_uri, shard_part_name
-from rekfeedback.core.shard_rates import ShardRates, memory_key, memory_record, remembered_rate, start_limiter
+from rekfeedback.core.paths import S3Uri, parse_s3_uri, shard_part_name
 from rekfeedback.core.throughput import classify_code
 from rekfeedback.hooks.loop_store import LoopStore
 from rekfeedback.hooks.s3_range import S3RangeReader  # noqa: F401 (public here)
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
 from rekfeedback.links.s3 import S3OutputLink
+from rekfeedback.operators.inference_shard import ShardCalls, remember_rate, shard_limiter
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -147,12 +145,11 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         return Config(**base).merge(mine) if isinstance(base, dict) else mine
 
     @cached_property
-    def detect_client(self):
+    def detect_hook(self) -> RekognitionCustomLabelsHook:
         # No botocore retries: throttling must reach the adaptive limiter, and each retry is counted.
-        hook = RekognitionCustomLabelsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+        return RekognitionCustomLabelsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
                                            verify=self.verify, config=self._config({"total_max_attempts": 1,
                                                                                     "mode": "standard"}))
-        return hook.conn
 
     @cached_property
     def s3(self):
@@ -189,16 +186,10 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
 
     # --- S3 -----------------------------------------------------------------------------------
     def _read_text(self, uri: S3Uri) -> str | None:
-        try:
-            return self.s3.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read().decode("utf-8")
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in MISSING_CODES:
-                return None
-            raise
+        return LoopStore(self.s3).read_text(uri)
 
     def _put_lines(self, uri: S3Uri, lines: list[dict]) -> None:
-        self.s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=preds.dumps_jsonl(lines).encode("utf-8"),
-                           ContentType="application/x-ndjson")
+        LoopStore(self.s3).put_text(uri, preds.dumps_jsonl(lines), "application/x-ndjson")
 
     def _list_images(self) -> tuple[list[ImageTask], dict[str, str | None]]:
         if bool(self.input_prefix) == bool(self.input_manifest):
@@ -248,53 +239,6 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         unusable = {line["source-ref"] for line in plan.unusable}
         return [t for t in todo if t.source_ref not in unusable], plan.reuse, len(unusable), own
 
-    def _limiter(self, turn: S3Uri, shard_index: int, shard_count: int):
-        """The shard's limiter, started at its share of a remembered rate, and its link to the other shards."""
-        store = LoopStore(self.s3)
-        rates = memory = remembered = None
-        if self.share_model:
-            hint = turn.join("inference", "rate-hint.json")
-            rates = ShardRates(shard=shard_index, shard_count=shard_count, read=lambda: store.read_text(hint),
-                               write=lambda text: store.put_text(hint, text), log=self.log)
-        if self.throughput_memory_uri not in (None, "", "None"):
-            prefix = parse_s3_uri(self.throughput_memory_uri, "throughput_memory_uri")
-            try:
-                desc = self.hook.describe_project_version(self.project_version_arn)
-                memory = prefix.join(memory_key(self.project_version_arn, desc.get("MinInferenceUnits"),
-                                                desc.get("MaxInferenceUnits")))
-                remembered = remembered_rate(store.read_text(memory))
-            except (ClientError, AirflowException) as exc:  # a faster start is not worth failing the task
-                self.log.warning("No remembered rate for this model (%s); probing up from %s calls/s",
-                                 exc, self.initial_rate)
-        limiter, why = start_limiter(rates, remembered, shard_count, initial_rate=float(self.initial_rate),
-                                     max_rate=float(self.max_rate or 10_000.0),
-                                     max_concurrency=int(self.max_concurrency))
-        self.log.info("Starting at %.1f calls/s (%s)", limiter.rate, why)
-        return limiter, rates, memory
-
-    def _remember(self, memory: S3Uri | None, model_limit: float | None) -> None:
-        # None when the shards never found the model's limit together (e.g. too few images): keep the old one.
-        if memory is None or not model_limit:
-            return
-        try:
-            LoopStore(self.s3).put_text(memory, memory_record(model_limit, model=self.project_version_arn,
-                                                              turn=self.output_prefix))
-        except ClientError as exc:
-            self.log.warning("Could not remember the rate in %s (%s); the next turn probes from low", memory, exc)
-            return
-        self.log.info("Remembered %.1f calls/s for this model and inference units in %s", model_limit, memory)
-
-    def _descriptor(self, ref: S3Uri) -> dict:
-        """The image's diversity descriptor and the bytes read for it; a picture Pillow cannot read has none."""
-        try:
-            data = self.s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()
-        except ClientError as exc:
-            return {"descriptor": None, "descriptor_bytes": 0, "descriptor_error": str(exc)[:200]}
-        try:
-            return {"descriptor": sig.image_descriptor(data), "descriptor_bytes": len(data)}
-        except Exception as exc:  # noqa: BLE001 - the prediction is paid for: keep it without a descriptor
-            return {"descriptor": None, "descriptor_bytes": len(data), "descriptor_error": str(exc)[:200]}
-
     # --- run ----------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict:
         arn = self.project_version_arn
@@ -341,63 +285,22 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         if any(t.source_ref not in done_refs for t in todo):
             self._check_model_running()  # only when something is left to call: a complete rerun needs no model
 
-        s3, rek = self.s3, self.detect_client
-        seen_etags: dict[str, str | None] = {}
-
-        def probe(task: ImageTask):
-            ref = parse_s3_uri(task.source_ref, "source-ref")
-            reader = S3RangeReader(s3, ref.bucket, ref.key)
-            try:
-                return probe_image(reader, size=task.size)
-            finally:
-                if reader.etag:  # none for an empty object (no bytes read): the listing's then holds
-                    seen_etags[task.source_ref] = reader.etag
-
-        keep_signals = templated.as_bool(self.keep_signals, "keep_signals", False)
-        call_options, floor = options, None
-        if keep_signals:
-            floor = sig.detect_floor(options.get("MinConfidence"))
-            if floor is not None:  # ask for more, then apply the user's threshold and MaxResults ourselves
-                call_options = {k: v for k, v in options.items() if k != "MaxResults"}
-                call_options["MinConfidence"] = floor
-
-        def detect(task: ImageTask, _probe) -> dict:
-            ref = parse_s3_uri(task.source_ref, "source-ref")
-            response = rek.detect_custom_labels(ProjectVersionArn=arn, Image={"S3Object": {"Bucket": ref.bucket,
-                                                                                            "Name": ref.key}},
-                                                **call_options)
-            if not keep_signals:
-                return response
-            shown, signals = sig.split_response(response, options.get("MinConfidence"),
-                                                options.get("MaxResults"), floor)
-            signals.update(self._descriptor(ref))
-            return {**shown, preds.SIGNALS_KEY: signals}
-
-        last_checkpoint: list[list[dict]] = [done]
-        saved = {id(line) for line in done}  # the engine keeps these objects: unchanged lines are not sent again
-        part_count = [len(saved_parts)]
-
-        def save_checkpoint(lines: list[dict]) -> None:
-            # Only the lines new since the last checkpoint, as one small object: a checkpoint every 50
-            # images costs one PUT of 50 lines, not a rewrite of everything done so far.
-            new = [line for line in lines if id(line) not in saved]
-            if new:
-                part_count[0] += 1
-                self._put_lines(checkpoints.join(f"{part_count[0]:06d}.checkpoint.jsonl"), new)
-                saved.update(id(line) for line in new)
-            last_checkpoint[0] = lines
-
-        def record_paid(lines: list[dict]) -> None:
-            # Before any failure is raised: what was paid for, or found unusable, is kept for later turns.
-            if ledger_uri is not None:
-                LoopStore(s3).write_ledger(ledger_uri, paid.ledger_lines(lines, {**etags, **seen_etags}))
-
-        limiter, shard_rates, memory = self._limiter(turn, shard_index, shard_count)
+        calls = ShardCalls(
+            s3=self.s3, rekognition=self.detect_hook, model=arn, options=options,
+            keep_signals=templated.as_bool(self.keep_signals, "keep_signals", False), checkpoints=checkpoints,
+            saved_parts=len(saved_parts), done=done, put_lines=lambda uri, lines: self._put_lines(uri, lines),
+            ledger_uri=ledger_uri, etags=etags)
+        memory_prefix = (None if templated.is_blank(self.throughput_memory_uri)
+                         else parse_s3_uri(self.throughput_memory_uri, "throughput_memory_uri"))
+        limiter, shard_rates, memory = shard_limiter(
+            LoopStore(self.s3), self.hook, self.log, model=arn, turn=turn, shard_index=shard_index,
+            shard_count=shard_count, share_model=bool(self.share_model), memory_prefix=memory_prefix,
+            initial_rate=float(self.initial_rate), max_rate=float(self.max_rate or 10_000.0),
+            max_concurrency=int(self.max_concurrency))
         start_rate = limiter.rate
         engine = InferenceEngine(
-            probe=probe, detect=detect, model=arn, limiter=limiter, shard_rates=shard_rates,
-            max_workers=int(self.max_concurrency),
-            checkpoint=save_checkpoint,
+            probe=calls.probe, detect=calls.detect, model=arn, limiter=limiter, shard_rates=shard_rates,
+            max_workers=int(self.max_concurrency), checkpoint=calls.save_checkpoint,
             checkpoint_every=int(self.checkpoint_every), checkpoint_interval=float(self.checkpoint_interval),
             progress_interval=self.progress_interval, max_failed_share=max_failed_share, log=self.log,
         )
@@ -405,7 +308,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         try:
             result = engine.run(todo, done=done)
         except InferenceAborted as exc:
-            record_paid(last_checkpoint[0])
+            calls.record_paid(calls.last_checkpoint)
             what = ("the model stopped running during the run" if exc.code == "ResourceNotReadyException"
                     else "the model cannot be used")
             raise AirflowException(
@@ -416,8 +319,8 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         except TooManyFailures as exc:
             failure, result = exc, exc.result
         self._put_lines(output, result.lines)
-        record_paid(result.lines)
-        self._remember(memory, result.model_limit)
+        calls.record_paid(result.lines)
+        remember_rate(LoopStore(self.s3), self.log, memory, result.model_limit, model=arn, turn=self.output_prefix)
         summary = preds.summarize(result.lines)
         xcom = {
             "output_uri": str(output),
@@ -437,7 +340,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             "start_rate": round(start_rate, 3),
             "shard_index": shard_index,
             "shard_count": shard_count,
-            "signals": keep_signals,
+            "signals": calls.keep_signals,
             "header_bytes": sum(result.header_bytes),
             "descriptor_bytes": sum(int((line.get("signals") or {}).get("descriptor_bytes") or 0)
                                     for line in result.lines),

@@ -23,9 +23,8 @@ from botocore.exceptions import ClientError
 from rekfeedback.core import arns, templated
 from rekfeedback.core.evaluation import compare, parse_summary
 from rekfeedback.core.paths import parse_s3_uri
-from rekfeedback.core.training import (  # noqa: F401 (the names are public here too)
-    DEFAULT_MAX_CHUNK_BYTES, attempt_version_name, check_version_name, goes_to_test, manifest_chunks,
-    split_manifest, version_name_for_run)
+from rekfeedback.core.training import (
+    DEFAULT_MAX_CHUNK_BYTES, check_version_name, manifest_chunks, split_manifest, version_name_for_run)
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
 from rekfeedback.triggers.project_version import ProjectVersionTrainedTrigger
