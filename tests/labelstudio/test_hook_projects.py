@@ -34,3 +34,20 @@ def test_task_ids_by_data_key(ls_hook):
     every = sorted(t["id"] for t in ls_hook.list_tasks(project["id"], fields="task_only")
                    if t["data"][lsfmt.SOURCE_KEY] == refs[0])
     assert ids[refs[0]] == every[0]  # the first task when a retry imported one twice
+
+
+def test_import_missing_imports_each_image_once_across_retries(ls_hook):
+    project, _ = ls_hook.ensure_project(f"hook {uuid.uuid4().hex[:12]}", lsfmt.labeling_config(["a"], "boxes"))
+    refs = [f"s3://bucket/img-{i}.png" for i in range(5)]
+    built = []
+
+    def task_for(ref):
+        built.append(ref)
+        return {"data": {"image": "http://x/i.png", lsfmt.SOURCE_KEY: ref}}
+
+    first = ls_hook.import_missing(project["id"], refs[:3], task_for, data_key=lsfmt.SOURCE_KEY, chunk_size=2)
+    assert sorted(first) == refs[:3] and built == refs[:3]
+    # The retry asks for all five: only the two missing are built and imported.
+    ids = ls_hook.import_missing(project["id"], refs, task_for, data_key=lsfmt.SOURCE_KEY, chunk_size=2)
+    assert built == refs and sorted(ids) == refs and {k: ids[k] for k in first} == first
+    assert len(ls_hook.list_tasks(project["id"], fields="task_only")) == 5

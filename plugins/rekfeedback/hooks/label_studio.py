@@ -25,7 +25,7 @@ handling both clients share), so callers decide on the kind, never on the messag
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
@@ -279,6 +279,29 @@ class LabelStudioHook(HttpHook):
             if value and value not in out:
                 out[value] = int(task["id"])
         return out
+
+    def import_missing(self, project_id: int, refs: list[str], task_for: Callable[[str], dict], *, data_key: str,
+                       chunk_size: int = 100) -> dict[str, int]:
+        """Import a task for each of `refs` that has none yet (matched on `data[data_key]`); the task ids by ref.
+
+        Retry-safe: a retried call imports only what an earlier try did not. `task_for(ref)` is called only
+        for what is imported (a presigned image URL is made per import). A task still missing after the
+        import is a LabelStudioError naming the project.
+        """
+        existing = self.task_ids(project_id, data_key)
+        missing = [ref for ref in refs if ref not in existing]
+        self.log.info("%d tasks wanted in project %s, %d already there, importing %d", len(refs), project_id,
+                      len(refs) - len(missing), len(missing))
+        for start in range(0, len(missing), max(1, int(chunk_size))):
+            chunk = missing[start:start + max(1, int(chunk_size))]
+            out = self.import_tasks(project_id, [task_for(ref) for ref in chunk]) or {}
+            self.log.info("imported %s tasks, %s predictions", out.get("task_count"), out.get("prediction_count"))
+        ids = self.task_ids(project_id, data_key)
+        lost = [ref for ref in refs if ref not in ids]
+        if lost:
+            raise LabelStudioError(f"Label Studio project {project_id} lacks tasks for {len(lost)} images after "
+                                   f"import, e.g. {lost[:3]}; re-run the task (it imports only what is missing)")
+        return ids
 
     def export_tasks(self, project_id: int) -> list[dict]:
         """Every task of the project with its annotations (Label Studio's JSON export)."""

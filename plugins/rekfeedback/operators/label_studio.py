@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from rekfeedback.core import label_studio as lsfmt
-from rekfeedback.core import review as reviewlib
 from rekfeedback.core.paths import parse_s3_uri, run_key
 from rekfeedback.hooks.label_studio import LabelStudioHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
@@ -55,6 +55,11 @@ class LabelStudioReviewOperator(ReviewOperator[S3Hook]):
         self.chunk_size = chunk_size
         self.url_expires_in = url_expires_in
 
+    @cached_property
+    def ls_hook(self) -> LabelStudioHook:
+        """The Label Studio client (`hook` is S3's: predictions in, presigned image URLs out)."""
+        return LabelStudioHook(label_studio_conn_id=self.label_studio_conn_id)
+
     def _presign(self, source_ref: str) -> str:
         uri = parse_s3_uri(source_ref, "source-ref")
         return self.hook.generate_presigned_url(
@@ -66,7 +71,7 @@ class LabelStudioReviewOperator(ReviewOperator[S3Hook]):
     def execute(self, context) -> dict[str, Any]:
         turn, sources, policy = self.review_inputs()
         workers = self.workers_per_object
-        ls = LabelStudioHook(label_studio_conn_id=self.label_studio_conn_id)
+        ls = self.ls_hook
         ls.check()  # a wrong URL or token fails here, before anything is written
         key = run_key(context["run_id"]) + (f" {self.round_name}" if self.round_name else "")
         title = self.project_title or lsfmt.project_title(context["dag"].dag_id, key, turn=str(turn))
@@ -91,18 +96,10 @@ class LabelStudioReviewOperator(ReviewOperator[S3Hook]):
         url = ls.project_url(project_id)
         LabelStudioProjectLink.persist(context, self, url=url, project_id=project_id, title=title)
 
-        existing = ls.task_ids(project_id, lsfmt.SOURCE_KEY)
-        missing = [i for i in items if i["source-ref"] not in existing]
-        self.log.info("%d images for review, %d already imported, importing %d", len(items), len(existing), len(missing))
-        for n, chunk in enumerate(reviewlib.batches(missing, int(self.chunk_size)), start=1):
-            tasks = [lsfmt.task_for_item(i, self._presign(i["source-ref"])) for i in chunk]
-            out = ls.import_tasks(project_id, tasks)
-            self.log.info("import %d: %s tasks, %s predictions", n, out.get("task_count"), out.get("prediction_count"))
-        task_ids = ls.task_ids(project_id, lsfmt.SOURCE_KEY)
-        lost = [i["source-ref"] for i in items if i["source-ref"] not in task_ids]
-        if lost:
-            raise RuntimeError(f"Label Studio project {project_id} lacks tasks for {len(lost)} images after import, "
-                               f"e.g. {lost[:3]}; re-run the task (it imports only what is missing)")
+        by_ref = {item["source-ref"]: item for item in items}
+        task_ids = ls.import_missing(project_id, list(by_ref),
+                                     lambda ref: lsfmt.task_for_item(by_ref[ref], self._presign(ref)),
+                                     data_key=lsfmt.SOURCE_KEY, chunk_size=int(self.chunk_size))
 
         S3Artifacts(self.hook).write_text(turn.join("review", "label-studio", "project.json"), json.dumps({
             "project_id": project_id, "title": title, "url": url, "kind": review_set.kind, "labels": labels,
