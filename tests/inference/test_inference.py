@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException
 from PIL import Image
 
 from rekfeedback.core.paths import parse_s3_uri
-from rekfeedback.core.predictions import read_jsonl
+from rekfeedback.core.predictions import read_prediction_lines
 from rekfeedback.core.shard_rates import memory_key, memory_record
 from rekfeedback.operators.inference import RekognitionCustomLabelsInferenceOperator
 
@@ -33,7 +33,7 @@ def infer(model, dataset, **kw):
 def lines_of(emulator, uri):
     s3, _ = clients(emulator)
     bucket, key = uri[5:].split("/", 1)
-    return read_jsonl(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return list(read_prediction_lines(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
 
 def test_every_image_gets_one_line_and_bad_ones_do_not_stop_the_others(emulator, dataset, running):

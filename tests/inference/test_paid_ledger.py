@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from rekfeedback.core.predictions import read_jsonl
+from rekfeedback.core.predictions import read_prediction_lines
 
 from .conftest import clients
 from .test_inference import DETECT, infer, lines_of
@@ -35,7 +35,7 @@ def test_a_later_turn_reuses_paid_answers_and_skips_unusable_images_until_they_c
     assert not lines[f"s3://{dataset['bucket']}/{fixed}"]["error"]
     assert all(f"s3://{dataset['bucket']}/{k}" not in lines for k in bad[1:])  # skipped, not predicted
     # The reused answers are the ones paid for, unchanged.
-    first_lines = {line["source-ref"]: line for line in read_jsonl(
+    first_lines = {line["source-ref"]: line for line in read_prediction_lines(
         s3.get_object(Bucket=dataset["bucket"], Key=first["output_uri"].split("/", 3)[3])["Body"].read())}
     ref = f"s3://{dataset['bucket']}/{dataset['image_keys'][1]}"
     assert lines[ref]["labels"] == first_lines[ref]["labels"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from rekfeedback.core.predictions import read_jsonl
+from rekfeedback.core.predictions import read_prediction_lines
 from rekfeedback.operators.inference import RekognitionCustomLabelsInferenceOperator
 
 from .conftest import clients
@@ -17,7 +17,7 @@ def run(emulator, dataset, model, **kw) -> tuple[dict, list[dict]]:
         max_failed_share=0.2, progress_interval=5, **kw).execute({})
     s3, _ = clients(emulator)
     bucket, key = out["output_uri"][5:].split("/", 1)
-    return out, read_jsonl(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return out, list(read_prediction_lines(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
 
 def test_lower_min_confidence_keeps_the_shown_predictions_and_adds_signals(emulator, dataset, running):

@@ -134,10 +134,6 @@ def iter_jsonl(text: str | bytes | Iterable[str], what: str = "JSON Lines file",
             yield obj
 
 
-def read_jsonl(text: str | bytes, what: str = "JSON Lines file") -> list[dict]:
-    return list(iter_jsonl(text, what))
-
-
 def dumps_jsonl(lines: Iterable[dict]) -> str:
     return "".join(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n" for line in lines)
 

@@ -14,7 +14,7 @@ def _unresolved(merge: dict | None, wait: dict | None) -> int:
     if "unresolved" in images:  # the merge's count: objects still without an answer after every job
         return int(images["unresolved"])
     counts = (wait or {}).get("counts") or {}
-    return int(counts.get("unresolved") or counts.get("unanswered") or 0)
+    return int(counts.get("unresolved") or 0)  # both sensors count it under this key
 
 
 def _review_round_figures(review_round: dict | None) -> dict[str, int]:
@@ -24,7 +24,7 @@ def _review_round_figures(review_round: dict | None) -> dict[str, int]:
     wait = (review_round.get("wait") or {}).get("counts") or {}
     return {"noise_flagged": int(counts.get("flagged") or 0), "sent_to_review_round": int(counts.get("to_review") or 0),
             "held_out": int(counts.get("held_out") or 0),
-            "reviewed": int(wait.get("answers") or wait.get("answered") or 0)}
+            "reviewed": int(wait.get("answers") or 0)}
 
 
 def summarize(

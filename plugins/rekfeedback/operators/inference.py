@@ -268,7 +268,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         for uri in (output, checkpoint, *saved_parts):  # a finished earlier try, then partial ones, oldest first
             text = self._read_text(uri)
             if text:
-                done.extend(preds.read_jsonl(text, f"previous output {uri}"))
+                done.extend(preds.read_prediction_lines(text, f"previous output {uri}"))
         # What an earlier try of this run predicted stays in this turn, even if that try's merge has
         # since put it in the cumulative manifest: a rerun redoes its own turn from the saved lines.
         excluded = self._exclusions() - {line.get("source-ref") for line in done}
