@@ -22,7 +22,8 @@ def get_provider_info() -> dict:
             }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": [
-            "rekfeedback.hooks.rekognition", "rekfeedback.hooks.ground_truth", "rekfeedback.hooks.label_studio"]}],
+            "rekfeedback.hooks.rekognition", "rekfeedback.hooks.ground_truth", "rekfeedback.hooks.label_studio",
+            "rekfeedback.hooks.label_studio_async"]}],
         "operators": [{"integration-name": _INTEGRATION, "python-modules": [
             "rekfeedback.operators.preflight", "rekfeedback.operators.project_version",
             "rekfeedback.operators.project_version_stop",

@@ -8,6 +8,7 @@ _MODULES = {
     "RekognitionCustomLabelsHook": "rekognition",
     "GroundTruthHook": "ground_truth",
     "LabelStudioHook": "label_studio",
+    "LabelStudioAsyncHook": "label_studio_async",
 }
 
 __all__ = sorted(_MODULES)
