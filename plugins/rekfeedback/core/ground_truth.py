@@ -23,6 +23,7 @@ from typing import Iterable
 
 from rekfeedback.core import answers as ans
 from rekfeedback.core import consensus as consensuslib
+from rekfeedback.core.predictions import iter_jsonl
 
 VERIFY_LABELS, LABEL_CLASSES = "verify-labels", "label-classes"
 ADJUST_BOXES, VERIFY_BOXES, LABEL_BOXES = "adjust-boxes", "verify-boxes", "label-boxes"
@@ -123,17 +124,6 @@ def manifest_text(lines: list[dict], where: str = "input manifest") -> str:
     return "".join(out)
 
 
-def parse_manifest(text: str, where: str = "manifest") -> list[dict]:
-    lines = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if raw.strip():
-            try:
-                lines.append(json.loads(raw))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where} line {number}: not JSON ({exc.msg})") from exc
-    return lines
-
-
 # --- output manifests -> normalized answers ----------------------------------------------------------
 
 def _metadata(line: dict, attribute: str) -> dict:
@@ -209,7 +199,7 @@ def parse_output_manifest(text: str, *, job_name: str, label_attribute: str, ite
     own end time).
     """
     answers, unresolved = [], []
-    for number, line in enumerate(parse_manifest(text, f"{job_name} output manifest"), start=1):
+    for number, line in enumerate(iter_jsonl(text, f"{job_name} output manifest"), start=1):
         where = f"{job_name} output line {number}"
         meta = _metadata(line, label_attribute)
         reason = _failed(line, label_attribute)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import re
 
+from rekfeedback.core.predictions import iter_jsonl
+
 RESPONSE_KEY = re.compile(r"/annotations/worker-response/iteration-(\d+)/(\d+)/[^/]+\.json$")
 
 
@@ -57,9 +59,4 @@ def box_answers(doc, where: str = "worker response") -> list[dict]:
 
 def input_refs(manifest_text: str) -> list[str | None]:
     """source-ref of each input manifest line, by index (the datasetObjectId)."""
-    refs = []
-    for raw in manifest_text.splitlines():
-        if raw.strip():
-            line = json.loads(raw)
-            refs.append(line.get("source-ref") if isinstance(line, dict) else None)
-    return refs
+    return [line.get("source-ref") for line in iter_jsonl(manifest_text, "input manifest")]
