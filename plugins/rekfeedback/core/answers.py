@@ -9,7 +9,6 @@ Ground Truth and Label Studio).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import datetime, timezone
 from typing import Iterable, Literal

@@ -23,7 +23,7 @@ from typing import Iterable
 
 from rekfeedback.core import answers as ans
 from rekfeedback.core import consensus as consensuslib
-from rekfeedback.core.predictions import iter_jsonl
+from rekfeedback.core.records import iter_jsonl
 
 VERIFY_LABELS, LABEL_CLASSES = "verify-labels", "label-classes"
 ADJUST_BOXES, VERIFY_BOXES, LABEL_BOXES = "adjust-boxes", "verify-boxes", "label-boxes"

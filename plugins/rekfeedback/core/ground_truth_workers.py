@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 
-from rekfeedback.core.predictions import iter_jsonl
+from rekfeedback.core.records import iter_jsonl
 
 RESPONSE_KEY = re.compile(r"/annotations/worker-response/iteration-(\d+)/(\d+)/[^/]+\.json$")
 

@@ -6,12 +6,12 @@ import hashlib
 import json
 from collections import Counter
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from pydantic import Field, model_validator
 
 from rekfeedback.core import records
-from rekfeedback.core.records import LabelName, Record, SourceRef
+from rekfeedback.core.records import LabelName, Record, SourceRef, iter_jsonl  # noqa: F401 (its callers import it here)
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
 # Where inference hands the selection signals (core.signals) of an answer to `prediction_line`.
@@ -110,30 +110,6 @@ def prediction_line(
 
 
 # --- JSON Lines -------------------------------------------------------------------------------
-def iter_jsonl(text: str | bytes | Iterable[str], what: str = "JSON Lines file",
-               validate: Callable[[Any, str], dict] | None = None) -> Iterator[dict]:
-    """The one JSON Lines reader: a whole text, or its lines streamed; blank lines are skipped; a bad
-    line raises ValueError naming `what` and the line. `validate(obj, "<what> line <n>")` checks each
-    record of a stage (prediction line, answer...) and returns it."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    lines = text.splitlines() if isinstance(text, str) else text
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        where = f"{what} line {number}"
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not valid JSON ({exc.msg}); fix or remove the line") from None
-        if validate is not None:
-            yield validate(obj, where)
-        elif not isinstance(obj, dict):
-            raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-        else:
-            yield obj
-
-
 def dumps_jsonl(lines: Iterable[dict]) -> str:
     return "".join(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n" for line in lines)
 

@@ -14,7 +14,7 @@ works on dicts and must see what was written, not a re-serialisation of it.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Iterable, Iterator
+from typing import Annotated, Any, Callable, Iterable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,8 +51,6 @@ def check(model: type[Record], obj: Any, where: str) -> dict:
 
 def read(model: type[Record], text: str | bytes | Iterable[str], where: str) -> Iterator[dict]:
     """The one reader of a stage's JSON Lines file: each line checked as `model`, named by line number."""
-    from rekfeedback.core.predictions import iter_jsonl
-
     return iter_jsonl(text, where, validate=lambda obj, at: check(model, obj, at))
 
 
@@ -62,3 +60,27 @@ def dumps(model: type[Record], rows: Iterable[dict], where: str = "record") -> s
     rows = [check(model, row, f"{where} {n}") for n, row in enumerate(rows, start=1)]
     rows.sort(key=lambda r: (r["source-ref"], r.get("answer_id") or ""))
     return "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in rows)
+
+
+def iter_jsonl(text: str | bytes | Iterable[str], what: str = "JSON Lines file",
+               validate: Callable[[Any, str], dict] | None = None) -> Iterator[dict]:
+    """The one JSON Lines reader: a whole text, or its lines streamed; blank lines are skipped; a bad
+    line raises ValueError naming `what` and the line. `validate(obj, "<what> line <n>")` checks each
+    record of a stage (prediction line, answer...) and returns it."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    lines = text.splitlines() if isinstance(text, str) else text
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        where = f"{what} line {number}"
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}: not valid JSON ({exc.msg}); fix or remove the line") from None
+        if validate is not None:
+            yield validate(obj, where)
+        elif not isinstance(obj, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        else:
+            yield obj
