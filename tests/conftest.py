@@ -10,9 +10,16 @@ import os
 import pathlib
 import tempfile
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="rekfeedback-airflow-"))
+# Each pytest-xdist worker gets a home (and a metadata database) of its own: workers inherit the controller's
+# environment, and two workers writing one SQLite file would collide on run ids.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix=f"rekfeedback-airflow-{os.environ['PYTEST_XDIST_WORKER']}-")
+else:
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="rekfeedback-airflow-"))
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
@@ -50,11 +57,10 @@ _share_botocore_models()
 pytest_plugins = ["tests.fixtures.emulator"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`make test` runs it with --dist loadgroup), every test that uses the session's
     Label Studio runs in one worker: that server is started, restarted and stopped by the tests using it."""
-    import pytest
-
     for item in items:
         if "label_studio" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("label_studio"))
