@@ -308,7 +308,8 @@ def test_plain_boto3_script_runs_the_whole_model_lifecycle(tmp_path, console_emu
         assert lines == expected > 0 and report[f"{kind}_human_labeled"] == expected, report
     assert report["custom_sources"] and report["custom_images_reviewed"], report
     assert report["custom_types"] == ["groundtruth/custom"], report
-    assert {"source-ref", "labels", "confirmed", "rejected", "added"} <= set(report["custom_image_keys"]), report
+    # The Lambda only votes; the collect step diffs the vote against the prediction (one label diff).
+    assert {"source-ref", "labels", "workers", "agreement"} <= set(report["custom_image_keys"]), report
     assert report["custom_labels_as_predicted"], report
     assert report["boxes_types"] == ["groundtruth/object-detection"], report
     assert report["boxes_prior_kept"] and report["boxes_image_size_kept"] and report["boxes_class_maps_known"], report

@@ -118,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
             # shutdown() blocks until serve_forever returns, so it can't run on the serving thread.
             threading.Thread(target=server.stop, daemon=True).start()
 
+    # SIGINT too, explicitly: a process started with SIGINT ignored (by a test runner's worker, nohup) gets
+    # no KeyboardInterrupt from Python, and Ctrl-C must still stop it.
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
