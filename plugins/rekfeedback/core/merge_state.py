@@ -1,7 +1,7 @@
 """The merge's state: this turn's answers ranked per image, the lines written, counts and rejects.
 
 ``core.merge`` runs a merge; ``core.merge_previous`` walks the previous manifest and calls
-``emit_answer`` / ``keep`` here in source-ref order. Answers are read with orjson.
+``apply_answer`` / ``keep`` here in source-ref order. Answers are read with orjson.
 """
 
 from __future__ import annotations
