@@ -68,3 +68,26 @@ def test_items_live_beside_the_answers_of_their_turn():
     assert review.items_uri_beside("s3://b/loop/d/run/answers/ground-truth.jsonl") == "s3://b/loop/d/run/review/items.jsonl"
     with pytest.raises(ValueError, match="pass items_uri"):
         review.items_uri_beside("s3://b/elsewhere.jsonl")
+
+
+def test_a_collect_step_writes_answers_pending_and_unresolved_beside_each_other():
+    from rekfeedback.core.collected import collected
+
+    def answer(ref, status):
+        made = ans.make_answer(source_ref=ref, width=4, height=4, kind="classification", labels=["cat"],
+                               workers=3, agreement=0.4 if status == "pending" else 1.0, human=True,
+                               backend="label-studio", source="p", answered_at="2026-11-26T07:00:00Z")
+        return {**made, "consensus": {"status": status, "threshold": 0.6, "label_agreement": {"cat": 1.0},
+                                      "box_agreement": []}}
+
+    uri = "s3://b/t/answers/label-studio.jsonl"
+    found = [answer("s3://b/2.jpg", "verified"), answer("s3://b/1.jpg", "pending")]
+    files, uris, counts = collected(uri, found, [{"source-ref": "s3://b/3.jpg", "reason": "no annotation yet"}])
+    assert uris == {"answers_uri": uri, "pending_uri": "s3://b/t/answers/label-studio.pending.jsonl",
+                    "unresolved_uri": "s3://b/t/answers/label-studio.unresolved.jsonl"}
+    assert counts == {"answers": 1, "unresolved": 1, "pending": 1} and set(files) == set(uris.values())
+    assert [a["source-ref"] for a in ans.loads_jsonl(files[uri])] == ["s3://b/2.jpg"]
+    # The review round's own wait: every answer final, none pending.
+    _, _, reviewed = collected(uri, found, [], reviewed=True)
+    assert reviewed == {"answers": 2, "unresolved": 0, "pending": 0}
+    assert collected(uri, list(reversed(found)), [])[0] == collected(uri, found, [])[0]  # any order, same bytes

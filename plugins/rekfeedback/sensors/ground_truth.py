@@ -20,12 +20,12 @@ from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.providers.common.compat.sdk import conf
 
-from rekfeedback.core import answers as ans
 from rekfeedback.core import consensus as consensuslib
 from rekfeedback.core import ground_truth as gt
 from rekfeedback.core import ground_truth_jobs as gtjobs
 from rekfeedback.core import ground_truth_workers as gtw
-from rekfeedback.core import review, review_round
+from rekfeedback.core import review
+from rekfeedback.core.collected import collected
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.ground_truth import GroundTruthHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
@@ -222,20 +222,15 @@ class GroundTruthLabelingJobSensor(AwsBaseSensor[GroundTruthHook]):
             self.log.info("labeling job %s: %d answers, %d without a usable answer", name, len(a), len(u))
             answers.extend(a)
             unresolved.extend(u)
-        unresolved_loc = parse_s3_uri(ans.unresolved_uri(str(target)))
-        pending_loc = parse_s3_uri(consensuslib.pending_uri(str(target)))
-        answers, pending = consensuslib.split(review_round.mark_reviewed(answers) if self.reviewed else answers)
-        s3.load_string(ans.dumps_jsonl(answers), key=target.key, bucket_name=target.bucket, replace=True)
-        s3.load_string(ans.dumps_jsonl(pending), key=pending_loc.key, bucket_name=pending_loc.bucket, replace=True)
-        if pending:
-            self.log.warning("%d answers below agreement_threshold %s are pending another review, e.g. %s",
-                             len(pending), self.agreement_threshold, pending[0]["source-ref"])
-        s3.load_string(ans.dumps_unresolved(unresolved), key=unresolved_loc.key, bucket_name=unresolved_loc.bucket,
-                       replace=True)
-        return {"answers_uri": str(target), "unresolved_uri": str(unresolved_loc), "pending_uri": str(pending_loc),
-                "counts": {"answers": len(answers), "unresolved": len(unresolved), "pending": len(pending),
-                           "jobs": len(descriptions),
-                           "human_labeled": human_labeled, "failed_objects": failed},
+        files, uris, counts = collected(str(target), answers, unresolved, reviewed=self.reviewed)
+        store = S3Artifacts(s3)
+        for uri, text in files.items():
+            store.write_text(parse_s3_uri(uri), text)
+        if counts["pending"]:
+            self.log.warning("%d answers below agreement_threshold %s are pending another review (%s)",
+                             counts["pending"], self.agreement_threshold, uris["pending_uri"])
+        return {**uris, "counts": {**counts, "jobs": len(descriptions), "human_labeled": human_labeled,
+                                   "failed_objects": failed},
                 "jobs": jobs}
 
     def _items(self, s3: S3Hook, uri: str) -> dict[str, dict]:

@@ -12,11 +12,10 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 from airflow.providers.common.compat.sdk import conf
 
-from rekfeedback.core import answers as answerlib
 from rekfeedback.core import consensus as consensuslib
-from rekfeedback.core import review_round
 from rekfeedback.core import label_studio as lsfmt
 from rekfeedback.core import review as reviewlib
+from rekfeedback.core.collected import collected
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.label_studio import TRANSIENT, LabelStudioHook
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
@@ -195,19 +194,11 @@ class LabelStudioReviewSensor(BaseSensorOperator):
 
     def _write(self, answers_uri: str, answers: list[dict], unanswered: list[str], *, tasks: int,
                annotations: int) -> dict:
-        uri = parse_s3_uri(answers_uri, "answers_uri")
-        pending_uri = consensuslib.pending_uri(answers_uri)
-        held = parse_s3_uri(pending_uri, "answers_uri")
-        unresolved_uri = answerlib.unresolved_uri(answers_uri)
-        answers, pending = consensuslib.split(review_round.mark_reviewed(answers) if self.reviewed else answers)
-        # Same annotations -> same bytes (sorted lines and keys); replace=True: a retry rewrites, never appends.
-        S3Artifacts(self.s3_hook).write_text(uri, answerlib.dumps_jsonl(answers))
-        S3Artifacts(self.s3_hook).write_text(held, answerlib.dumps_jsonl(pending))
-        S3Artifacts(self.s3_hook).write_text(parse_s3_uri(unresolved_uri), answerlib.dumps_unresolved(
-            {"source-ref": ref, "reason": "no annotation yet (left for a later turn)"} for ref in unanswered))
-        # The keys the Ground Truth sensor uses for the same things, then Label Studio's own.
-        counts = {"answers": len(answers), "unresolved": len(unanswered), "pending": len(pending), "tasks": tasks,
-                  "annotations": annotations}
-        self.log.info("wrote %d normalized answers to %s (%s)", len(answers), answers_uri, counts)
-        return {"answers_uri": answers_uri, "unresolved_uri": unresolved_uri, "pending_uri": pending_uri,
-                "counts": counts}
+        unresolved = [{"source-ref": ref, "reason": "no annotation yet (left for a later turn)"} for ref in unanswered]
+        files, uris, counts = collected(answers_uri, answers, unresolved, reviewed=self.reviewed)
+        store = S3Artifacts(self.s3_hook)
+        for uri, text in files.items():  # replace=True: a retry rewrites, never appends
+            store.write_text(parse_s3_uri(uri, "answers_uri"), text)
+        counts = {**counts, "tasks": tasks, "annotations": annotations}  # Label Studio's own after the common ones
+        self.log.info("wrote %d normalized answers to %s (%s)", counts["answers"], answers_uri, counts)
+        return {**uris, "counts": counts}
