@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from botocore.exceptions import ClientError
 
 from rekfeedback.core import templated
 from rekfeedback import turn_config
 from rekfeedback.core import champion as champion_core
 from rekfeedback.core.paths import parse_s3_uri, turn_prefix
-from rekfeedback.hooks.rekognition import parse_project_version_arn
+from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
 from rekfeedback.core import ownership
 from rekfeedback.hooks.loop_store import LoopStore
 from rekfeedback.preflight import LabelStudioTarget, run_checks
@@ -115,17 +115,17 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
                 # min_new_labels counts from here; a rerun of this run does not count its own answers twice.
                 "verified_since_champion": champion_core.verified_since_champion(record, exclude_run=run_id)}
 
-    @staticmethod
-    def _status_of(clients, arn: str | None) -> str | None:
+    def _rekognition(self) -> RekognitionCustomLabelsHook:
+        return RekognitionCustomLabelsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+                                           verify=self.verify, config=self.botocore_config)
+
+    def _status_of(self, arn: str | None) -> str | None:
         """A model's status before the turn (serve_champion looks at the champion's), None if unknown."""
         try:
-            ref = parse_project_version_arn(arn or "")
-            rek = clients("rekognition")
-            project = rek.describe_projects(ProjectNames=[ref.project_name])["ProjectDescriptions"][0]["ProjectArn"]
-            found = rek.describe_project_versions(ProjectArn=project, VersionNames=[ref.version_name])
-            return found["ProjectVersionDescriptions"][0]["Status"]
-        except (ClientError, IndexError, KeyError, ValueError):
+            return self._rekognition().get_project_version_status(arn or "")
+        except (AirflowException, ClientError, ValueError):
             return None
+
     def _stop_leftover_models(self, config: dict, dag_id: str, run_id: str, clients, report=None) -> set[str]:
         """Stop the model versions earlier turns of this loop started and never stopped (core.ownership).
 
@@ -136,8 +136,6 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
             prefix = parse_s3_uri(turn_config.owned_models_uri(config, dag_id))
         except (KeyError, TypeError, ValueError, AttributeError):
             return set()
-        from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
-
         store, stopped = LoopStore(clients("s3")), set()
         try:
             uris = list(store.keys_under(prefix, ".json"))
@@ -150,8 +148,7 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
             arn = record.get("project_version_arn")
             if not arn:
                 continue
-            rek = rek or RekognitionCustomLabelsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
-                                                     verify=self.verify, config=self.botocore_config)
+            rek = rek or self._rekognition()
             try:
                 status = rek.get_project_version_status(arn)
             except Exception as exc:  # noqa: BLE001 - a deleted version bills nothing: forget it
@@ -241,7 +238,7 @@ class FeedbackLoopPreflightOperator(AwsBaseOperator[AwsBaseHook]):
             **champion,
             "champion_status_before": (report.facts.get("model_status")
                                        if champion.get("champion_arn") == config.get("project_version_arn")
-                                       else self._status_of(clients, champion.get("champion_arn"))),
+                                       else self._status_of(champion.get("champion_arn"))),
             "throughput_memory_uri": turn_config.throughput_memory_uri(config, dag_id),
             "owned_models_uri": turn_config.owned_models_uri(config, dag_id),
             "leftover_models_stopped": sorted(leftovers),
