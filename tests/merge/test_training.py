@@ -191,3 +191,25 @@ def test_chunks_stay_under_the_limit_and_keep_every_line():
     assert b"".join(chunks).decode().splitlines() == lines
     assert version_name_for_run("d" * 300, "manual__x") == version_name_for_run("d" * 300, "manual__x")
     assert len(version_name_for_run("d" * 300, "manual__x")) <= 255
+
+
+def test_dataset_waits_are_the_dataset_ready_waiter_and_a_failed_update_says_why(emulator, data):
+    """Chunked UpdateDatasetEntries waits on the JSON waiter `dataset_ready` (no sleep loop); a dataset the
+    service marks UPDATE_FAILED fails the wait with the service's own message."""
+    from airflow.sdk.exceptions import AirflowException
+
+    from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
+
+    _, rek = clients(emulator)
+    hook = RekognitionCustomLabelsHook()
+    assert "dataset_ready" in hook.list_waiters()
+    project_arn = rek.create_project(ProjectName="dataset-update-fails")["ProjectArn"]
+    bucket, key = data["seed_manifest_uri"][5:].split("/", 1)
+    dataset_arn = hook.create_dataset(project_arn, "TRAIN", bucket, key)
+    hook.wait_for_dataset(dataset_arn, 0.05, 200)
+    assert hook.project_datasets(project_arn) == {"TRAIN": dataset_arn}
+    good = read_text(clients(emulator)[0], data["seed_manifest_uri"]).splitlines(keepends=True)[:2]
+    assert hook.update_dataset_entries(dataset_arn, manifest_chunks(good, 4000), 0.05, 200) == 1
+    bad = [b'{"source-ref": %d}\n' % i for i in range(5)]  # not an S3 URI: the service drops the line
+    with pytest.raises(AirflowException, match=r"is UPDATE_FAILED: 5 of 5 lines are invalid"):
+        hook.update_dataset_entries(dataset_arn, [b"".join(bad)], 0.05, 200)

@@ -65,6 +65,14 @@ def defer_on_model(operator: AwsBaseOperator, trigger_class, method_name: str, k
     )
 
 
+def waited(operator: AwsBaseOperator, event: dict[str, Any] | None, what: str) -> dict:
+    """The trigger's event of a model wait; an AirflowException saying `what` did not happen otherwise."""
+    event = validate_execute_complete_event(event)
+    if event["status"] != "success":
+        raise AirflowException(f"Model {operator.project_version_arn} {what}: {event.get('message', event)}")
+    return event
+
+
 class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLabelsHook]):
     """Start a model (project version) unless it is already running, and wait until it is RUNNING.
 
@@ -233,15 +241,12 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
         return self._result(status, started, requested_at, records)
 
     def execute_after_stopped(self, context: Context, event: dict[str, Any] | None = None) -> dict:
-        event = validate_execute_complete_event(event)
-        if event["status"] != "success":
-            raise AirflowException(f"Model {self.project_version_arn} did not stop, so it cannot be started: "
-                                   f"{event.get('message', event)}")
+        waited(self, event, "did not stop, so it cannot be started")
         return self.execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None,
                          started_by_this_run: bool | None = None, start_requested_at: str | None = None) -> dict:
-        event = validate_execute_complete_event(event)
+        waited(self, event, "did not reach RUNNING")
         records = self._records()
         if records is not None:
             # The durable record, not the defer kwargs (dag.test drops them, a killed try loses them).
@@ -251,9 +256,6 @@ class RekognitionStartProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
             # on what the model was when the run began.
             before = (self.status_before_run or "").strip().upper()
             started_by_this_run = bool(before) and before not in ("RUNNING", "STARTING")
-        if event["status"] != "success":
-            raise AirflowException(f"Model {self.project_version_arn} did not reach RUNNING: "
-                                   f"{event.get('message', event)}")
         status = self.hook.get_project_version_status(self.project_version_arn)
         self.log.info("Model %s is %s", self.project_version_arn, status)
         return self._result(status, started_by_this_run, start_requested_at, records)

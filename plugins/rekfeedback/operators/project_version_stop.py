@@ -7,16 +7,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
-from airflow.sdk.exceptions import AirflowException
 
 from rekfeedback.core import ownership, templated
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
 from rekfeedback.operators.project_version import (
-    RekognitionStartProjectVersionOperator, defer_on_model, model_records)
+    RekognitionStartProjectVersionOperator, defer_on_model, model_records, waited)
 from rekfeedback.triggers.project_version import ProjectVersionSettledTrigger, ProjectVersionStoppedTrigger
 
 if TYPE_CHECKING:
@@ -165,18 +163,12 @@ class RekognitionStopProjectVersionOperator(AwsBaseOperator[RekognitionCustomLab
         return self._finish(context, result, status, records)
 
     def execute_after_settled(self, context: Context, event: dict[str, Any] | None = None) -> dict:
-        event = validate_execute_complete_event(event)
-        if event["status"] != "success":
-            raise AirflowException(f"Model {self.project_version_arn} did not settle after STARTING, so it "
-                                   f"cannot be stopped: {event.get('message', event)}")
+        waited(self, event, "did not settle after STARTING, so it cannot be stopped")
         return self.execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, result: dict | None = None,
                          records: list[dict] | None = None) -> dict:
-        event = validate_execute_complete_event(event)
-        if event["status"] != "success":
-            raise AirflowException(f"Model {self.project_version_arn} did not reach STOPPED: "
-                                   f"{event.get('message', event)}")
+        waited(self, event, "did not reach STOPPED")
         if result is None:  # a runner that drops defer kwargs: only a stop this task asked for defers here
             should_stop, reason, records = self._decide(context)
             result = {"project_version_arn": self.project_version_arn, "stopped": should_stop, "reason": reason,
