@@ -62,6 +62,18 @@ class S3Artifacts:
         """Write (replace) the object: a retry rewrites the same file, never appends."""
         self.client.put_object(Bucket=uri.bucket, Key=uri.key, Body=text.encode("utf-8"), ContentType=content_type)
 
+    def download(self, uri: S3Uri, path: str) -> None:
+        """The object to a local file, streamed (multipart): a manifest may be larger than memory."""
+        self.client.download_file(uri.bucket, uri.key, path)
+
+    def upload(self, path: str, uri: S3Uri, content_type: str = JSONL) -> None:
+        """A local file to the object (replaced), streamed (multipart)."""
+        self.client.upload_file(path, uri.bucket, uri.key, ExtraArgs={"ContentType": content_type})
+
+    def copy(self, source: S3Uri, target: S3Uri) -> None:
+        """A server-side copy: the same bytes, no second upload."""
+        self.client.copy({"Bucket": source.bucket, "Key": source.key}, target.bucket, target.key)
+
     def jsonl_files(self, uri: S3Uri | str, what: str = "predictions_uris") -> list[S3Uri]:
         """One .jsonl object as is, or the .jsonl files under a prefix (sorted; checkpoints left out)."""
         loc = uri if isinstance(uri, S3Uri) else parse_s3_uri(uri, what)

@@ -158,11 +158,11 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
             raise FileNotFoundError(f"{what} {uri} does not exist; check the upstream task's output "
                                     "(or remove the URI from the list if that step produced nothing).")
         path = os.path.join(directory, f"in-{len(os.listdir(directory)):04d}")
-        self.hook.conn.download_file(s3.bucket, s3.key, path)  # streamed to disk, multipart
+        S3Artifacts(self.hook).download(s3, path)  # streamed to disk, multipart
         return path
 
     def _upload(self, path: str, uri: S3Uri, content_type: str) -> None:
-        self.hook.conn.upload_file(path, uri.bucket, uri.key, ExtraArgs={"ContentType": content_type})
+        S3Artifacts(self.hook).upload(path, uri, content_type)
 
     # -- execute -------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict:
@@ -224,7 +224,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
             self._upload(out_manifest, manifest_uri, "application/x-ndjson")
             if cumulative is not None and cumulative != manifest_uri:
                 # A server-side copy: bytes identical to the turn's manifest, no second upload.
-                self.hook.conn.copy({"Bucket": manifest_uri.bucket, "Key": manifest_uri.key}, cumulative.bucket, cumulative.key)
+                S3Artifacts(self.hook).copy(manifest_uri, cumulative)
             # After the manifest, so that a crash between the two leaves a record that does not match
             # (the next merge then validates every line rather than trusting them).
             for uri in {manifest_uri, cumulative} - {None}:
@@ -267,8 +267,7 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         new = [line for path in unlabelled_paths for line in _jsonl(path)]
         lines = preds.unusable_images(existing, new)
         if len(lines) != len(existing):
-            self.hook.conn.put_object(Bucket=uri.bucket, Key=uri.key, Body=preds.dumps_jsonl(lines).encode("utf-8"),
-                                      ContentType="application/x-ndjson")
+            S3Artifacts(self.hook).write_text(uri, preds.dumps_jsonl(lines))
             self.log.info("%d image(s) can never be predicted (%d new this turn); later turns skip them: %s",
                           len(lines), len(lines) - len(existing), uri)
         return str(uri), len(lines)

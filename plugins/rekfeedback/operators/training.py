@@ -22,10 +22,11 @@ from botocore.exceptions import ClientError
 
 from rekfeedback.core import arns, templated
 from rekfeedback.core.evaluation import compare, parse_summary
-from rekfeedback.core.paths import parse_s3_uri
+from rekfeedback.core.paths import S3Uri, parse_s3_uri
 from rekfeedback.core.training import (
     DEFAULT_MAX_CHUNK_BYTES, check_version_name, manifest_chunks, split_manifest, version_name_for_run)
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
+from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
 from rekfeedback.triggers.project_version import ProjectVersionTrainedTrigger
 
@@ -218,11 +219,11 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
     def _update_datasets(self, project_arn: str, turn, test_share: float) -> None:
         datasets = self.hook.project_datasets(project_arn)
         src = parse_s3_uri(self.manifest_uri, "manifest_uri")
-        s3 = self._s3().get_conn()
+        files = S3Artifacts(self._s3())
         with tempfile.TemporaryDirectory(prefix="rekfeedback-train-") as tmp:
             local, paths = os.path.join(tmp, "merged.manifest"), {k: os.path.join(tmp, k) for k in ("TRAIN", "TEST")}
             try:
-                s3.download_file(src.bucket, src.key, local)
+                files.download(src, local)
             except ClientError as exc:
                 raise FileNotFoundError(f"manifest_uri {self.manifest_uri} cannot be read "
                                         f"({exc.response.get('Error', {}).get('Code')}); pass ManifestMergeOperator's "
@@ -239,7 +240,7 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
                 if counts[kind] == 0:
                     continue
                 target = turn.join("training", f"{kind.lower()}.manifest")
-                s3.upload_file(paths[kind], target.bucket, target.key)
+                files.upload(paths[kind], target)
                 if kind in datasets:
                     with open(paths[kind], encoding="utf-8") as f:
                         calls = self.hook.update_dataset_entries(
@@ -270,7 +271,7 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
         s3obj = self.hook.evaluation_summary_object(desc)
         if s3obj is None:
             return parse_summary({}, result.get("F1Score")), None
-        body = self._s3().get_conn().get_object(Bucket=s3obj["Bucket"], Key=s3obj["Name"])["Body"].read()
+        body = S3Artifacts(self._s3()).read_bytes(S3Uri(s3obj["Bucket"], s3obj["Name"]))
         return parse_summary(body, result.get("F1Score")), f"s3://{s3obj['Bucket']}/{s3obj['Name']}"
 
     def _evaluate(self, project_arn: str, arn: str) -> dict:
