@@ -214,10 +214,6 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
 
     # --- S3 ----------------------------------------------------------------------------------------
 
-    @property
-    def _s3(self):
-        return self.hook.conn
-
     def _exists(self, loc: S3Uri) -> bool:
         return S3Artifacts(self.hook).exists(loc)
 
@@ -248,9 +244,9 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         if not self.history_uri:
             return []
         loc = parse_s3_uri(self.history_uri, "history_uri")
-        if not self._exists(loc):
+        raw = S3Artifacts(self.hook).read_bytes(loc, missing_ok=True)
+        if raw is None:
             return []
-        raw = self._s3.get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
         try:
             entries = json.loads(raw)
         except json.JSONDecodeError as err:
@@ -269,8 +265,8 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
             figures = None
             if e.get("figures_uri"):
                 loc = parse_s3_uri(e["figures_uri"], "history figures_uri")
-                if self._exists(loc):
-                    figures = json.loads(self._s3.get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read())
+                raw = S3Artifacts(self.hook).read_bytes(loc, missing_ok=True)
+                figures = None if raw is None else json.loads(raw)
             if figures is None:
                 self.log.warning("Figures of turn %s not found at %s; using the history's copy",
                                  e["run"], e.get("figures_uri"))
@@ -288,7 +284,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         for flag in flags[:report_noise.MAX_LISTED]:
             image = parse_s3_uri(flag["source-ref"], "source-ref")
             try:
-                body = self._s3.get_object(Bucket=image.bucket, Key=image.key)["Body"].read()
+                body = S3Artifacts(self.hook).read_bytes(image)
             except Exception as err:  # noqa: BLE001 - a missing image loses its thumbnail, not its row
                 self.log.warning("no thumbnail for %s: %s", flag["source-ref"], err)
                 body = None
