@@ -51,9 +51,10 @@ class MergeState:
         self.write_manifest = write_manifest
         self.write_reject = write_reject
         self.bucket = images_bucket
-        # ref -> the image's answers as (text, file, line no): the text is kept, not the parsed answer (a
-        # dict per image costs three times the memory); the answers that are written are parsed again.
-        self.winners: Ranking[tuple[str, str, int]] = Ranking()
+        # ref -> the image's answers as (file, line no) by rank. The answer itself is kept once, as the
+        # canonical text the rank ends with, not parsed (a dict per image costs three times the memory);
+        # the answers that are written are parsed again.
+        self.winners: Ranking[tuple[str, int]] = Ranking()
         self.unlabelled: set[str] = set()
         self.unresolved: set[str] = set()  # objects a review backend left without an answer (Ground Truth: no consensus)
         self.c: Counter = Counter()
@@ -127,7 +128,7 @@ class MergeState:
             # review round answers it again, or a later turn does (its image stays out of the manifest).
             self.c["answers_pending"] += 1
             return None
-        outcome = self.winners.offer(ref, rank, (text, name, n))
+        outcome = self.winners.offer(ref, rank, (name, n))
         if outcome != "new":
             self.c[f"answers_{outcome}"] += 1
 
@@ -210,7 +211,8 @@ class MergeState:
         return False
 
     def _emit_one(self, ref: str, candidate: tuple) -> bool:
-        _, (text, file, n) = candidate
+        rank, (file, n) = candidate
+        text = rank[-1]  # the answer's canonical text (core.ranking)
         answer = _loads(text)
         try:
             # build_record_and_line of the answer's entry, without the entry objects.
