@@ -55,6 +55,15 @@ def _for_kind(answer: dict | None, kind: str) -> dict | None:
     return {"labels": norm["labels"], "boxes": []}
 
 
+def shown_item(task: dict) -> dict:
+    """The review item as the task shows it to an annotator: what a simulated one works from (the
+    provider's collect step joins to review/items.jsonl instead)."""
+    data = task.get("data") or {}
+    return {"source-ref": lsfmt.task_ref(task), "width": data.get("width"), "height": data.get("height"),
+            "kind": data.get("kind") or "classification", "route": data.get("route"),
+            "predicted": data.get("predicted") or []}
+
+
 def annotate_project(hook, project_id: int, *, policy: str = "oracle", error_rate: float = 0.0, seed: int = 0,
                      annotators: int = 1, truth: Mapping[str, dict] | Callable[[str], dict | None] | None = None,
                      limit: int | None = None, crew: str = "") -> dict:
@@ -76,7 +85,7 @@ def annotate_project(hook, project_id: int, *, policy: str = "oracle", error_rat
         if have >= annotators:
             counts["skipped"] += 1
             continue
-        item = lsfmt.item_from_task(task)
+        item = shown_item(task)
         w, h, kind = item["width"], item["height"], item["kind"]
         predicted = {"labels": [p["name"] for p in item["predicted"]],
                      "boxes": answerlib.predicted_pixel_boxes(item) if kind == "boxes" else []}

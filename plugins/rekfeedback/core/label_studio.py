@@ -139,16 +139,6 @@ def task_ref(task: dict) -> str:
     return ref
 
 
-def item_from_task(task: dict) -> dict:
-    """The review item as a task shows it to an annotator (the simulated annotator reads it; the
-    collect step joins to review/items.jsonl instead)."""
-    data = task.get("data") or {}
-    ref = task_ref(task)
-    return {"source-ref": ref, "width": data.get("width"), "height": data.get("height"),
-            "kind": data.get("kind") or "classification", "route": data.get("route"),
-            "predicted": data.get("predicted") or []}
-
-
 def worker_answer(result: list[dict], width: int | None, height: int | None) -> dict:
     """One annotation's result list as `{"labels", "boxes"}` in pixels (the policy/vote shape)."""
     labels, boxes = set(), []
