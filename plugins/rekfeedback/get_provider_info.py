@@ -34,7 +34,7 @@ def get_provider_info() -> dict:
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": [
             "rekfeedback.sensors.ground_truth", "rekfeedback.sensors.label_studio"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": [
-            "rekfeedback.triggers.project_version", "rekfeedback.triggers.ground_truth",
+            "rekfeedback.triggers.project_version", "rekfeedback.triggers.dataset", "rekfeedback.triggers.ground_truth",
             "rekfeedback.triggers.label_studio"]}],
         "extra-links": [
             "rekfeedback.links.rekognition.RekognitionProjectVersionLink",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import json
+
 import pytest
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
@@ -41,10 +43,26 @@ def train_op(dag_id="rek_loop", **kw):
         return RekognitionTrainProjectVersionOperator(task_id="train_model", **kw)
 
 
-def run_deferred(op, context):
-    """execute -> TaskDeferred -> the real trigger against the emulator (aiobotocore) -> execute_complete."""
+DATASET_WAITS: list[str] = []  # the datasets each deferred dataset wait was for, in order
+
+
+def deferred_to_training(op, context):
+    """execute, each dataset change waited for in the real DatasetReadyTrigger, until the task defers on training."""
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context)
+    while deferred.value.method_name == "execute_after_dataset":
+        classpath, kwargs = deferred.value.trigger.serialize()
+        assert classpath == "rekfeedback.triggers.dataset.DatasetReadyTrigger"
+        DATASET_WAITS.append(kwargs["dataset_arn"])
+        event = first_event(type(deferred.value.trigger)(**kwargs)).payload
+        with pytest.raises(TaskDeferred) as deferred:
+            op.execute_after_dataset(context, event=event)
+    return deferred
+
+
+def run_deferred(op, context):
+    """execute -> TaskDeferred -> the real trigger against the emulator (aiobotocore) -> execute_complete."""
+    deferred = deferred_to_training(op, context)
     trigger = deferred.value.trigger
     classpath, kwargs = trigger.serialize()
     assert classpath.endswith("ProjectVersionTrainedTrigger")
@@ -69,7 +87,15 @@ def test_merged_manifest_trains_a_new_version_whose_f1_is_compared(emulator, dat
     context = {"run_id": "manual__2026-11-26T07:00:00+00:00", "ti": _Ti()}
     op = train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn={"project_version_arn": base["arn"]},
                   dag_id="rek_loop", improvement_margin=0.0, max_chunk_bytes=4000)
+    DATASET_WAITS.clear()
     result = run_deferred(op, context)
+    # Each dataset change (here: creating both, the base version was trained from files) was waited for in
+    # the triggerer, one after the other; the turn's progress record says every chunk is in.
+    datasets = {d["DatasetType"]: d["DatasetArn"] for d in rek.describe_projects(
+        ProjectNames=[base["project_arn"].split("/")[1]])["ProjectDescriptions"][0]["Datasets"]}
+    assert DATASET_WAITS == [datasets["TRAIN"], datasets["TEST"]]
+    progress = json.loads(read_text(s3, f"{turn}training/datasets.json"))
+    assert progress["sent"]["TRAIN"] > 1 and progress["sent"]["TEST"] >= 1
 
     name = version_name_for_run("rek_loop", context["run_id"])
     assert result["version_name"] == name and f"/version/{name}/" in result["new_version_arn"]
@@ -88,7 +114,6 @@ def test_merged_manifest_trains_a_new_version_whose_f1_is_compared(emulator, dat
     assert set(datasets) == {"TRAIN", "TEST"}
     lines = read_text(s3, manifest_uri).splitlines()
     stats = {k: rek.describe_dataset(DatasetArn=a)["DatasetDescription"]["DatasetStats"]["TotalEntries"] for k, a in datasets.items()}
-    import json
     expected_test = sum(goes_to_test(json.loads(line)["source-ref"], 0.2) for line in lines)
     assert stats == {"TRAIN": len(lines) - expected_test, "TEST": expected_test}
 
@@ -156,8 +181,11 @@ def test_a_version_still_training_is_waited_for_not_trained_again(emulator, emul
     context = {"run_id": "manual__slow", "ti": _Ti()}
     emulator_knobs(training_seconds=3.0)
     first = train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn=base["arn"], dag_id="rek_loop")
-    with pytest.raises(TaskDeferred):
-        first.execute(context)  # the version is now TRAINING_IN_PROGRESS; this try is lost
+    DATASET_WAITS.clear()
+    emulator.reset_stats()
+    deferred_to_training(first, context)  # the version is now TRAINING_IN_PROGRESS; this try is lost
+    # The project has its datasets now: every UpdateDatasetEntries chunk was waited for in the triggerer.
+    assert len(DATASET_WAITS) == emulator.calls["Rekognition.UpdateDatasetEntries"] >= 2
     emulator.reset_stats()
     result = run_deferred(train_op(manifest_uri=manifest_uri, output_prefix=turn, base_version_arn=base["arn"],
                                    dag_id="rek_loop"), context)
@@ -194,8 +222,8 @@ def test_chunks_stay_under_the_limit_and_keep_every_line():
 
 
 def test_dataset_waits_are_the_dataset_ready_waiter_and_a_failed_update_says_why(emulator, data):
-    """Chunked UpdateDatasetEntries waits on the JSON waiter `dataset_ready` (no sleep loop); a dataset the
-    service marks UPDATE_FAILED fails the wait with the service's own message."""
+    """Dataset waits are the JSON waiter `dataset_ready` (no sleep loop); a dataset the service marks
+    UPDATE_FAILED fails the wait with the service's own message."""
     from airflow.sdk.exceptions import AirflowException
 
     from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
@@ -209,7 +237,10 @@ def test_dataset_waits_are_the_dataset_ready_waiter_and_a_failed_update_says_why
     hook.wait_for_dataset(dataset_arn, 0.05, 200)
     assert hook.project_datasets(project_arn) == {"TRAIN": dataset_arn}
     good = read_text(clients(emulator)[0], data["seed_manifest_uri"]).splitlines(keepends=True)[:2]
-    assert hook.update_dataset_entries(dataset_arn, manifest_chunks(good, 4000), 0.05, 200) == 1
+    for chunk in manifest_chunks(good, 4000):
+        hook.update_dataset_entries(dataset_arn, chunk)
+        hook.wait_for_dataset(dataset_arn, 0.05, 200)
     bad = [b'{"source-ref": %d}\n' % i for i in range(5)]  # not an S3 URI: the service drops the line
     with pytest.raises(AirflowException, match=r"is UPDATE_FAILED: 5 of 5 lines are invalid"):
-        hook.update_dataset_entries(dataset_arn, [b"".join(bad)], 0.05, 200)
+        hook.update_dataset_entries(dataset_arn, b"".join(bad))
+        hook.wait_for_dataset(dataset_arn, 0.05, 200)

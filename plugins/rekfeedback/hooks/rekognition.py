@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 
@@ -185,6 +184,9 @@ class RekognitionCustomLabelsHook(AwsBaseHook):
             DatasetSource={"GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Name": key}}},
         )["DatasetArn"]
 
+    def describe_dataset(self, dataset_arn: str) -> dict:
+        return self.conn.describe_dataset(DatasetArn=dataset_arn)["DatasetDescription"]
+
     def wait_for_dataset(self, dataset_arn: str, waiter_delay: float = 5, waiter_max_attempts: int = 720) -> None:
         """Block on the `dataset_ready` waiter; a failed dataset raises with the service's message."""
         try:
@@ -196,14 +198,7 @@ class RekognitionCustomLabelsHook(AwsBaseHook):
             raise AirflowException(f"Dataset {dataset_arn} is {desc.get('Status', 'not ready')}: "
                                    f"{desc.get('StatusMessage') or exc} ({desc.get('StatusMessageCode')})") from exc
 
-    def update_dataset_entries(self, dataset_arn: str, chunks: Iterable[bytes], waiter_delay: float = 5,
-                               waiter_max_attempts: int = 720) -> int:
-        """UpdateDatasetEntries once per chunk (each under the API's 5 MB), waiting for the dataset around each
-        call: the service refuses an update while another one runs. Returns the number of calls."""
-        self.wait_for_dataset(dataset_arn, waiter_delay, waiter_max_attempts)
-        calls = 0
-        for chunk in chunks:
-            self.conn.update_dataset_entries(DatasetArn=dataset_arn, Changes={"GroundTruth": chunk})
-            calls += 1
-            self.wait_for_dataset(dataset_arn, waiter_delay, waiter_max_attempts)
-        return calls
+    def update_dataset_entries(self, dataset_arn: str, chunk: bytes) -> None:
+        """UpdateDatasetEntries with one chunk of JSON Lines (under the API's 5 MB); an entry replaces the one
+        with the same source-ref. The service refuses an update while another one runs: wait with `dataset_ready`."""
+        self.conn.update_dataset_entries(DatasetArn=dataset_arn, Changes={"GroundTruth": chunk})

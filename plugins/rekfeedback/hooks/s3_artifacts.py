@@ -39,6 +39,15 @@ class S3Artifacts:
                 return False
             raise
 
+    def etag(self, uri: S3Uri) -> str | None:
+        """The object's ETag (which changes with its content), None when it does not exist."""
+        try:
+            return self.client.head_object(Bucket=uri.bucket, Key=uri.key)["ETag"]
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise
+
     def read_bytes(self, uri: S3Uri, *, missing_ok: bool = False) -> bytes | None:
         """The object's bytes; None when it does not exist and `missing_ok`, else the ClientError."""
         try:

@@ -6,6 +6,7 @@ The rules (version names, the TRAIN/TEST split, chunking) are in `core/training.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -18,7 +19,6 @@ from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from botocore.exceptions import ClientError
 
 from rekfeedback.core import arns, templated
 from rekfeedback.core.evaluation import compare, parse_summary
@@ -28,6 +28,7 @@ from rekfeedback.core.training import (
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
+from rekfeedback.triggers.dataset import DatasetReadyTrigger
 from rekfeedback.triggers.project_version import ProjectVersionTrainedTrigger
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
             if failed:
                 self.log.warning("Every earlier version of this run failed training: training the next one as %s.",
                                  name)
-            self._update_datasets(project_arn, turn, test_share)
+            self._datasets(project_arn, turn, test_share)
             output = turn.join("training", "output")
             arn = self.hook.create_project_version(project_arn, name, output.bucket, output.key,
                                                    self.version_description)
@@ -216,44 +217,90 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
         return self._evaluate(project_arn, arn)
 
     # -- datasets ------------------------------------------------------------------------------
-    def _update_datasets(self, project_arn: str, turn, test_share: float) -> None:
+    def _datasets(self, project_arn: str, turn, test_share: float) -> None:
+        """Bring the project's datasets up to the merged manifest, one dataset change at a time; each wait
+        for the dataset defers (DatasetReadyTrigger) and resumes here, or blocks on `dataset_ready`."""
+        while (busy := self._dataset_step(project_arn, turn, test_share)) is not None:
+            if self.deferrable:
+                self.defer(trigger=DatasetReadyTrigger(
+                               dataset_arn=busy, waiter_delay=self.dataset_waiter_delay,
+                               waiter_max_attempts=self.dataset_waiter_max_attempts, aws_conn_id=self.aws_conn_id,
+                               region_name=self.region_name, verify=self.verify,
+                               botocore_config=self.botocore_config),
+                           method_name="execute_after_dataset",
+                           timeout=timedelta(seconds=self.dataset_waiter_delay * self.dataset_waiter_max_attempts + 60))
+            self.hook.wait_for_dataset(busy, self.dataset_waiter_delay, self.dataset_waiter_max_attempts)
+
+    def execute_after_dataset(self, context: Context, event: dict[str, Any] | None = None) -> dict:
+        event = validate_execute_complete_event(event)
+        if event.get("status") != "success":
+            raise AirflowException(f"Dataset {event.get('dataset_arn')} did not become ready: "
+                                   f"{event.get('message', event)}")
+        return self.execute(context)  # from the top: the next dataset change, or training
+
+    def _dataset_step(self, project_arn: str, turn, test_share: float) -> str | None:
+        """Make the next dataset change and return the dataset to wait for, or None when both are up to date.
+
+        Safe to repeat: `training/datasets.json` under the turn records, per manifest (its ETag), how
+        many UpdateDatasetEntries chunks each dataset took; an entry replaces the one with the same
+        source-ref, so a chunk sent twice after a crash changes nothing.
+        """
         datasets = self.hook.project_datasets(project_arn)
-        src = parse_s3_uri(self.manifest_uri, "manifest_uri")
         files = S3Artifacts(self._s3())
+        src = parse_s3_uri(self.manifest_uri, "manifest_uri")
+        progress_uri = turn.join("training", "datasets.json")
+        etag = files.etag(src)
+        if etag is None:
+            raise FileNotFoundError(f"manifest_uri {self.manifest_uri} does not exist; pass ManifestMergeOperator's "
+                                    "manifest_uri")
+        progress = json.loads(files.read_text(progress_uri, missing_ok=True) or "{}")
+        if progress.get("manifest_etag") != etag:
+            progress = {"manifest_etag": etag, "sent": {}}
         with tempfile.TemporaryDirectory(prefix="rekfeedback-train-") as tmp:
             local, paths = os.path.join(tmp, "merged.manifest"), {k: os.path.join(tmp, k) for k in ("TRAIN", "TEST")}
-            try:
-                files.download(src, local)
-            except ClientError as exc:
-                raise FileNotFoundError(f"manifest_uri {self.manifest_uri} cannot be read "
-                                        f"({exc.response.get('Error', {}).get('Code')}); pass ManifestMergeOperator's "
-                                        "manifest_uri") from exc
+            files.download(src, local)
             with open(local, encoding="utf-8") as f, open(paths["TRAIN"], "w", encoding="utf-8") as tr, \
                     open(paths["TEST"], "w", encoding="utf-8") as te:
                 counts = dict(zip(("TRAIN", "TEST"), split_manifest(f, tr, te, test_share, self.manifest_uri)))
-            self.log.info("Manifest split: %d image(s) to TRAIN, %d to TEST (test_share=%s)", counts["TRAIN"],
-                          counts["TEST"], test_share)
             if counts["TRAIN"] == 0:
                 raise ValueError(f"{self.manifest_uri} gives no TRAIN image (it is empty, or test_share is 1)")
-            wait = (self.dataset_waiter_delay, self.dataset_waiter_max_attempts)
+            if "TEST" not in datasets and counts["TEST"] == 0:
+                raise AirflowException(
+                    f"Project {project_arn} has no TEST dataset and test_share={test_share} routed no image to TEST; "
+                    "Rekognition needs both datasets to train. Set test_share > 0 (e.g. 0.2).")
             for kind in ("TRAIN", "TEST"):
                 if counts[kind] == 0:
                     continue
+                with open(paths[kind], encoding="utf-8") as f:
+                    chunks = list(manifest_chunks(f, int(self.max_chunk_bytes)))
+                sent = int(progress["sent"].get(kind, 0))
+                if sent >= len(chunks):
+                    continue
                 target = turn.join("training", f"{kind.lower()}.manifest")
-                files.upload(paths[kind], target)
+                if sent == 0:  # what this turn adds to the dataset, kept beside the turn
+                    files.upload(paths[kind], target)
                 if kind in datasets:
-                    with open(paths[kind], encoding="utf-8") as f:
-                        calls = self.hook.update_dataset_entries(
-                            datasets[kind], manifest_chunks(f, int(self.max_chunk_bytes)), *wait)
-                    self.log.info("%s dataset %s: %d UpdateDatasetEntries call(s)", kind, datasets[kind], calls)
+                    desc = self.hook.describe_dataset(datasets[kind])
+                    if desc["Status"].endswith("IN_PROGRESS"):  # an update is refused while another one runs
+                        return datasets[kind]
+                    if desc["Status"].endswith("FAILED") and sent:
+                        raise AirflowException(f"{kind} dataset {datasets[kind]} is {desc['Status']}: "
+                                               f"{desc.get('StatusMessage')} ({desc.get('StatusMessageCode')})")
+                    self.hook.update_dataset_entries(datasets[kind], chunks[sent])
+                    progress["sent"][kind] = sent + 1
+                    self.log.info("%s dataset %s: UpdateDatasetEntries %d of %d (%d image(s) for %s)", kind,
+                                  datasets[kind], sent + 1, len(chunks), counts[kind], kind)
                 else:
                     self.log.info("The project has no %s dataset: creating it from %s", kind, target)
                     datasets[kind] = self.hook.create_dataset(project_arn, kind, target.bucket, target.key)
-                    self.hook.wait_for_dataset(datasets[kind], *wait)
-        if "TEST" not in datasets:
-            raise AirflowException(
-                f"Project {project_arn} has no TEST dataset and test_share={test_share} routed no image to TEST; "
-                "Rekognition needs both datasets to train. Set test_share > 0 (e.g. 0.2).")
+                    progress["sent"][kind] = len(chunks)
+                files.write_text(progress_uri, json.dumps(progress, sort_keys=True), "application/json")
+                return datasets[kind]
+        # Every change sent: wait until the last one is applied before training.
+        for arn in datasets.values():
+            if self.hook.describe_dataset(arn)["Status"].endswith("IN_PROGRESS"):
+                return arn
+        return None
 
     # -- results -------------------------------------------------------------------------------
     def _raise_if_failed(self, project_arn: str, arn: str) -> None:

@@ -9,6 +9,7 @@ _MODULES = {
     "ProjectVersionTrainedTrigger": "project_version",
     "ProjectVersionStoppedTrigger": "project_version",
     "ProjectVersionSettledTrigger": "project_version",
+    "DatasetReadyTrigger": "dataset",
     "GroundTruthLabelingJobTrigger": "ground_truth",
     "LabelStudioReviewTrigger": "label_studio",
 }
