@@ -46,7 +46,9 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
        TEST, the rest to TRAIN (``training/train.manifest`` / ``training/test.manifest`` under
        ``output_prefix``). Each goes to the project's dataset of that type: UpdateDatasetEntries in
        chunks under the API's 5 MB limit (an entry replaces the one with the same source-ref), or
-       CreateDataset from the file when the project has no such dataset yet.
+       CreateDataset from the file when the project has no such dataset yet. One change at a time,
+       each waited for (deferred: DatasetReadyTrigger); `training/datasets.json` records how many
+       chunks each dataset took, so a resume or a retry never re-sends what is in.
     2. Creates the version named ``version_name`` (default: derived from the DAG id and run id).
        A retry finds that version and waits for it (or evaluates it) instead of training another:
        one version per successful attempt. Only when that version failed training, which took its
@@ -74,7 +76,7 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
     :param improvement_margin: absolute F1 gain needed for ``improved`` (default 0.0). (templated)
     :param max_chunk_bytes: UpdateDatasetEntries payload size per call.
     :param dataset_waiter_delay: seconds between DescribeDataset checks after a dataset change
-        (waiter `dataset_ready`).
+        (waiter `dataset_ready`, in DatasetReadyTrigger when deferrable).
     :param dataset_waiter_max_attempts: DescribeDataset checks before giving up.
     :param wait_for_completion: wait for training when not deferrable.
     :param waiter_delay: seconds between training status checks.

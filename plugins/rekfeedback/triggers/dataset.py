@@ -8,7 +8,10 @@ from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
 
 
 class DatasetReadyTrigger(AwsBaseWaiterTrigger):
-    """Fires when the dataset is CREATE_COMPLETE or UPDATE_COMPLETE; an error event when it is *_FAILED."""
+    """Fires when the dataset is CREATE_COMPLETE or UPDATE_COMPLETE; an error event when it is *_FAILED.
+
+    The hook comes from `aws_hook_class` (the amazon provider builds it with the trigger's connection).
+    """
 
     aws_hook_class = RekognitionCustomLabelsHook
 
@@ -32,7 +35,3 @@ class DatasetReadyTrigger(AwsBaseWaiterTrigger):
             botocore_config=botocore_config,
         )
 
-    def hook(self) -> RekognitionCustomLabelsHook:
-        # Older amazon 9.x releases only know an overridden hook(); newer ones also read aws_hook_class.
-        return RekognitionCustomLabelsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
-                                           verify=self.verify, config=self.botocore_config)
