@@ -18,10 +18,10 @@ $(STAMP): requirements-dev.lock pyproject.toml local/pyproject.toml
 demo: $(STAMP)
 	$(BIN)/rekfeedback-local demo $(DEMO_ARGS)
 
-# One pytest worker per core (TEST_WORKERS=0 runs in one process); the Label Studio tests share one worker.
+# One pytest worker per core, the Label Studio tests in one process beside them (TEST_WORKERS=0: one process).
 TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python scripts/run_tests.py --workers $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The deployment test: Airflow's components on PostgreSQL + Redis + Celery, from a venv holding only what a
 # deployment installs (the runtime lock and the provider, not editable); the emulator runs from .venv.

@@ -57,10 +57,9 @@ _share_botocore_models()
 pytest_plugins = ["tests.fixtures.emulator"]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs it with --dist loadgroup), every test that uses the session's
-    Label Studio runs in one worker: that server is started, restarted and stopped by the tests using it."""
-    for item in items:
-        if "label_studio" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("label_studio"))
+def pytest_itemcollected(item):
+    """Every test that uses the session's Label Studio carries the `labelstudio` marker, however it gets the
+    fixture: `make test` (scripts/run_tests.py) runs those in one process, since they start, restart and stop
+    one server, and the rest on pytest-xdist workers beside them."""
+    if "label_studio" in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.labelstudio)

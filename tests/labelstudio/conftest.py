@@ -168,12 +168,19 @@ def predictions_from_truth(images: list[dict], bucket: str, seed: int = 3) -> li
 
 
 @pytest.fixture
-def make_turn(s3):
-    """A new turn: synthetic images with truth in S3, and predictions split into `parts` files."""
+def make_turn(s3, request):
+    """A new turn: synthetic images with truth in S3, and predictions split into `parts` files.
+
+    Its names are the test's own (the routing of an image hashes its source-ref), so every run routes alike."""
+    import hashlib
+    import itertools
+
     from rekfeedback_local import synthetic
 
+    count = itertools.count()
+
     def make(n: int = 6, parts: int = 1, bucket: str = "rekfeedback-ls-tests") -> dict:
-        tag = uuid.uuid4().hex[:8]
+        tag = hashlib.sha1(f"{request.node.nodeid}:{next(count)}".encode()).hexdigest()[:8]
         summary = synthetic.generate(s3, bucket, f"ls/{tag}", n=n, seed=11, n_seed=0, n_test=0, bad_files=False)
         truth = [json.loads(line) for line in
                  s3.get_object(Bucket=bucket, Key=f"ls/{tag}/manifests/truth.jsonl")["Body"].read().decode().splitlines()]
