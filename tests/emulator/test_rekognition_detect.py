@@ -153,17 +153,22 @@ def test_not_running_is_resource_not_ready(emulator, rek, model):
     assert "TRAINING_IN_PROGRESS" in err.value.response["Error"]["Message"]
 
 
+def detect_outcome(rek, arn: str, image: dict) -> str:
+    """"ok", or the error code DetectCustomLabels answered."""
+    try:
+        rek.detect_custom_labels(ProjectVersionArn=arn, Image=image)
+        return "ok"
+    except ClientError as exc:
+        return exc.response["Error"]["Code"]
+
+
 def test_throttled_over_capacity(emulator, model, emulator_knobs):
     emulator_knobs(capacity_per_unit=3.0, latency=0.0, throttle_rate=0.0)
     rek = client(emulator, "rekognition")
     image = {"S3Object": {"Bucket": model["bucket"], "Name": model["pool"][0]}}
 
     def call(_):
-        try:
-            rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image=image)
-            return "ok"
-        except ClientError as exc:
-            return exc.response["Error"]["Code"]
+        return detect_outcome(rek, model["detection"], image)
 
     call(0)  # warm the client and the feature cache, then let the one-second window empty
     emulator.advance_clock(1.05)
@@ -195,11 +200,7 @@ def test_a_call_in_flight_does_not_hold_up_the_others(emulator, rek, model, emul
     emulator_knobs(detect_hold_after=1)
 
     def call(_):
-        try:
-            rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image=image)
-            return "ok"
-        except ClientError as exc:
-            return exc.response["Error"]["Code"]
+        return detect_outcome(rek, model["detection"], image)
 
     with ThreadPoolExecutor(3) as pool:
         held = [pool.submit(call, i) for i in range(3)]
