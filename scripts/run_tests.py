@@ -39,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         ls_log.seek(0)
         print("\n===== the Label Studio tests (one process, run beside the others) =====")
         sys.stdout.write(ls_log.read())
-    codes = [rest, ls_rc]
+    return combined([rest, ls_rc])
+
+
+def combined(codes: list[int]) -> int:
+    """One exit code for the parts: a failure wins; "no tests" only when no part ran any."""
     if all(c == NO_TESTS for c in codes):
         return NO_TESTS
     failed = [c for c in codes if c not in (0, NO_TESTS)]
