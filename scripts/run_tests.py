@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         label_studio = subprocess.Popen([*pytest, "-p", "no:xdist", "-m", "labelstudio", *pytest_args],
                                         stdout=ls_log, stderr=subprocess.STDOUT, text=True)
         try:
-            rest = subprocess.call([*pytest, "-n", args.workers, "-m", "not labelstudio", *pytest_args])
+            # worksteal: a worker that runs out takes tests queued for the other (the DAG tests are long).
+            rest = subprocess.call([*pytest, "-n", args.workers, "--dist", "worksteal", "-m", "not labelstudio",
+                                    *pytest_args])
         finally:
             ls_rc = label_studio.wait()
         ls_log.seek(0)
