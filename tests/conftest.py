@@ -53,8 +53,10 @@ def _share_botocore_models() -> None:
 
 _share_botocore_models()
 
-# The emulator fixtures (a session-wide server on a free port) live in tests/fixtures/.
-pytest_plugins = ["tests.fixtures.emulator"]
+# Shared fixtures live in tests/fixtures/ (the emulator, trained models, Label Studio, Ground Truth accounts),
+# registered here once so a test in any layer folder can use them.
+pytest_plugins = ["tests.fixtures.emulator", "tests.fixtures.models", "tests.fixtures.label_studio",
+                  "tests.fixtures.ground_truth"]
 
 
 def pytest_itemcollected(item):

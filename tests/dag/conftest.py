@@ -7,7 +7,7 @@
   other's data; returns the provision result plus `run_conf`, every DAG setting given explicitly.
 - `run_dag`: `dag.test(run_conf=...)` returning the finished DagRun, with helpers to read task
   states and XComs.
-- `label_studio`: the session's real Label Studio (tests/labelstudio/conftest.py); skips when it
+- `label_studio`: the session's real Label Studio (tests/fixtures/label_studio.py); skips when it
   cannot be installed.
 """
 
@@ -24,7 +24,6 @@ import pytest
 
 from rekfeedback.turn_config import SETTINGS
 from tests.conftest import ROOT
-from tests.labelstudio.conftest import label_studio  # noqa: F401 - re-exported fixture for the Label Studio run
 
 DAG_ID = "rekognition_feedback_loop"
 DAGS = ROOT / "dags"

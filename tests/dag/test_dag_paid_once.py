@@ -118,7 +118,7 @@ def test_a_prefix_of_only_unusable_images_is_recorded_when_inference_fails_and_n
     states = task_states(second)
     assert states["preflight"] == "skipped", states
     assert emulator.calls[START] == 0 and emulator.calls[DETECT] == 0
-    # A fixed file under the same key (a new ETag) is tried again: tests/inference/test_paid_ledger.py.
+    # A fixed file under the same key (a new ETag) is tried again: tests/operators/test_inference_paid_ledger.py.
 
 
 def test_objects_a_backend_left_unresolved_are_reviewed_again_next_turn_without_paying_their_predictions(

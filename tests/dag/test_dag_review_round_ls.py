@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 
-from tests.labelstudio.conftest import ls_hook  # noqa: F401 - fixture
 
 from .conftest import task_states, xcom
 from .test_dag_e2e import read_lines, timed
 from .test_dag_review_round import CREW
 
 
-def test_label_studio_three_annotators_then_review_round(label_studio, loop_setup, run_dag, aws, emulator, ls_hook):  # noqa: F811
+def test_label_studio_three_annotators_then_review_round(label_studio, loop_setup, run_dag, aws, emulator, ls_hook):
     from rekfeedback_local.annotator import run_in_background
 
     setup = loop_setup(n_images=6, bad_files=False, review_backend="label-studio", workers_per_object=3, train=False)

@@ -12,8 +12,7 @@ import uuid
 import boto3
 import pytest
 
-# The real Label Studio of tests/labelstudio (started once per session, reused when already running).
-from tests.labelstudio.conftest import label_studio  # noqa: F401
+# The real Label Studio (tests/fixtures/label_studio.py: started once per session, reused when already running).
 
 DAG_ID = "preflight_dag"
 

@@ -1,4 +1,4 @@
-"""The Label Studio check against a real Label Studio (tests/labelstudio/conftest.py starts or reuses it)."""
+"""The Label Studio check against a real Label Studio (tests/fixtures/label_studio.py starts or reuses it)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import pytest
 
 from rekfeedback.core.report import compute_figures
 from rekfeedback.core.report_html import CHARTS, render_report
-from tests.report.sample import demo_turn
+from tests.fixtures.report_sample import demo_turn
 
 
 def _demo_figures(**kw):

@@ -9,7 +9,7 @@ import pytest
 
 from rekfeedback.hooks.label_studio import LabelStudioConnectionError, LabelStudioHook
 from rekfeedback.operators.label_studio import LabelStudioReviewOperator
-from tests.labelstudio.conftest import context_for
+from tests.fixtures.label_studio import context_for
 
 pytestmark = pytest.mark.labelstudio
 
@@ -54,7 +54,7 @@ def test_missing_token_and_host(monkeypatch):
         LabelStudioHook(label_studio_conn_id="ls_no_host").check()
 
 
-def test_good_connection_and_operator_fails_before_writing(label_studio, ls_hook, aws, s3, monkeypatch):
+def test_good_connection_and_operator_fails_before_writing(label_studio, ls_hook, emulator, s3, monkeypatch):
     assert ls_hook.check()["email"] == label_studio.username
     monkeypatch.setenv("AIRFLOW_CONN_LS_DOWN", json.dumps(
         {"conn_type": "labelstudio", "host": f"127.0.0.1:{closed_port()}", "password": "t" * 40}))

@@ -11,7 +11,7 @@ import pytest
 
 from rekfeedback.core.paths import run_key
 from rekfeedback.operators.report import TurnReportOperator
-from tests.report.sample import demo_turn
+from tests.fixtures.report_sample import demo_turn
 
 BUCKET = "set-per-test"  # replaced by the `s3` fixture with a fresh bucket
 

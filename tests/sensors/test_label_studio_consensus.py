@@ -9,8 +9,8 @@ import pytest
 from rekfeedback.core import answers as answerlib
 from rekfeedback_local.annotator import annotate_project, s3_truth_reader
 from rekfeedback.sensors.label_studio import LabelStudioReviewSensor
-from tests.labelstudio.conftest import CONN_ID, context_for
-from tests.labelstudio.test_review_loop import read_s3, run_operator
+from tests.fixtures.label_studio import CONN_ID, context_for
+from tests.fixtures.label_studio import read_s3, run_operator
 
 pytestmark = pytest.mark.labelstudio
 

@@ -1,7 +1,6 @@
-"""Start/stop operators and the running trigger, against the emulator over HTTP."""
+"""Start/stop operators and their deferred waits, against the emulator over HTTP."""
 
 from __future__ import annotations
-
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
@@ -9,12 +8,11 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
 from rekfeedback.operators import RekognitionStartProjectVersionOperator, RekognitionStopProjectVersionOperator
 from rekfeedback.triggers.project_version import (
-    ProjectVersionRunningTrigger, ProjectVersionSettledTrigger, ProjectVersionStoppedTrigger, ProjectVersionTrainedTrigger,
+    ProjectVersionRunningTrigger, ProjectVersionSettledTrigger, ProjectVersionStoppedTrigger,
 )
 
-from tests.triggers import first_event
-
-from .conftest import FakeTI, clients, stop_model
+from tests.fixtures.models import FakeTI, stop_model
+from tests.fixtures.triggers import first_event
 
 
 def start_op(arn, **kw):
@@ -98,28 +96,6 @@ def test_deferrable_start_defers_with_the_running_trigger(emulator, trained):
     with pytest.raises(AirflowException, match="did not reach RUNNING"):
         op.execute_complete({}, event={"status": "error", "message": "boom"})
     stop_model(emulator, trained)
-
-
-def test_trained_trigger_and_not_trained_version(emulator, dataset, emulator_knobs):
-    emulator_knobs(fail_training=True)
-    _, rek = clients(emulator)
-    project_arn = rek.create_project(ProjectName="failing-project")["ProjectArn"]
-    from rekfeedback.core.paths import parse_s3_uri
-
-    def asset(uri):
-        s3 = parse_s3_uri(uri)
-        return {"GroundTruthManifest": {"S3Object": {"Bucket": s3.bucket, "Name": s3.key}}}
-
-    arn = rek.create_project_version(
-        ProjectArn=project_arn, VersionName="bad", OutputConfig={"S3Bucket": dataset["bucket"]},
-        TrainingData={"Assets": [asset(dataset["seed_manifest_uri"])]},
-        TestingData={"Assets": [asset(dataset["test_manifest_uri"])]})["ProjectVersionArn"]
-    trigger = ProjectVersionTrainedTrigger(project_arn=project_arn, version_name="bad", project_version_arn=arn,
-                                           waiter_delay=1, waiter_max_attempts=20)
-    event = first_event(trigger)
-    assert event.payload["status"] == "error" and "training failed" in event.payload["message"]
-    with pytest.raises(AirflowException, match="failed training"):
-        start_op(arn, deferrable=False).execute({})
 
 
 def _resume(op, deferred, context, expected_trigger):

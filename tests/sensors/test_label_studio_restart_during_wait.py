@@ -12,8 +12,8 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from rekfeedback_local.annotator import annotate_project
 from rekfeedback.sensors.label_studio import LabelStudioReviewSensor
-from tests.labelstudio.conftest import CONN_ID, context_for, other_sessions
-from tests.labelstudio.test_review_loop import read_s3, run_operator
+from tests.fixtures.label_studio import CONN_ID, context_for, other_sessions
+from tests.fixtures.label_studio import read_s3, run_operator
 
 pytestmark = pytest.mark.labelstudio
 

@@ -12,21 +12,9 @@ from rekfeedback.core import label_studio as lsfmt
 from rekfeedback_local.annotator import annotate_project, s3_truth_reader
 from rekfeedback.operators.label_studio import LabelStudioReviewOperator
 from rekfeedback.sensors.label_studio import LabelStudioReviewSensor
-from tests.labelstudio.conftest import CONN_ID, context_for
+from tests.fixtures.label_studio import CONN_ID, context_for, read_s3, run_operator
 
 pytestmark = pytest.mark.labelstudio
-
-
-def run_operator(turn, run_id, **kw):
-    op = LabelStudioReviewOperator(task_id="review", predictions_uris=kw.pop("predictions_uris", turn["predictions_uris"]),
-                                   output_prefix=turn["turn"], label_studio_conn_id=CONN_ID, chunk_size=4, **kw)
-    ctx = context_for(run_id)
-    return op.execute(ctx), ctx
-
-
-def read_s3(s3, uri):
-    bucket, key = uri[5:].split("/", 1)
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 
 
 def test_turn_tasks_annotated_collected_and_merged(make_turn, ls_hook, s3, tmp_path):

@@ -12,9 +12,9 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from rekfeedback.operators import ManifestMergeOperator, RekognitionTrainProjectVersionOperator
 from rekfeedback.core.training import attempt_version_name, goes_to_test, manifest_chunks, version_name_for_run
 
-from tests.triggers import first_event
+from tests.fixtures.triggers import first_event
 
-from .helpers import clients, jsonl, make_dataset, put_text, read_text, train_base_version, truth_answers
+from tests.fixtures.merge import clients, jsonl, make_dataset, put_text, read_text, train_base_version, truth_answers
 
 
 

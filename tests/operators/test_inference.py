@@ -15,7 +15,7 @@ from rekfeedback.core.predictions import read_prediction_lines
 from rekfeedback.core.shard_rates import memory_key, memory_record
 from rekfeedback.operators.inference import RekognitionCustomLabelsInferenceOperator
 
-from .conftest import clients
+from tests.fixtures.models import clients
 
 DETECT = "Rekognition.DetectCustomLabels"
 

@@ -13,26 +13,8 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from rekfeedback.operators import GroundTruthVerificationOperator
 from rekfeedback.sensors import GroundTruthLabelingJobSensor
 from rekfeedback.triggers import GroundTruthLabelingJobTrigger
-from tests.ground_truth import helpers
-
-
-@pytest.fixture
-def account(emulator):
-    return helpers.setup_account()
-
-
-def operator(data, account, dag_id, **kwargs):
-    with DAG(dag_id, schedule=None):
-        params = {"predictions_uris": [data["predictions_uri"]], "output_prefix": data["turn"],
-                  "labels": helpers.LABELS, **account, **kwargs}
-        return GroundTruthVerificationOperator(task_id="review", **params)
-
-
-def sensor(result, dag_id, **kwargs):
-    kwargs = {"deferrable": False, "poke_interval": 0.2, "timeout": 60, **kwargs}
-    with DAG(dag_id + "_s", schedule=None):
-        return GroundTruthLabelingJobSensor(task_id="wait", job_names=result["jobs"],
-                                            answers_uri=result["answers_uri"], **kwargs)
+from tests.fixtures import ground_truth as helpers
+from tests.fixtures.ground_truth import make_operator as operator, make_sensor as sensor
 
 
 def test_retried_operator_reuses_its_jobs(emulator, s3_bucket, account):

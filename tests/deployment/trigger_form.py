@@ -12,7 +12,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from tests.report.cdp import chromium, devtools
+from tests.fixtures.cdp import chromium, devtools
 
 SECTIONS = ("Model", "Inference", "Human review", "Ground Truth", "Label Studio", "Training", "Connections")  # at least
 

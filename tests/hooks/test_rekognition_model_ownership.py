@@ -9,10 +9,10 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
 
-from tests.triggers import first_event
+from tests.fixtures.triggers import first_event
 
-from .conftest import FakeTI, clients, stop_model
-from .test_project_version import start_op, stop_op
+from tests.fixtures.models import FakeTI, clients, stop_model
+from tests.operators.test_project_version import start_op, stop_op
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rekfeedback.core import consensus
-from tests.ground_truth import helpers
-from tests.ground_truth.test_jobs import account, make_operator, make_sensor  # noqa: F401 - fixture
+from tests.fixtures import ground_truth as helpers
+from tests.fixtures.ground_truth import make_operator, make_sensor
 
 # One careful annotator, one who rejects everything, one who answers at random every time.
 DISAGREEING = "ann=oracle:0.0,rob=reject-all:0,dan=careless:1.0"

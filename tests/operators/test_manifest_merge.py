@@ -13,7 +13,7 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 from rekfeedback.core import validation
 from rekfeedback.operators import ManifestMergeOperator
 
-from .helpers import clients, jsonl, make_dataset, put_text, read_text, truth_answers
+from tests.fixtures.merge import clients, jsonl, make_dataset, put_text, read_text, truth_answers
 
 
 @pytest.fixture(scope="module")

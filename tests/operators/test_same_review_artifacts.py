@@ -11,8 +11,8 @@ from airflow.sdk import DAG
 from rekfeedback.core import review
 from rekfeedback.operators import GroundTruthVerificationOperator
 from rekfeedback.operators.label_studio import LabelStudioReviewOperator
-from tests.ground_truth import helpers as gt_helpers
-from tests.labelstudio.conftest import CONN_ID, context_for
+from tests.fixtures import ground_truth as gt_helpers
+from tests.fixtures.label_studio import CONN_ID, context_for
 
 pytestmark = pytest.mark.labelstudio
 

@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from rekfeedback_local.annotator import label_set_of
-from tests.labelstudio.test_review_loop import run_operator
-from tests.report.cdp import chromium, devtools, find_chromium
+from tests.fixtures.label_studio import run_operator
+from tests.fixtures.cdp import chromium, devtools, find_chromium
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.chromium]
 

@@ -7,7 +7,7 @@ import uuid
 from rekfeedback.core.predictions import read_prediction_lines
 from rekfeedback.operators.inference import RekognitionCustomLabelsInferenceOperator
 
-from .conftest import clients
+from tests.fixtures.models import clients
 
 
 def run(emulator, dataset, model, **kw) -> tuple[dict, list[dict]]:

@@ -9,25 +9,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from rekfeedback.operators import GroundTruthVerificationOperator
 from rekfeedback.sensors import GroundTruthLabelingJobSensor
-from tests.ground_truth import helpers
-
-
-def make_operator(data, account, dag_id, **kwargs):
-    with DAG(dag_id, schedule=None):
-        return GroundTruthVerificationOperator(
-            task_id="review", predictions_uris=kwargs.pop("predictions_uris", [data["predictions_uri"]]),
-            output_prefix=data["turn"], labels=helpers.LABELS, **account, **kwargs)
-
-
-def make_sensor(result, dag_id, **kwargs):
-    with DAG(dag_id + "_s", schedule=None):
-        return GroundTruthLabelingJobSensor(task_id="wait", job_names=result["jobs"], answers_uri=result["answers_uri"],
-                                            deferrable=False, poke_interval=0.2, timeout=60, **kwargs)
-
-
-@pytest.fixture
-def account(emulator):
-    return helpers.setup_account()
+from tests.fixtures import ground_truth as helpers
+from tests.fixtures.ground_truth import make_operator, make_sensor
 
 
 def test_classification_verification_and_labelling(emulator, emulator_knobs, s3_bucket, account):

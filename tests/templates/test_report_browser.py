@@ -9,8 +9,8 @@ import pytest
 from rekfeedback.core.report import compute_figures
 from rekfeedback.core.report_html import CHARTS
 from rekfeedback.operators.report import write_report_locally
-from tests.report.cdp import find_chromium, load_page
-from tests.report.sample import demo_turn
+from tests.fixtures.cdp import find_chromium, load_page
+from tests.fixtures.report_sample import demo_turn
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None,

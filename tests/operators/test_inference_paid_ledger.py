@@ -6,7 +6,7 @@ import uuid
 
 from rekfeedback.core.predictions import read_prediction_lines
 
-from .conftest import clients
+from tests.fixtures.models import clients
 from .test_inference import DETECT, infer, lines_of
 
 
