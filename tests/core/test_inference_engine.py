@@ -139,3 +139,27 @@ def test_progress_is_logged(caplog):
     text = caplog.text
     assert "Inference progress:" in text and "images/s" in text and "ETA" in text and "throttles" in text
     assert "Inference done: 50/50" in text
+
+
+def test_headers_are_read_only_as_far_ahead_as_the_limiter_lets_calls_start():
+    # Eight threads, but the limiter lets two calls run at once: reading eight headers at the start
+    # would only delay the first call (and every shard reads at the same moment).
+    limiter = AdaptiveLimiter(initial_rate=5000, max_rate=5000, max_concurrency=2)
+    lock, reading, most = threading.Lock(), [0], [0]
+    crowded = threading.Event()  # set if more reads than allowed run at once: then nobody waits longer
+
+    def slow_probe(task):
+        with lock:
+            reading[0] += 1
+            most[0] = max(most[0], reading[0])
+            if reading[0] > limiter.concurrency_limit:
+                crowded.set()
+        crowded.wait(0.2 if task.source_ref.endswith(("0000.jpg", "0001.jpg")) else 0)
+        with lock:
+            reading[0] -= 1
+        return probe(task)
+
+    result = InferenceEngine(probe=slow_probe, detect=FakeModel(), model="arn:m", limiter=limiter,
+                             max_workers=8, policy=RetryPolicy(base=0.001, cap=0.005)).run(tasks(30))
+    assert result.summary["predicted"] == 30
+    assert limiter.concurrency_limit == 2 and most[0] <= 2 and not crowded.is_set()

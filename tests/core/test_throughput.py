@@ -177,3 +177,33 @@ def test_error_classification():
     assert classify_code("ImageTooLargeException") == "fatal"
     assert error_code(ApiError("X")) == "X"
     assert error_code(ValueError("boom")) == "ValueError"
+
+
+class _MaxRng:
+    """Every jittered wait at its upper bound, so the test sees the schedule itself."""
+
+    def random(self):
+        return 1.0
+
+
+def test_a_throttle_under_the_limiter_is_retried_soon_and_backs_off_only_when_it_persists():
+    # The limiter paces every call (and cuts the rate on overload), so a throttled image need not
+    # wait longer per throttle: waits of seconds for an unlucky image are the run's tail.
+    answers = iter([ApiError("ProvisionedThroughputExceededException")] * 8 + ["ok"])
+
+    def fn():
+        a = next(answers)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    policy = RetryPolicy(base=0.05, cap=5.0, paced_retries=6)
+    paced, alone = [], []
+    out = call_with_retries(fn, limiter=AdaptiveLimiter(initial_rate=1000, max_rate=1000), policy=policy,
+                            rng=_MaxRng(), sleep=paced.append)
+    assert out.value == "ok" and out.throttles == 8
+    assert paced == pytest.approx([0.05] * 6 + [0.1, 0.2])
+    # Without a limiter nothing else slows the calls down: exponential from the first throttle.
+    assert [policy.delay(n, _MaxRng()) for n in (1, 2, 3)] == pytest.approx([0.1, 0.2, 0.4])
+    # A transient error under the limiter says nothing about load: still exponential.
+    assert policy.delay(3, _MaxRng(), paced=False) == pytest.approx(0.4)

@@ -44,9 +44,7 @@ class EmulatorApp:
         self._sagemaker: dict[str, Callable[[dict], dict]] | None = None
         self._sagemaker_lock = threading.Lock()
         if moto_app is None:
-            from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-            moto_app = DomainDispatcherApplication(create_backend_app)
+            moto_app = _moto_dispatcher()
         self._moto = moto_app
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
@@ -147,6 +145,29 @@ def _default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _moto_dispatcher() -> Callable:
+    """moto's dispatcher, remembering the backend found for each Host.
+
+    moto finds it anew for every request, under one lock: a listing of its package folder (about
+    200 entries) and a match against hundreds of URL patterns. That is CPU an emulated S3 request
+    (a shard's header read, checkpoint or rate hint, DetectCustomLabels' own HEAD) takes from the
+    clients on a two-core machine, with nothing to learn from: the answer depends on the Host only.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    class Dispatcher(DomainDispatcherApplication):
+        def __init__(self, create_app: Callable) -> None:
+            super().__init__(create_app)
+            self._backends: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host):  # called under self.lock
+            if host not in self._backends:
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    return Dispatcher(create_backend_app)
 
 
 # ---------------------------------------------------------------------------------------------- serving

@@ -102,6 +102,24 @@ def failure_report(lines: list[dict], total: int, threshold: float, examples: in
             f"{100 * threshold:.1f}% allowed by max_failed_share). Causes: " + " | ".join(parts))
 
 
+class _Gate:
+    """At most `limit()` holders at once; the limit is read anew while waiting (it follows the rate)."""
+
+    def __init__(self, limit: Callable[[], int]):
+        self._limit, self._held, self._cond = limit, 0, threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._cond:
+            while self._held >= max(1, self._limit()):
+                self._cond.wait(0.05)
+            self._held += 1
+
+    def __exit__(self, *exc) -> None:
+        with self._cond:
+            self._held -= 1
+            self._cond.notify()
+
+
 class InferenceEngine:
     def __init__(
         self,
@@ -142,6 +160,10 @@ class InferenceEngine:
         self.rng = rng or random.Random()
         self.shard_rates = shard_rates  # other shards on the same model: share it evenly
         self._stop = threading.Event()
+        # Header reads only as far ahead as the limiter will let calls start: all `max_workers`
+        # threads reading at once (every shard at the same moment, at the start) delays the first
+        # call by the time the whole burst takes, and reads images the run may never get to.
+        self._reading = _Gate(lambda: self.limiter.concurrency_limit)
 
     # --- one image ---------------------------------------------------------------------------
     def _error_line(self, task: ImageTask, code: str, message: str, probe: ImageProbe | None = None) -> dict:
@@ -152,8 +174,9 @@ class InferenceEngine:
     def _process(self, task: ImageTask) -> _Done:
         if self._stop.is_set():
             return _Done(None)
-        got = call_with_retries(lambda: self.probe(task), limiter=None, policy=self.policy, rng=self.rng,
-                                sleep=self.sleep, stop=self._stop)
+        with self._reading:
+            got = call_with_retries(lambda: self.probe(task), limiter=None, policy=self.policy, rng=self.rng,
+                                    sleep=self.sleep, stop=self._stop)
         if got.error is not None:
             if self._stop.is_set():
                 return _Done(None)
