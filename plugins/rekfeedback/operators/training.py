@@ -1,14 +1,12 @@
 """Train the next Rekognition Custom Labels model version on the merged manifest and evaluate it (issue 6).
 
 The rules (version names, the TRAIN/TEST split, chunking) are in `core/training.py`; the calls in
-`RekognitionCustomLabelsHook`; this module only orders them.
+`RekognitionCustomLabelsHook`, the dataset changes and the evaluation in `hooks/rekognition_training.py`;
+this module only orders them and waits (deferred).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,11 +19,11 @@ from airflow.providers.common.compat.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from rekfeedback.core import arns, templated
-from rekfeedback.core.evaluation import compare, parse_summary
-from rekfeedback.core.paths import S3Uri, parse_s3_uri
-from rekfeedback.core.training import (
-    DEFAULT_MAX_CHUNK_BYTES, check_version_name, manifest_chunks, split_manifest, version_name_for_run)
+from rekfeedback.core.evaluation import compare
+from rekfeedback.core.paths import parse_s3_uri
+from rekfeedback.core.training import DEFAULT_MAX_CHUNK_BYTES, check_version_name, version_name_for_run
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
+from rekfeedback.hooks.rekognition_training import next_dataset_change, read_evaluation
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
 from rekfeedback.triggers.dataset import DatasetReadyTrigger
@@ -222,7 +220,9 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
     def _datasets(self, project_arn: str, turn, test_share: float) -> None:
         """Bring the project's datasets up to the merged manifest, one dataset change at a time; each wait
         for the dataset defers (DatasetReadyTrigger) and resumes here, or blocks on `dataset_ready`."""
-        while (busy := self._dataset_step(project_arn, turn, test_share)) is not None:
+        while (busy := next_dataset_change(
+                self.hook, S3Artifacts(self._s3()), project_arn=project_arn, manifest_uri=self.manifest_uri, turn=turn,
+                test_share=test_share, max_chunk_bytes=int(self.max_chunk_bytes), log=self.log)) is not None:
             if self.deferrable:
                 self.defer(trigger=DatasetReadyTrigger(
                                dataset_arn=busy, waiter_delay=self.dataset_waiter_delay,
@@ -240,70 +240,6 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
                                    f"{event.get('message', event)}")
         return self.execute(context)  # from the top: the next dataset change, or training
 
-    def _dataset_step(self, project_arn: str, turn, test_share: float) -> str | None:
-        """Make the next dataset change and return the dataset to wait for, or None when both are up to date.
-
-        Safe to repeat: `training/datasets.json` under the turn records, per manifest (its ETag), how
-        many UpdateDatasetEntries chunks each dataset took; an entry replaces the one with the same
-        source-ref, so a chunk sent twice after a crash changes nothing.
-        """
-        datasets = self.hook.project_datasets(project_arn)
-        files = S3Artifacts(self._s3())
-        src = parse_s3_uri(self.manifest_uri, "manifest_uri")
-        progress_uri = turn.join("training", "datasets.json")
-        etag = files.etag(src)
-        if etag is None:
-            raise FileNotFoundError(f"manifest_uri {self.manifest_uri} does not exist; pass ManifestMergeOperator's "
-                                    "manifest_uri")
-        progress = json.loads(files.read_text(progress_uri, missing_ok=True) or "{}")
-        if progress.get("manifest_etag") != etag:
-            progress = {"manifest_etag": etag, "sent": {}}
-        with tempfile.TemporaryDirectory(prefix="rekfeedback-train-") as tmp:
-            local, paths = os.path.join(tmp, "merged.manifest"), {k: os.path.join(tmp, k) for k in ("TRAIN", "TEST")}
-            files.download(src, local)
-            with open(local, encoding="utf-8") as f, open(paths["TRAIN"], "w", encoding="utf-8") as tr, \
-                    open(paths["TEST"], "w", encoding="utf-8") as te:
-                counts = dict(zip(("TRAIN", "TEST"), split_manifest(f, tr, te, test_share, self.manifest_uri)))
-            if counts["TRAIN"] == 0:
-                raise ValueError(f"{self.manifest_uri} gives no TRAIN image (it is empty, or test_share is 1)")
-            if "TEST" not in datasets and counts["TEST"] == 0:
-                raise AirflowException(
-                    f"Project {project_arn} has no TEST dataset and test_share={test_share} routed no image to TEST; "
-                    "Rekognition needs both datasets to train. Set test_share > 0 (e.g. 0.2).")
-            for kind in ("TRAIN", "TEST"):
-                if counts[kind] == 0:
-                    continue
-                with open(paths[kind], encoding="utf-8") as f:
-                    chunks = list(manifest_chunks(f, int(self.max_chunk_bytes)))
-                sent = int(progress["sent"].get(kind, 0))
-                if sent >= len(chunks):
-                    continue
-                target = turn.join("training", f"{kind.lower()}.manifest")
-                if sent == 0:  # what this turn adds to the dataset, kept beside the turn
-                    files.upload(paths[kind], target)
-                if kind in datasets:
-                    desc = self.hook.describe_dataset(datasets[kind])
-                    if desc["Status"].endswith("IN_PROGRESS"):  # an update is refused while another one runs
-                        return datasets[kind]
-                    if desc["Status"].endswith("FAILED") and sent:
-                        raise AirflowException(f"{kind} dataset {datasets[kind]} is {desc['Status']}: "
-                                               f"{desc.get('StatusMessage')} ({desc.get('StatusMessageCode')})")
-                    self.hook.update_dataset_entries(datasets[kind], chunks[sent])
-                    progress["sent"][kind] = sent + 1
-                    self.log.info("%s dataset %s: UpdateDatasetEntries %d of %d (%d image(s) for %s)", kind,
-                                  datasets[kind], sent + 1, len(chunks), counts[kind], kind)
-                else:
-                    self.log.info("The project has no %s dataset: creating it from %s", kind, target)
-                    datasets[kind] = self.hook.create_dataset(project_arn, kind, target.bucket, target.key)
-                    progress["sent"][kind] = len(chunks)
-                files.write_text(progress_uri, json.dumps(progress, sort_keys=True), "application/json")
-                return datasets[kind]
-        # Every change sent: wait until the last one is applied before training.
-        for arn in datasets.values():
-            if self.hook.describe_dataset(arn)["Status"].endswith("IN_PROGRESS"):
-                return arn
-        return None
-
     # -- results -------------------------------------------------------------------------------
     def _raise_if_failed(self, project_arn: str, arn: str) -> None:
         desc = self.hook.describe_project_version(arn, project_arn)
@@ -313,27 +249,17 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
             raise AirflowFailException(f"Model version {arn} failed training: {desc.get('StatusMessage')}. "
                                        "Fix the training data, then clear this task to train the next version.")
 
-    def _evaluation(self, desc: dict):
-        result = desc.get("EvaluationResult")
-        if not result:
-            return None, None
-        s3obj = self.hook.evaluation_summary_object(desc)
-        if s3obj is None:
-            return parse_summary({}, result.get("F1Score")), None
-        body = S3Artifacts(self._s3()).read_bytes(S3Uri(s3obj["Bucket"], s3obj["Name"]))
-        return parse_summary(body, result.get("F1Score")), f"s3://{s3obj['Bucket']}/{s3obj['Name']}"
-
     def _evaluate(self, project_arn: str, arn: str) -> dict:
         desc = self.hook.describe_project_version(arn, project_arn)
         if desc["Status"] != "TRAINING_COMPLETED":
             raise AirflowException(f"Model version {arn} is {desc['Status']}: {desc.get('StatusMessage')}")
-        after, summary_uri = self._evaluation(desc)
+        after, summary_uri = read_evaluation(self.hook, S3Artifacts(self._s3()), desc)
         if after is None:
             raise AirflowException(f"Model version {arn} completed training without an EvaluationResult")
         before = None
         base = self._base_arn()
         if base:
-            before, _ = self._evaluation(self.hook.describe_project_version(base))
+            before, _ = read_evaluation(self.hook, S3Artifacts(self._s3()), self.hook.describe_project_version(base))
             if before is None:
                 self.log.warning("Base version %s has no evaluation; nothing to compare with", base)
         result = compare(before, after, _share(self.improvement_margin, "improvement_margin", 0.0))
