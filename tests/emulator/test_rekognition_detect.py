@@ -219,3 +219,19 @@ def test_calls_are_counted(emulator, rek, model):
     before = emulator.calls["Rekognition.DetectCustomLabels"]
     rek.detect_custom_labels(ProjectVersionArn=model["detection"], Image={"S3Object": {"Bucket": model["bucket"], "Name": model["pool"][0]}})
     assert emulator.calls["Rekognition.DetectCustomLabels"] == before + 1
+
+
+def test_an_object_rewritten_under_the_same_key_is_analysed_again(emulator, rek, model):
+    # The analysis is cached per (bucket, key, ETag): new bytes under the same key are a new image.
+    s3, bucket = client(emulator, "s3"), model["bucket"]
+    first, second = model["pool"][0], model["pool"][1]
+
+    def labels(key):
+        return rek.detect_custom_labels(ProjectVersionArn=model["detection"],
+                                        Image={"S3Object": {"Bucket": bucket, "Name": key}})["CustomLabels"]
+
+    s3.copy_object(Bucket=bucket, Key="det/rewritten.jpg", CopySource={"Bucket": bucket, "Key": first})
+    before = labels("det/rewritten.jpg")
+    assert before == labels(first)
+    s3.put_object(Bucket=bucket, Key="det/rewritten.jpg", Body=s3.get_object(Bucket=bucket, Key=second)["Body"].read())
+    assert labels("det/rewritten.jpg") == labels(second) != before

@@ -88,9 +88,8 @@ class DetectOperations:
     def image_info(self, bucket: str, key: str, version_id: str | None = None) -> model.ImageInfo:
         """Features of an S3 image, cached by (bucket, key, ETag) so repeated calls cost one HEAD."""
         extra = {"VersionId": version_id} if version_id else {}
-        try:
-            head = self.env.s3().head_object(Bucket=bucket, Key=key, **extra)
-        except ClientError:
+        head = self._head(bucket, key, version_id)
+        if head is None:
             raise ApiError("InvalidS3ObjectException",
                            "Unable to get object metadata from S3. Check object key, region and/or access permissions.")
         if head.get("ContentLength", 0) > MAX_S3_IMAGE:
@@ -103,6 +102,26 @@ class DetectOperations:
                 raise ApiError("InvalidS3ObjectException", "Unable to get object from S3.")
 
         return self._cached(("s3", bucket, key, head.get("ETag"), version_id), fetch)
+
+    def _head(self, bucket: str | None, key: str | None, version_id: str | None) -> dict | None:
+        """ContentLength and ETag of an object, as a HEAD would answer, from moto's store in this process.
+
+        Every DetectCustomLabels needs them (the analysis cache is keyed by ETag). A HEAD over HTTP to
+        our own endpoint costs a boto3 request and moto's request handling per call: on a two-core
+        machine, CPU taken from the clients whose throughput is being measured. The emulator's S3 is
+        always this process's moto, read with the `testing` keys (`server.make_env`), so the same store
+        answers. None: no such bucket, object or version.
+        """
+        from moto.iam.models import get_account_id_from
+        from moto.s3.models import s3_backends
+        from moto.utilities.utils import get_partition
+
+        try:
+            backend = s3_backends[get_account_id_from("testing")][get_partition(self.env.region)]
+            obj = backend.head_object(bucket, key, version_id)
+        except Exception:  # noqa: BLE001 - moto's missing bucket/key/version errors, bad names
+            return None
+        return None if obj is None else {"ContentLength": obj.size, "ETag": obj.etag}
 
     def _cached(self, cache_key: tuple, load: Callable[[], bytes]) -> model.ImageInfo:
         with self._cache_lock:
