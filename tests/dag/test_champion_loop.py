@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from types import SimpleNamespace
 
 from rekfeedback.core.paths import parse_s3_uri
+from rekfeedback.core.arns import parse_project_version_arn
+from tests.fixtures.waits import version_gone, version_reaches
 
 from .conftest import task_states, xcom
 
@@ -36,18 +37,12 @@ def statuses(aws, setup: dict) -> dict[str, str]:
     return {d["ProjectVersionArn"]: d["Status"] for d in found["ProjectVersionDescriptions"]}
 
 
-def wait_status(aws, setup: dict, arn: str, wanted: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while statuses(aws, setup).get(arn) != wanted:
-        assert time.monotonic() < deadline, f"{arn} never reached {wanted}: {statuses(aws, setup).get(arn)}"
-        time.sleep(0.1)
+def wait_status(aws, setup: dict, arn: str, wanted: str) -> None:
+    version_reaches(aws["rekognition"], setup["project_arn"], parse_project_version_arn(arn).version_name, wanted)
 
 
-def wait_gone(aws, setup: dict, arn: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while arn in statuses(aws, setup):
-        assert time.monotonic() < deadline, f"{arn} was never deleted"
-        time.sleep(0.1)
+def wait_gone(aws, setup: dict, arn: str) -> None:
+    version_gone(aws["rekognition"], setup["project_arn"], parse_project_version_arn(arn).version_name)
 
 
 class Answer:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import boto3
 from botocore.config import Config
+
+from tests.fixtures.waits import dataset_settles
 
 
 def client(emulator, service: str, *, retries: int = 1, validate: bool = True):
@@ -32,13 +33,8 @@ def manifest_source(uri: str) -> dict:
     return {"GroundTruthManifest": {"S3Object": {"Bucket": bucket, "Name": key}}}
 
 
-def wait_dataset(rek, arn: str, timeout: float = 10.0) -> dict:
-    deadline = time.time() + timeout
-    while True:
-        desc = rek.describe_dataset(DatasetArn=arn)["DatasetDescription"]
-        if not desc["Status"].endswith("_IN_PROGRESS") or time.time() > deadline:
-            return desc
-        time.sleep(0.05)
+def wait_dataset(rek, arn: str) -> dict:
+    return dataset_settles(rek, arn)
 
 
 FAST = {"Delay": 0.1, "MaxAttempts": 100}

@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 
 from rekfeedback_local.emulator.lambda_registry import REGISTRY
+from tests.fixtures.waits import LABELING_JOB_ENDED, labeling_job_reaches
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 AWS_LAMBDA = f"arn:aws:lambda:{REGION}:432418664414:function:"
 OWN_LAMBDA = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
 LABELS = ["circle", "square", "star"]
-TERMINAL = {"Completed", "Failed", "Stopped"}
 
 
 def truth_of(i: int) -> dict:
@@ -139,13 +139,7 @@ def builtin(task: str) -> tuple[str, str]:
 def run(aws, req: dict, timeout: float = 20.0) -> dict:
     sm, _ = aws
     sm.create_labeling_job(**req)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = sm.describe_labeling_job(LabelingJobName=req["LabelingJobName"])
-        if job["LabelingJobStatus"] in TERMINAL:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"{req['LabelingJobName']} did not finish in {timeout}s")
+    return labeling_job_reaches(sm, req["LabelingJobName"], timeout=timeout)
 
 
 def read_lines(aws, uri: str) -> list[dict]:
@@ -291,19 +285,21 @@ def test_labelling_from_scratch_boxes_and_classes(aws, bucket, knobs):
     assert out[1]["shapes-metadata"]["type"] == "groundtruth/image-classification-multilabel"
 
 
-def test_counters_advance_while_the_job_runs(aws, bucket, knobs):
-    knobs.labeling_seconds = 2.0
+def test_counters_advance_while_the_job_runs(aws, bucket, knobs, emulator):
+    # Ten emulated minutes of work (85 emulated seconds per object); the test moves the emulator's clock 5 s
+    # per look, so every step spans many looks however slowly the machine runs: no timing assumption.
+    knobs.labeling_seconds = 600.0
     sm, _ = aws
     name = f"progress-{uuid.uuid4().hex[:8]}"
     sm.create_labeling_job(**job_request(bucket, name, "boxes.manifest", "bbox-reviewed",
                                          *builtin("AdjustmentBoundingBox")))
     seen = []
-    for _ in range(60):
+    for _ in range(5000):
         job = sm.describe_labeling_job(LabelingJobName=name)
         seen.append((job["LabelingJobStatus"], job["LabelCounters"]["TotalLabeled"], job["LabelCounters"]["Unlabeled"]))
-        if job["LabelingJobStatus"] in TERMINAL:
+        if job["LabelingJobStatus"] in LABELING_JOB_ENDED:
             break
-        time.sleep(0.05)
+        emulator.advance_clock(5.0)
     statuses = [s for s, _, _ in seen]
     assert statuses[0] == "Initializing" and "InProgress" in statuses and statuses[-1] == "Completed"
     assert any(s == "InProgress" and 0 < done < 6 and left > 0 for s, done, left in seen)

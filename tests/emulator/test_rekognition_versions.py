@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ClientError, WaiterError
 
 from rekfeedback_local import synthetic
+from tests.fixtures.waits import version_gone, version_reaches
 
 from .helpers import FAST, client, manifest_source, project_with_datasets, train, unique, version_description
 
@@ -208,12 +209,7 @@ def test_unknown_version_and_validation(emulator, rek):
 
 
 def _poll_status(rek, project: str, version: str, wanted: str) -> None:
-    import time
-
-    deadline = time.time() + 10
-    while version_description(rek, project, version)["Status"] != wanted:
-        assert time.time() < deadline, f"{version} never reached {wanted}"
-        time.sleep(0.05)
+    version_reaches(rek, project, version, wanted)
 
 
 def test_delete_refuses_a_running_or_training_version_then_the_version_goes(emulator, rek, data, trained, emulator_knobs):
@@ -247,9 +243,4 @@ def test_delete_refuses_a_running_or_training_version_then_the_version_goes(emul
 
 
 def _poll_gone(rek, project: str, version: str) -> None:
-    import time
-
-    deadline = time.time() + 10
-    while rek.describe_project_versions(ProjectArn=project, VersionNames=[version])["ProjectVersionDescriptions"]:
-        assert time.time() < deadline, f"{version} was never deleted"
-        time.sleep(0.05)
+    version_gone(rek, project, version)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import boto3
 import pytest
@@ -15,6 +14,7 @@ from rekfeedback.sensors import GroundTruthLabelingJobSensor
 from rekfeedback.triggers import GroundTruthLabelingJobTrigger
 from tests.fixtures import ground_truth as helpers
 from tests.fixtures.ground_truth import make_operator as operator, make_sensor as sensor
+from tests.fixtures.waits import labeling_job_reaches
 
 
 def test_retried_operator_reuses_its_jobs(emulator, s3_bucket, account):
@@ -74,15 +74,8 @@ def test_failed_job_fails_the_sensor_with_its_reason(emulator, emulator_knobs, s
         sensor(result, "gt_fail").execute_complete(helpers.context(), event)
 
 
-def _wait_for(name, status, seconds=20):
-    sm = boto3.client("sagemaker")
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        desc = sm.describe_labeling_job(LabelingJobName=name)
-        if desc["LabelingJobStatus"] == status:
-            return desc
-        time.sleep(0.1)
-    raise AssertionError(f"{name} never became {status}: {desc['LabelingJobStatus']}")
+def _wait_for(name, status):
+    return labeling_job_reaches(boto3.client("sagemaker"), name, status)
 
 
 def test_deferrable_sensor_runs_through_its_trigger(emulator, emulator_knobs, s3_bucket, account):

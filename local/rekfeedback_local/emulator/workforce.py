@@ -32,6 +32,8 @@ from rekfeedback_local.emulator.workforce_models import JobFailure, _BATCHES, _O
 from rekfeedback_local.emulator.workforce_answers import WorkerAnswers
 from rekfeedback_local.emulator.workforce_output import JobOutput
 
+_CLOCK_POLL = 0.02  # seconds of wall time between looks at the emulator's clock while a job waits
+
 
 def start(env: EmulatorEnv, job: LabelingJob, registry: LambdaRegistry = REGISTRY) -> threading.Thread:
     thread = threading.Thread(target=JobRun(env, job, registry).run, name=f"labeling-job-{job.name}", daemon=True)
@@ -119,13 +121,21 @@ class JobRun(WorkerAnswers, JobOutput):
         self.job.update(self.env.clock(), status="Failed", failure_reason=reason)
 
     def _wait(self, seconds: float) -> bool:
-        """Sleep, waking early on StopLabelingJob; True when a stop was requested."""
-        return self.job.stop_requested.wait(max(0.0, seconds))
+        """Wait `seconds` on the emulator's clock, waking early on StopLabelingJob; True when a stop was requested.
+
+        The emulator's clock, not the wall's: a test that moves it on (EmulatorEnv.advance_clock) sees the
+        workforce take the next step, however slowly the machine runs.
+        """
+        deadline = self.env.clock() + max(0.0, seconds)
+        while (remaining := deadline - self.env.clock()) > 0:
+            if self.job.stop_requested.wait(min(remaining, _CLOCK_POLL)):
+                return True
+        return self.job.stop_requested.is_set()
 
     def _sleep_until(self, deadline: float) -> None:
-        remaining = deadline - self.env.clock()
-        if remaining > 0:
-            threading.Event().wait(remaining)
+        """Wait until `deadline` on the emulator's clock (a stop request does not cut this one short)."""
+        while (remaining := deadline - self.env.clock()) > 0:
+            threading.Event().wait(min(remaining, _CLOCK_POLL))
 
     # ---- inputs ---------------------------------------------------------------------------------------
 
