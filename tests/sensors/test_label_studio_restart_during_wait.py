@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from rekfeedback_local.annotator import annotate_project
+from rekfeedback.hooks.label_studio_async import LabelStudioAsyncHook
 from rekfeedback.sensors.label_studio import LabelStudioReviewSensor
 from tests.fixtures.label_studio import CONN_ID, context_for, other_sessions
 from tests.fixtures.label_studio import read_s3, run_operator
@@ -18,7 +18,36 @@ from tests.fixtures.label_studio import read_s3, run_operator
 pytestmark = pytest.mark.labelstudio
 
 
-def test_label_studio_down_during_wait_loses_nothing(make_turn, ls_hook, label_studio, s3):
+class PollSpy:
+    """Counts the trigger's polls of Label Studio as they answer or fail: the test waits for these events."""
+
+    def __init__(self, get_project):
+        self.answered = self.failed = 0
+        self.changed = threading.Condition()
+
+        async def spied(hook, *args, **kwargs):
+            try:
+                answer = await get_project(hook, *args, **kwargs)
+            except Exception:
+                self._count("failed")
+                raise
+            self._count("answered")
+            return answer
+
+        self.get_project = spied
+
+    def _count(self, outcome: str) -> None:
+        with self.changed:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+            self.changed.notify_all()
+
+    def wait_for(self, what: str, condition, timeout: float = 300) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: condition(self), timeout), \
+                f"never saw {what}: {self.answered} polls answered, {self.failed} failed"
+
+
+def test_label_studio_down_during_wait_loses_nothing(make_turn, ls_hook, label_studio, s3, monkeypatch):
     if other_sessions():
         pytest.skip(f"other pytest sessions {other_sessions()} use this Label Studio; stopping it would break them")
     turn = make_turn(n=4)
@@ -44,15 +73,15 @@ def test_label_studio_down_during_wait_loses_nothing(make_turn, ls_hook, label_s
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
+    polls = PollSpy(LabelStudioAsyncHook.get_project)
+    monkeypatch.setattr(LabelStudioAsyncHook, "get_project", polls.get_project)
     thread = threading.Thread(target=wait, daemon=True)
     thread.start()
-    time.sleep(2)
+    polls.wait_for("the trigger's first answered poll", lambda p: p.answered >= 1)
     label_studio.stop()
-    time.sleep(4)  # several failed polls while it is down
+    polls.wait_for("three failed polls while Label Studio is down", lambda p: p.failed >= 3)
     assert thread.is_alive() and not events and not errors, (events, errors)
-    t0 = time.monotonic()
     label_studio.start()
-    restart_seconds = time.monotonic() - t0
     assert not events, "the trigger must not finish before the tasks are annotated"
     annotate_project(ls_hook, out["project_id"], policy="accept-all")
     thread.join(timeout=60)
@@ -63,4 +92,3 @@ def test_label_studio_down_during_wait_loses_nothing(make_turn, ls_hook, label_s
     human = [line for line in turn["lines"] if line["labels"]]
     assert result["counts"]["answers"] == len(human)
     assert len(read_s3(s3, result["answers_uri"]).splitlines()) == len(human)
-    print(f"Label Studio restart took {restart_seconds:.1f}s")
