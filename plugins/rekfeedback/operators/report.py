@@ -1,6 +1,6 @@
 """The turn's report: figures + a self-contained HTML page under `<turn prefix>/report/`.
 
-The operator only moves bytes: it reads the turn's artifacts from S3, hands them to
+The operator only orders the steps: `hooks/report_files.py` reads the turn's artifacts from S3, it hands them to
 `core.report` / `core.report_html`, writes `report/index.html` and `report/figures.json`, and
 records the turn in a history file so the next turn's report can draw F1 and dataset size over
 time. Re-running a turn overwrites its two files and replaces (never duplicates) its history entry.
@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import pathlib
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 
 from rekfeedback.core import templated
-from rekfeedback.core.paths import S3Uri, parse_s3_uri, run_key
-from rekfeedback.core.predictions import iter_jsonl
+from rekfeedback.core.paths import parse_s3_uri, run_key
 from rekfeedback.core.report import (
     DEFAULT_PRICE_PER_IU_HOUR,
     DEFAULT_PRICE_PER_OBJECT,
@@ -28,11 +27,12 @@ from rekfeedback.core.report import (
     dataset_per_label,
     summary,
 )
+from rekfeedback.core.report_history import headline, small_merge
 from rekfeedback.core.report_html import render_report
 
 from rekfeedback.links.presigned import TurnReportPageLink
 from rekfeedback.links.s3 import TurnReportLink
-from rekfeedback.hooks.s3_artifacts import S3Artifacts
+from rekfeedback.hooks.report_files import ReportFiles
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -135,47 +135,32 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
         self.min_support = min_support
         self.match_iou = match_iou
 
-    # --- Airflow entry point ---------------------------------------------------------------------
-
     def execute(self, context: Context) -> dict:
         run = run_key(str(context["run_id"]))
-        turn = parse_s3_uri(self.output_prefix, "output_prefix")
-        report_dir = turn.join(REPORT_DIR)
+        report_dir = parse_s3_uri(self.output_prefix, "output_prefix").join(REPORT_DIR)
         figures_uri, index_uri = report_dir.join(FIGURES_NAME), report_dir.join(INDEX_NAME)
-
+        files = ReportFiles(self.hook, self.log)
         merge = templated.as_dict(self.merge_summary, "merge_summary")
-        training = templated.as_dict(self.training_results, "training_results")
-        prediction_files = self._prediction_files()
-        answer_files = templated.as_list(self.answers_uris, "answers_uris")
-        missing: list[str] = []
-        present_answers = []
-        for uri in answer_files:
-            if self._exists(parse_s3_uri(uri, "answers_uris item")):
-                present_answers.append(uri)
-            else:
-                missing.append(uri)
-                self.log.warning("Answers file %s does not exist; reporting it as missing", uri)
-
+        prediction_files = files.prediction_files(self.predictions_uris)
+        answers, missing = files.split_missing(templated.as_list(self.answers_uris, "answers_uris"), "answers_uris")
         manifest_uri = self.manifest_uri or (merge or {}).get("manifest_uri")
         dataset = None
         if manifest_uri:
             loc = parse_s3_uri(manifest_uri, "manifest_uri")
-            if self._exists(loc):
-                dataset = dataset_per_label(self._lines(loc))
+            if files.exists(loc):
+                dataset = dataset_per_label(files.iter_lines(loc))
             else:
                 self.log.warning("Manifest %s does not exist; dataset size comes from the answers", manifest_uri)
-
-        history_entries = self._read_history()
-        history = self._history_figures(history_entries, run)
+        history_entries = files.read_history(self.history_uri)
 
         figures = compute_figures(
-            self._json_lines(prediction_files, "prediction"),
-            self._json_lines(present_answers, "answer"),
+            files.json_lines(prediction_files, "prediction"),
+            files.json_lines(answers, "answer"),
             run=run,
             generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            training=training,
-            merge_summary=_small_merge(merge),
-            history=history,
+            training=templated.as_dict(self.training_results, "training_results"),
+            merge_summary=small_merge(merge),
+            history=files.history_figures(history_entries, run),
             dataset_per_label=dataset,
             inference_unit_hours=float(self.inference_unit_hours or 0.0),
             price_per_iu_hour=float(self.price_per_iu_hour),
@@ -188,7 +173,7 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
             target_error=float(self.target_error),
             min_support=int(self.min_support),
             match_iou=float(self.match_iou),
-            inputs={"predictions": [str(u) for u in prediction_files], "answers": present_answers,
+            inputs={"predictions": [str(u) for u in prediction_files], "answers": answers,
                     "missing": missing, "manifest": manifest_uri},
         )
         chosen = templated.as_dict(self.selection, "selection")
@@ -197,139 +182,24 @@ class TurnReportOperator(AwsBaseOperator[S3Hook]):
                                                                "by_label", "deferred_by_label")}
         check = templated.as_dict(self.answer_check, "answer_check")
         if check and check.get("flags_uri"):
-            figures["label_noise"] = self._label_noise(check)
+            figures["label_noise"] = files.label_noise(check)
         gate = templated.as_dict(self.champion, "champion")
         if gate:
             figures["champion"] = {k: gate.get(k) for k in ("decision", "reasons", "timeline")}
-        self._put(figures_uri, json.dumps(figures, indent=2, allow_nan=False), "application/json")
-        self._put(index_uri, render_report(figures), "text/html; charset=utf-8")
+        files.write_text(figures_uri, json.dumps(figures, indent=2, allow_nan=False), "application/json")
+        files.write_text(index_uri, render_report(figures), "text/html; charset=utf-8")
         if self.history_uri:
-            self._write_history(history_entries, run, str(figures_uri), str(index_uri), figures["turn"])
+            files.write_history(self.history_uri, history_entries, {"run": run, "figures_uri": str(figures_uri),
+                                                                    "report_uri": str(index_uri), "turn": figures["turn"]})
 
         TurnReportPageLink.persist(context, self, str(index_uri))
         TurnReportLink.persist_uri(context, self, str(index_uri), self.hook.conn_region_name,
                                    self.hook.conn_partition)
-        self._log_headline(figures, index_uri)
-        return {**summary(figures), "report_uri": str(index_uri), "figures_uri": str(figures_uri)}
-
-    # --- S3 ----------------------------------------------------------------------------------------
-
-    def _exists(self, loc: S3Uri) -> bool:
-        return S3Artifacts(self.hook).exists(loc)
-
-    def _prediction_files(self) -> list[S3Uri]:
-        uris = self.predictions_uris
-        if isinstance(uris, str) and not uris.strip().startswith("["):  # one prefix
-            prefix = parse_s3_uri(self.predictions_uris, "predictions_uris")
-            found = S3Artifacts(self.hook).jsonl_files(prefix)
-            if not found:
-                self.log.warning("No prediction files (*.jsonl) under %s", self.predictions_uris)
-            return sorted(found, key=str)
-        return [parse_s3_uri(u, "predictions_uris item") for u in templated.as_list(uris, "predictions_uris")]
-
-    def _lines(self, loc: S3Uri) -> Iterator[str]:
-        yield from S3Artifacts(self.hook).iter_lines(loc)
-
-    def _json_lines(self, files: Iterable, what: str) -> Iterator[dict]:
-        for f in files:
-            loc = f if isinstance(f, S3Uri) else parse_s3_uri(f, f"{what} file")
-            yield from iter_jsonl(self._lines(loc), f"{what} file {loc} (see docs/data-formats.md)")
-
-    def _put(self, loc: S3Uri, text: str, content_type: str) -> None:
-        S3Artifacts(self.hook).write_text(loc, text, content_type)
-
-    # --- history -----------------------------------------------------------------------------------
-
-    def _read_history(self) -> list[dict]:
-        if not self.history_uri:
-            return []
-        loc = parse_s3_uri(self.history_uri, "history_uri")
-        raw = S3Artifacts(self.hook).read_bytes(loc, missing_ok=True)
-        if raw is None:
-            return []
-        try:
-            entries = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"history_uri {self.history_uri} is not JSON ({err}); fix or delete it") from err
-        if not isinstance(entries, list) or not all(isinstance(e, dict) and e.get("run") for e in entries):
-            raise ValueError(f"history_uri {self.history_uri} must hold a JSON list of objects with a 'run'; "
-                             "fix or delete it")
-        return entries
-
-    def _history_figures(self, entries: list[dict], run: str) -> list[dict]:
-        """Earlier turns' figures read from their own figures.json; the entry's copy if that is gone."""
-        out = []
-        for e in entries:
-            if e["run"] == run:
-                continue
-            figures = None
-            if e.get("figures_uri"):
-                loc = parse_s3_uri(e["figures_uri"], "history figures_uri")
-                raw = S3Artifacts(self.hook).read_bytes(loc, missing_ok=True)
-                figures = None if raw is None else json.loads(raw)
-            if figures is None:
-                self.log.warning("Figures of turn %s not found at %s; using the history's copy",
-                                 e["run"], e.get("figures_uri"))
-                figures = {"turn": e.get("turn") or {"run": e["run"]}}
-            out.append(figures)
-        return out
-
-    def _label_noise(self, check: dict) -> dict:
-        """The doubted answers with a thumbnail each (read from S3, at most report_noise.MAX_LISTED)."""
-        from rekfeedback.core import report_noise
-
-        loc = parse_s3_uri(check["flags_uri"], "answer_check.flags_uri")
-        flags = [json.loads(x) for x in self._lines(loc)] if self._exists(loc) else []
-        thumbs = {}
-        for flag in flags[:report_noise.MAX_LISTED]:
-            image = parse_s3_uri(flag["source-ref"], "source-ref")
-            try:
-                body = S3Artifacts(self.hook).read_bytes(image)
-            except Exception as err:  # noqa: BLE001 - a missing image loses its thumbnail, not its row
-                self.log.warning("no thumbnail for %s: %s", flag["source-ref"], err)
-                body = None
-            thumbs[flag["source-ref"]] = report_noise.thumbnail(body, flag.get("boxes") or [])
-        counts = check.get("counts") or {}
-        return {"rows": report_noise.noise_rows(flags, thumbs), "total": len(flags), "flags_uri": check["flags_uri"],
-                "reviewed": counts.get("to_review", 0), "held_out": counts.get("held_out", 0)}
-
-    def _write_history(self, entries: list[dict], run: str, figures_uri: str, report_uri: str, turn: dict) -> None:
-        entry = {"run": run, "figures_uri": figures_uri, "report_uri": report_uri, "turn": turn}
-        updated = [entry if e["run"] == run else e for e in entries]
-        if not any(e["run"] == run for e in entries):
-            updated.append(entry)
-        # Read-modify-write without a lock: two turns of one DAG never report at the same moment
-        # (max_active_runs=1 in the loop's DAG); a parallel writer could drop an entry.
-        self._put(parse_s3_uri(self.history_uri, "history_uri"), json.dumps(updated, indent=2), "application/json")
-
-    # --- log ---------------------------------------------------------------------------------------
-
-    def _log_headline(self, figures: dict, index_uri: S3Uri) -> None:
-        h = figures["headline"]
-        rate = "n/a" if h["confirmation_rate"] is None else f"{h['confirmation_rate']:.1%}"
-        agree = "n/a" if h["mean_agreement"] is None else f"{h['mean_agreement']:.1%}"
-        f1 = ("n/a" if h["f1_after"] is None else
-              f"{h['f1_before'] if h['f1_before'] is not None else 'n/a'} -> {h['f1_after']}")
-        self.log.info(
-            "Turn %s: %d images, %d answered by humans, %d auto-accepted; %d predictions reviewed, %s confirmed "
-            "(%d rejected, %d added, %d adjusted); suggested auto-accept threshold %s (%s); mean agreement %s; "
-            "cost $%.2f; F1 %s",
-            figures["run"], h["images_predicted"], h["images_human"], h["images_auto_accepted"],
-            h["predictions_reviewed"], rate, h["rejected"], h["added"], h["adjusted"],
-            h["suggested_threshold"], figures["reliability"]["reason"], agree, h["total_cost"], f1,
-        )
+        self.log.info("%s", headline(figures))
         if figures["inputs"]["missing"]:
             self.log.warning("Missing answers files: %s", ", ".join(figures["inputs"]["missing"]))
         self.log.info("Report: %s", index_uri)
-
-
-def _small_merge(merge: dict | None) -> dict | None:
-    """The merge summary's counts, without anything that could grow with the data."""
-    if not merge:
-        return None
-    keep = ("manifest_uri", "manifest_lines", "images", "answers", "rejects", "boxes_dropped", "reject_ratio", "totals",
-            "warnings")
-    return {k: merge[k] for k in keep if k in merge}
+        return {**summary(figures), "report_uri": str(index_uri), "figures_uri": str(figures_uri)}
 
 
 __all__ = ["TurnReportOperator", "write_report_locally"]
