@@ -207,3 +207,18 @@ def test_a_throttle_under_the_limiter_is_retried_soon_and_backs_off_only_when_it
     assert [policy.delay(n, _MaxRng()) for n in (1, 2, 3)] == pytest.approx([0.1, 0.2, 0.4])
     # A transient error under the limiter says nothing about load: still exponential.
     assert policy.delay(3, _MaxRng(), paced=False) == pytest.approx(0.4)
+
+
+def test_permits_keep_the_rate_when_every_wake_up_is_late():
+    # A shard's threads on busy cores wake up after their permit was due; the limiter must not
+    # lose that time, or the rate it set (and shares with other shards) is not the rate it makes.
+    now = [0.0]
+    limiter = AdaptiveLimiter(initial_rate=10.0, max_rate=10.0, clock=lambda: now[0])
+    permits = 0
+    for _ in range(10):  # the waiter sleeps 0.1 s (the permit's due time) but wakes at 0.13 s
+        while limiter.try_acquire() == 0.0:
+            permits += 1
+            limiter.release("error")  # says nothing about load: the rate stays
+        now[0] += 0.13
+    assert limiter.rate == 10.0
+    assert permits >= 12  # by 1.17 s: the first permit and 11 more at 10/s (room for one permit only: 10)
