@@ -48,3 +48,13 @@ def test_as_list_reads_a_rendered_list_or_one_text():
     assert templated.as_list("[]", "answers_uris") == templated.as_list(None, "answers_uris") == []
     with pytest.raises(ValueError, match="answers_uris must be a list"):
         templated.as_list({"a": 1}, "answers_uris")
+
+
+def test_uri_lists_accept_the_shapes_upstream_tasks_return():
+    sensor_xcom = {"answers_uri": "s3://bkt/t/answers/ground-truth.jsonl", "counts": {"human": 3}}
+    assert templated.as_uri_list([sensor_xcom, None, ["s3://bkt/a"], "s3://bkt/b"], "answers_uris") == [
+        "s3://bkt/t/answers/ground-truth.jsonl", "s3://bkt/a", "s3://bkt/b"]
+    assert templated.as_uri_list('["s3://bkt/c"]', "answers_uris") == ["s3://bkt/c"]
+    assert templated.as_uri_list(None, "answers_uris") == []
+    with pytest.raises(ValueError, match="answers_uris item .* has no answers_uri"):
+        templated.as_uri_list([{"counts": {}}], "answers_uris")

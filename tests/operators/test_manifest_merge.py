@@ -137,18 +137,6 @@ def test_missing_inputs_are_named(emulator, data):
         merge_op("bucket-only", answers_uris=[]).execute(ctx("r"))
 
 
-def test_uri_lists_accept_the_shapes_upstream_tasks_return():
-    from rekfeedback.operators.manifest import _uri_list
-
-    sensor_xcom = {"answers_uri": "s3://bkt/t/answers/ground-truth.jsonl", "counts": {"human": 3}}
-    assert _uri_list([sensor_xcom, None, ["s3://bkt/a"], "s3://bkt/b"], "answers_uris") == [
-        "s3://bkt/t/answers/ground-truth.jsonl", "s3://bkt/a", "s3://bkt/b"]
-    assert _uri_list('["s3://bkt/c"]', "answers_uris") == ["s3://bkt/c"]
-    assert _uri_list(None, "answers_uris") == []
-    with pytest.raises(ValueError, match="answers_uris item .* has no answers_uri"):
-        _uri_list([{"counts": {}}], "answers_uris")
-
-
 def test_images_from_another_bucket_fail_the_merge_and_keep_every_verified_line(emulator, data):
     """A turn whose images come from another bucket used to drop every earlier verified line (below the
     reject threshold, so the task succeeded)."""

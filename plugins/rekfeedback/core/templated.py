@@ -84,8 +84,8 @@ def as_dict(value: Any, name: str) -> dict | None:
     return dict(value)
 
 
-def as_list(value: Any, name: str) -> list:
-    """A list of texts: a list, a list rendered to text ("['a', 'b']"), or one text; [] when not given."""
+def _items(value: Any, name: str) -> list:
+    """The items of a list argument: a list, a list rendered to text ("['a', 'b']"), or one text."""
     if is_blank(value):
         return []
     if isinstance(value, str):
@@ -97,4 +97,32 @@ def as_list(value: Any, name: str) -> list:
             raise ValueError(f"{name} must be a list or one text, got {text[:200]!r}")
     if isinstance(value, Mapping) or not hasattr(value, "__iter__"):
         raise ValueError(f"{name} must be a list or one text, got {type(value).__name__}")
-    return [str(v) for v in value if not is_blank(v)]
+    return list(value)
+
+
+def as_list(value: Any, name: str) -> list:
+    """A list of texts (see `_items`); [] when not given."""
+    return [str(v) for v in _items(value, name) if not is_blank(v)]
+
+
+# Where an upstream task's whole XCom (a sensor's or review operator's dict) names its file.
+URI_KEYS = ("answers_uri", "auto_accepted_uri", "unlabelled_uri", "uri")
+
+
+def as_uri_list(value: Any, name: str) -> list[str]:
+    """S3 URIs as `as_list` reads them; an item may also be an upstream task's whole XCom (its file is the first
+    of URI_KEYS it has) or a nested list (a lazy XCom sequence). Blank items (a skipped branch) are dropped."""
+    uris: list[str] = []
+    for item in _items(value, name):
+        if is_blank(item):
+            continue
+        if isinstance(item, Mapping):
+            found = [item[k] for k in URI_KEYS if item.get(k)]
+            if not found:
+                raise ValueError(f"{name} item {dict(item)!r} has no {'/'.join(URI_KEYS)} key")
+            uris.append(str(found[0]))
+        elif isinstance(item, (list, tuple)):
+            uris.extend(as_uri_list(list(item), name))
+        else:
+            uris.append(str(item).strip())
+    return uris

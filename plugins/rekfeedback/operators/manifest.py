@@ -1,8 +1,8 @@
 """Merge a turn's normalized answers into the cumulative Rekognition manifest (issue 6).
 
-The work is `rekfeedback.core.merge`; this operator moves files between S3 and local temporary
-files (downloads and uploads are streamed and multipart, so memory stays bounded by the number of
-distinct new images, not by file sizes) and reports.
+The work is `rekfeedback.core.merge`; `hooks/manifest_files.py` moves files between S3 and local
+temporary files (streamed and multipart, so memory stays bounded by the number of distinct new images,
+not by file sizes); this operator orders the steps and reports.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowFailException
 
-from rekfeedback.core import merge_record
-from rekfeedback.core import predictions as preds
+from rekfeedback.core import templated
 from rekfeedback.core.merge import DEFAULT_MAX_REJECT_RATIO, ImagesBucketChanged, merge_manifest
-from rekfeedback.core.paths import S3Uri, parse_s3_uri
-from rekfeedback.hooks.s3_artifacts import S3Artifacts
+from rekfeedback.core.paths import parse_s3_uri
+from rekfeedback.hooks.manifest_files import ManifestFiles, lines_of
 from rekfeedback.links.presigned import ManifestFileLink
 from rekfeedback.links.s3 import S3OutputLink
 
@@ -34,36 +33,6 @@ if TYPE_CHECKING:
 MANIFEST_KEY = "manifest/output.manifest"
 REJECTS_KEY = "manifest/rejects.jsonl"
 SUMMARY_KEY = "manifest/summary.json"
-
-
-def _uri_list(value, what: str) -> list[str]:
-    """A list parameter that may arrive as one URI, a list, a JSON list string or a lazy XCom sequence."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                raise ValueError(f"{what} looks like a JSON list but is not valid JSON: {text[:200]!r}") from None
-        else:
-            return [text]
-    uris = []
-    for item in value:
-        if item is None or item == "":
-            continue  # e.g. the output of a skipped branch
-        if isinstance(item, dict):
-            # A sensor's or review operator's whole XCom: {"answers_uri": ..., "counts": ...}.
-            found = [item[k] for k in ("answers_uri", "auto_accepted_uri", "unlabelled_uri", "uri") if item.get(k)]
-            if not found:
-                raise ValueError(f"{what} item {item!r} has no answers_uri/uri key")
-            uris.extend(str(u) for u in found[:1])
-        elif isinstance(item, (list, tuple)):
-            uris.extend(_uri_list(list(item), what))
-        else:
-            uris.append(str(item).strip())
-    return uris
 
 
 class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
@@ -146,37 +115,20 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
             # Consumers schedule on the asset at parse time, so only a literal URI can be one.
             self.outlets = [Asset(uri=cumulative_manifest_uri, name=cumulative_manifest_uri)]
 
-    # -- S3 helpers ----------------------------------------------------------------------------
-    def _exists(self, uri: S3Uri) -> bool:
-        return S3Artifacts(self.hook).exists(uri)
-
-    def _download(self, uri: str, what: str, directory: str) -> str:
-        s3 = parse_s3_uri(uri, what)
-        if not s3.key or s3.key.endswith("/"):
-            raise ValueError(f"{what} must name an object, got the prefix {uri!r}")
-        if not self._exists(s3):
-            raise FileNotFoundError(f"{what} {uri} does not exist; check the upstream task's output "
-                                    "(or remove the URI from the list if that step produced nothing).")
-        path = os.path.join(directory, f"in-{len(os.listdir(directory)):04d}")
-        S3Artifacts(self.hook).download(s3, path)  # streamed to disk, multipart
-        return path
-
-    def _upload(self, path: str, uri: S3Uri, content_type: str) -> None:
-        S3Artifacts(self.hook).upload(path, uri, content_type)
-
     # -- execute -------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict:
         turn = parse_s3_uri(self.output_prefix, "output_prefix")
-        answers = _uri_list(self.answers_uris, "answers_uris") + _uri_list(self.auto_accepted_uris, "auto_accepted_uris")
-        unlabelled = _uri_list(self.unlabelled_uris, "unlabelled_uris")
-        unresolved = _uri_list(self.unresolved_uris, "unresolved_uris")
+        files = ManifestFiles(self.hook, self.log)
+        answers = templated.as_uri_list(self.answers_uris, "answers_uris") + templated.as_uri_list(self.auto_accepted_uris, "auto_accepted_uris")
+        unlabelled = templated.as_uri_list(self.unlabelled_uris, "unlabelled_uris")
+        unresolved = templated.as_uri_list(self.unresolved_uris, "unresolved_uris")
         try:
             max_ratio = float(self.max_reject_ratio)
         except (TypeError, ValueError):
             raise ValueError(f"max_reject_ratio must be a number from 0 to 1, got {self.max_reject_ratio!r}") from None
         cumulative = parse_s3_uri(self.cumulative_manifest_uri, "cumulative_manifest_uri") if self.cumulative_manifest_uri else None
         previous_uri = self.previous_manifest_uri or None
-        if previous_uri is None and cumulative is not None and self._exists(cumulative):
+        if previous_uri is None and cumulative is not None and files.exists(cumulative):
             previous_uri = str(cumulative)
         manifest_uri, rejects_uri, summary_uri = (turn.join(k) for k in (MANIFEST_KEY, REJECTS_KEY, SUMMARY_KEY))
         self.log.info("Merging %d answers file(s) and %d unlabelled file(s) into %s", len(answers), len(unlabelled),
@@ -185,20 +137,20 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         with tempfile.TemporaryDirectory(prefix="rekfeedback-merge-") as tmp:
             inputs = os.path.join(tmp, "in")
             os.mkdir(inputs)
-            answer_paths = [(uri, self._download(uri, "answers_uris item", inputs)) for uri in answers]
-            unlabelled_paths = [(uri, self._download(uri, "unlabelled_uris item", inputs)) for uri in unlabelled]
-            unresolved_paths = [(uri, self._download(uri, "unresolved_uris item", inputs)) for uri in unresolved]
-            previous_path = self._download(previous_uri, "previous_manifest_uri", inputs) if previous_uri else None
+            answer_paths = [(uri, files.fetch(uri, "answers_uris item", inputs)) for uri in answers]
+            unlabelled_paths = [(uri, files.fetch(uri, "unlabelled_uris item", inputs)) for uri in unlabelled]
+            unresolved_paths = [(uri, files.fetch(uri, "unresolved_uris item", inputs)) for uri in unresolved]
+            previous_path = files.fetch(previous_uri, "previous_manifest_uri", inputs) if previous_uri else None
             out_manifest, out_rejects = os.path.join(tmp, "output.manifest"), os.path.join(tmp, "rejects.jsonl")
             with open(out_manifest, "w", encoding="utf-8", newline="\n") as manifest, \
                     open(out_rejects, "w", encoding="utf-8", newline="\n") as rejects, \
                     _refused_bucket_change(previous_uri):
                 summary = merge_manifest(
-                    answers=[(uri, _lines(path)) for uri, path in answer_paths],
-                    unlabelled=[(uri, _lines(path)) for uri, path in unlabelled_paths],
-                    unresolved=[(uri, _lines(path)) for uri, path in unresolved_paths],
-                    previous=(lambda: _lines(previous_path)) if previous_path else None,
-                    previous_record=self._read_record(previous_uri) if previous_uri else None,
+                    answers=[(uri, lines_of(path)) for uri, path in answer_paths],
+                    unlabelled=[(uri, lines_of(path)) for uri, path in unlabelled_paths],
+                    unresolved=[(uri, lines_of(path)) for uri, path in unresolved_paths],
+                    previous=(lambda: lines_of(previous_path)) if previous_path else None,
+                    previous_record=files.read_record(previous_uri) if previous_uri else None,
                     write_manifest=manifest.write,
                     write_reject=rejects.write,
                     images_bucket=self.images_bucket or None,
@@ -208,11 +160,11 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
             summary.update(manifest_uri=str(manifest_uri), rejects_uri=str(rejects_uri), summary_uri=str(summary_uri),
                            previous_manifest_uri=previous_uri,
                            cumulative_manifest_uri=str(cumulative) if cumulative else None)
-            self._upload(out_rejects, rejects_uri, "application/x-ndjson")
+            files.upload(out_rejects, rejects_uri, "application/x-ndjson")
             summary_path = os.path.join(tmp, "summary.json")
             with open(summary_path, "w", encoding="utf-8") as f:
                 json.dump(summary, f, indent=1, sort_keys=True)
-            self._upload(summary_path, summary_uri, "application/json")
+            files.upload(summary_path, summary_uri, "application/json")
             if summary["threshold_exceeded"]:
                 S3OutputLink.persist_uri(context, self, str(rejects_uri), self.hook.conn_region_name, self.hook.conn_partition)
                 raise AirflowFailException(
@@ -221,17 +173,17 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
                     f"with more than 20% invalid lines). By code: {summary['rejects_by_code']}. Reasons per line: "
                     f"{rejects_uri}. The cumulative manifest was not changed."
                 )
-            self._upload(out_manifest, manifest_uri, "application/x-ndjson")
+            files.upload(out_manifest, manifest_uri, "application/x-ndjson")
             if cumulative is not None and cumulative != manifest_uri:
                 # A server-side copy: bytes identical to the turn's manifest, no second upload.
-                S3Artifacts(self.hook).copy(manifest_uri, cumulative)
+                files.copy(manifest_uri, cumulative)
             # After the manifest, so that a crash between the two leaves a record that does not match
             # (the next merge then validates every line rather than trusting them).
             for uri in {manifest_uri, cumulative} - {None}:
-                self._write_record(uri, summary["record"])
+                files.write_record(uri, summary["record"])
             if self.unusable_images_uri:
-                summary["unusable_images_uri"], summary["unusable_images"] = self._record_unusable(
-                    [path for _, path in unlabelled_paths], inputs)
+                summary["unusable_images_uri"], summary["unusable_images"] = files.record_unusable(
+                    self.unusable_images_uri, [path for _, path in unlabelled_paths], inputs)
 
         S3OutputLink.persist_uri(context, self, str(manifest_uri), self.hook.conn_region_name, self.hook.conn_partition)
         ManifestFileLink.persist(context, self, str(manifest_uri))
@@ -244,33 +196,6 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         for warning in summary["warnings"]:
             self.log.warning("%s", warning)
         return summary
-
-    def _read_record(self, manifest_uri: str):
-        """The record the merge that wrote this manifest left beside it (None if there is none or it is unreadable)."""
-        text = S3Artifacts(self.hook).read_text(parse_s3_uri(merge_record.record_key(manifest_uri)), missing_ok=True)
-        try:
-            return json.loads(text) if text else None
-        except ValueError:
-            self.log.warning("The merge record beside %s is not JSON; every previous line is validated", manifest_uri)
-            return None
-
-    def _write_record(self, manifest_uri: S3Uri, record: dict) -> None:
-        S3Artifacts(self.hook).write_text(parse_s3_uri(merge_record.record_key(str(manifest_uri))),
-                                          json.dumps(record, sort_keys=True), "application/json")
-
-    def _record_unusable(self, unlabelled_paths: list[str], directory: str) -> tuple[str, int]:
-        """Add this turn's unusable images to the loop's list (idempotent: a rerun writes the same bytes)."""
-        uri = parse_s3_uri(self.unusable_images_uri, "unusable_images_uri")
-        existing = []
-        if self._exists(uri):
-            existing = list(_jsonl(self._download(str(uri), "unusable_images_uri", directory)))
-        new = [line for path in unlabelled_paths for line in _jsonl(path)]
-        lines = preds.unusable_images(existing, new)
-        if len(lines) != len(existing):
-            S3Artifacts(self.hook).write_text(uri, preds.dumps_jsonl(lines))
-            self.log.info("%d image(s) can never be predicted (%d new this turn); later turns skip them: %s",
-                          len(lines), len(lines) - len(existing), uri)
-        return str(uri), len(lines)
 
     def _asset_events(self, context, summary: dict) -> None:
         """Attach counts to the asset events of this task's outlets (registered on success)."""
@@ -301,13 +226,3 @@ def _refused_bucket_change(previous_uri: str | None):
         yield
     except ImagesBucketChanged as exc:
         raise AirflowFailException(f"{exc} The cumulative manifest {previous_uri or '(none yet)'} was not changed.") from exc
-
-
-def _lines(path: str):
-    with open(path, encoding="utf-8") as f:
-        yield from f
-
-
-def _jsonl(path: str):
-    with open(path, encoding="utf-8") as f:
-        yield from preds.iter_jsonl(f, path)
