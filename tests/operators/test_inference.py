@@ -139,25 +139,28 @@ class Killed(BaseException):
     """Stands in for the worker dying (SIGKILL, OOM) right after a checkpoint reached S3."""
 
 
-def test_kill_and_retry_resumes_without_repeating_calls(emulator, dataset, running):
+def test_kill_and_retry_resumes_without_repeating_calls(emulator, dataset, running, monkeypatch):
+    from rekfeedback.hooks.inference_inputs import ShardInputs
+
     prefix = f"s3://{dataset['bucket']}/turns/{uuid.uuid4().hex[:8]}"
     reference = infer(running, dataset).execute({})
     expected = [(l["source-ref"], l["labels"], l["error"]) for l in lines_of(emulator, reference["output_uri"])]
 
     op = infer(running, dataset, output_prefix=prefix, checkpoint_every=20, max_concurrency=4)
-    original = op._put_lines
+    original = ShardInputs.put_lines
     written = []
 
-    def put_then_die(uri, lines):
-        original(uri, lines)
+    def put_then_die(self, uri, lines):
+        original(self, uri, lines)
         if str(uri).endswith(".checkpoint.jsonl"):
             written.append(len(lines))
             raise Killed()
 
-    op._put_lines = put_then_die
+    monkeypatch.setattr(ShardInputs, "put_lines", put_then_die)
     emulator.reset_stats()
     with pytest.raises(Killed):
         op.execute({})
+    monkeypatch.undo()  # the retry runs on a healthy worker
     first_calls = emulator.calls[DETECT]
     checkpointed = lines_of(emulator, f"{prefix}/predictions/part-00000-of-00001.checkpoints/000001.checkpoint.jsonl")
     assert len(checkpointed) == written[0] == 20  # exactly the cadence, whatever completed together

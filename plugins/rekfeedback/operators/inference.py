@@ -13,13 +13,13 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from rekfeedback.core import paid
 from rekfeedback.core import templated
 from rekfeedback.core import predictions as preds
-from rekfeedback.core.inference_engine import ImageTask, InferenceAborted, InferenceEngine, TooManyFailures
-from rekfeedback.core.paths import S3Uri, parse_s3_uri, shard_part_name
+from rekfeedback.core.inference_engine import InferenceAborted, InferenceEngine, TooManyFailures
+from rekfeedback.core.inference_run import check_settings, shard_summary
+from rekfeedback.core.paths import parse_s3_uri, shard_part_name
 from rekfeedback.core.throughput import classify_code
-from rekfeedback.hooks.loop_store import LoopStore
+from rekfeedback.hooks.inference_inputs import ShardInputs
 from rekfeedback.hooks.s3_range import S3RangeReader  # noqa: F401 (public here)
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
@@ -156,21 +156,6 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         return S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
                       config=self._config({"max_attempts": 5, "mode": "standard"})).conn
 
-    # --- parameters ---------------------------------------------------------------------------
-    def _detect_options(self) -> dict:
-        options: dict = {}
-        if self.min_confidence not in (None, "", "None"):
-            value = float(self.min_confidence)
-            if not 0 <= value <= 100:
-                raise ValueError(f"min_confidence must be between 0 and 100, got {self.min_confidence!r}")
-            options["MinConfidence"] = value
-        if self.max_results not in (None, "", "None"):
-            value = int(self.max_results)
-            if value < 0:
-                raise ValueError(f"max_results must be >= 0, got {self.max_results!r}")
-            options["MaxResults"] = value
-        return options
-
     def _check_model_running(self) -> None:
         try:
             status = self.hook.get_project_version_status(self.project_version_arn)
@@ -184,74 +169,18 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
                 "wait until it is RUNNING, then clear this task."
             )
 
-    # --- S3 -----------------------------------------------------------------------------------
-    def _read_text(self, uri: S3Uri) -> str | None:
-        return LoopStore(self.s3).read_text(uri)
-
-    def _put_lines(self, uri: S3Uri, lines: list[dict]) -> None:
-        LoopStore(self.s3).put_text(uri, preds.dumps_jsonl(lines), "application/x-ndjson")
-
-    def _list_images(self) -> tuple[list[ImageTask], dict[str, str | None]]:
-        if bool(self.input_prefix) == bool(self.input_manifest):
-            raise ValueError("give exactly one of input_prefix (s3://bucket/prefix of images) and "
-                             f"input_manifest (s3:// URI of a manifest); got {self.input_prefix!r} and "
-                             f"{self.input_manifest!r}")
-        if self.input_manifest:
-            uri = parse_s3_uri(self.input_manifest, "input_manifest")
-            text = self._read_text(uri)
-            if text is None:
-                raise AirflowException(f"input_manifest {uri} does not exist; check the URI.")
-            return [ImageTask(ref) for ref in preds.source_refs_from_manifest(text, f"input_manifest {uri}")], {}
-        uri = parse_s3_uri(self.input_prefix, "input_prefix")
-        extensions = templated.as_list(self.extensions, "extensions")
-        images, other = LoopStore(self.s3).list_images(uri, extensions)
-        if other:
-            self.log.info("Ignored %d object(s) under %s without an image extension (%s)", other, uri,
-                          ", ".join(extensions))
-        return ([ImageTask(i["source-ref"], i["size"]) for i in images],
-                {i["source-ref"]: i["etag"] for i in images})
-
-    def _exclusions(self) -> set[str]:
-        texts = []
-        for raw in templated.as_list(self.exclude_manifests, "exclude_manifests"):
-            uri = parse_s3_uri(raw, "exclude_manifests entry")
-            text = self._read_text(uri)
-            if text is None:
-                self.log.info("Exclude manifest %s does not exist (yet; normal on the first turn): skipped", uri)
-                continue
-            texts.append((str(uri), text))
-        return preds.exclusion_set(texts)
-
-    def _use_ledger(self, todo: list[ImageTask], done: list[dict], etags: dict, context: Context,
-                    part: str) -> tuple[list[ImageTask], list[dict], int, S3Uri | None]:
-        """Drop known-unusable images from `todo` and find paid answers to reuse (core.paid.plan)."""
-        if not self.paid_predictions_uri:
-            return todo, [], 0, None
-        prefix = parse_s3_uri(self.paid_predictions_uri, "paid_predictions_uri")
-        own = paid.ledger_file(prefix, (context or {}).get("run_id") or "adhoc", part)
-        store = LoopStore(self.s3)
-        ledger = store.read_ledger(prefix)
-        done_refs = {line.get("source-ref") for line in done}
-        candidates = [t.source_ref for t in todo if t.source_ref not in done_refs]
-        current = store.etags_for(candidates, etags, ledger)
-        etags.update({ref: etag for ref, etag in current.items() if ref in ledger})
-        plan = paid.plan(current, ledger, self.project_version_arn)
-        unusable = {line["source-ref"] for line in plan.unusable}
-        return [t for t in todo if t.source_ref not in unusable], plan.reuse, len(unusable), own
-
     # --- run ----------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict:
         arn = self.project_version_arn
         parse_project_version_arn(arn)
         try:  # bad settings do not fix themselves: no retry
-            shard_index, shard_count = preds.validate_shard(self.shard_index, self.shard_count)
-            options = self._detect_options()
-            max_failed_share = float(self.max_failed_share)
-            if not 0.0 <= max_failed_share <= 1.0 or int(self.checkpoint_every) < 1 or float(self.checkpoint_interval) <= 0:
-                raise ValueError(f"need 0 <= max_failed_share <= 1, checkpoint_every >= 1 and checkpoint_interval > 0; "
-                                 f"got {self.max_failed_share!r}, {self.checkpoint_every!r}, {self.checkpoint_interval!r}")
+            settings = check_settings(
+                shard_index=self.shard_index, shard_count=self.shard_count, min_confidence=self.min_confidence,
+                max_results=self.max_results, max_failed_share=self.max_failed_share,
+                checkpoint_every=self.checkpoint_every, checkpoint_interval=self.checkpoint_interval)
         except (TypeError, ValueError) as exc:
             raise AirflowFailException(f"{self.task_id}: {exc}") from exc
+        shard_index, shard_count = settings.shard_index, settings.shard_count
         turn = parse_s3_uri(self.output_prefix, "output_prefix")
         part = shard_part_name(shard_index, shard_count)
         output = turn.join("predictions", f"{part}.jsonl")
@@ -261,20 +190,18 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         RekognitionProjectVersionLink.persist_for_arn(context, self, arn, region, partition)
         S3OutputLink.persist_uri(context, self, str(output), region, partition)
 
-        listed, etags = self._list_images()
+        inputs = ShardInputs(self.s3, self.log)
+        listed, etags = inputs.images(self.input_prefix, self.input_manifest, self.extensions)
         shard = [t for t in listed if preds.shard_of(t.source_ref, shard_count) == shard_index]
-        done: list[dict] = []
-        saved_parts = sorted(LoopStore(self.s3).keys_under(checkpoints, ".checkpoint.jsonl"), key=lambda u: u.key)
-        for uri in (output, checkpoint, *saved_parts):  # a finished earlier try, then partial ones, oldest first
-            text = self._read_text(uri)
-            if text:
-                done.extend(preds.read_prediction_lines(text, f"previous output {uri}"))
+        done, saved_parts = inputs.saved_lines(output, checkpoint, checkpoints)
         # What an earlier try of this run predicted stays in this turn, even if that try's merge has
         # since put it in the cumulative manifest: a rerun redoes its own turn from the saved lines.
-        excluded = self._exclusions() - {line.get("source-ref") for line in done}
+        excluded = inputs.labelled_before(self.exclude_manifests) - {line.get("source-ref") for line in done}
         todo = [t for t in shard if t.source_ref not in excluded]
         skipped = len(shard) - len(todo)
-        todo, reused, known_unusable, ledger_uri = self._use_ledger(todo, done, etags, context, part)
+        todo, reused, known_unusable, ledger_uri = inputs.use_ledger(
+            self.paid_predictions_uri, todo, done, etags, run_id=(context or {}).get("run_id") or "adhoc", part=part,
+            model=arn)
         self.log.info("Shard %d of %d: %d of %d images; %d already labelled (excluded); %d known unusable and "
                       "unchanged (skipped); %d paid answers reused; %d to predict", shard_index, shard_count,
                       len(shard), len(listed), skipped, known_unusable, len(reused), len(todo))
@@ -286,14 +213,13 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             self._check_model_running()  # only when something is left to call: a complete rerun needs no model
 
         calls = ShardCalls(
-            s3=self.s3, rekognition=self.detect_hook, model=arn, options=options,
+            s3=self.s3, rekognition=self.detect_hook, model=arn, options=settings.detect_options,
             keep_signals=templated.as_bool(self.keep_signals, "keep_signals", False), checkpoints=checkpoints,
-            saved_parts=len(saved_parts), done=done, put_lines=lambda uri, lines: self._put_lines(uri, lines),
-            ledger_uri=ledger_uri, etags=etags)
+            saved_parts=saved_parts, done=done, put_lines=inputs.put_lines, ledger_uri=ledger_uri, etags=etags)
         memory_prefix = (None if templated.is_blank(self.throughput_memory_uri)
                          else parse_s3_uri(self.throughput_memory_uri, "throughput_memory_uri"))
         limiter, shard_rates, memory = shard_limiter(
-            LoopStore(self.s3), self.hook, self.log, model=arn, turn=turn, shard_index=shard_index,
+            inputs, self.hook, self.log, model=arn, turn=turn, shard_index=shard_index,
             shard_count=shard_count, share_model=bool(self.share_model), memory_prefix=memory_prefix,
             initial_rate=float(self.initial_rate), max_rate=float(self.max_rate or 10_000.0),
             max_concurrency=int(self.max_concurrency))
@@ -301,8 +227,8 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         engine = InferenceEngine(
             probe=calls.probe, detect=calls.detect, model=arn, limiter=limiter, shard_rates=shard_rates,
             max_workers=int(self.max_concurrency), checkpoint=calls.save_checkpoint,
-            checkpoint_every=int(self.checkpoint_every), checkpoint_interval=float(self.checkpoint_interval),
-            progress_interval=self.progress_interval, max_failed_share=max_failed_share, log=self.log,
+            checkpoint_every=settings.checkpoint_every, checkpoint_interval=settings.checkpoint_interval,
+            progress_interval=self.progress_interval, max_failed_share=settings.max_failed_share, log=self.log,
         )
         failure: TooManyFailures | None = None
         try:
@@ -318,33 +244,14 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
             ) from exc
         except TooManyFailures as exc:
             failure, result = exc, exc.result
-        self._put_lines(output, result.lines)
+        inputs.put_lines(output, result.lines)
         calls.record_paid(result.lines)
-        remember_rate(LoopStore(self.s3), self.log, memory, result.model_limit, model=arn, turn=self.output_prefix)
-        summary = preds.summarize(result.lines)
-        xcom = {
-            "output_uri": str(output),
-            "images_total": len(shard),
-            "images_skipped": skipped,
-            "predicted": summary["predicted"],
-            "failed": summary["failed"],
-            "no_prediction": summary["no_prediction"],
-            "labels": summary["labels"],
-            "calls": result.calls,
-            "throttles": result.throttles,
-            "errors": summary["errors"],
-            "resumed": result.resumed,
-            "reused": len(reused),
-            "known_unusable": known_unusable,
-            "checkpoint_puts": result.checkpoints,
-            "start_rate": round(start_rate, 3),
-            "shard_index": shard_index,
-            "shard_count": shard_count,
-            "signals": calls.keep_signals,
-            "header_bytes": sum(result.header_bytes),
-            "descriptor_bytes": sum(int((line.get("signals") or {}).get("descriptor_bytes") or 0)
-                                    for line in result.lines),
-        }
+        remember_rate(inputs, self.log, memory, result.model_limit, model=arn, turn=self.output_prefix)
+        xcom = shard_summary(
+            result.lines, settings=settings, output=str(output), images_total=len(shard), skipped=skipped,
+            reused=len(reused), known_unusable=known_unusable, calls=result.calls, throttles=result.throttles,
+            resumed=result.resumed, checkpoint_puts=result.checkpoints, start_rate=start_rate,
+            signals=calls.keep_signals, header_bytes=sum(result.header_bytes))
         self.log.info("Wrote %d prediction lines to %s: %s", len(result.lines), output, xcom)
         if failure is not None:
             # A retry would only get the same answers (they are saved): fail at once, the teardown stops the model.
@@ -352,4 +259,3 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
                                        "recorded and skipped by later turns. Fix or remove them, or raise "
                                        "max_failed_share, then clear this task.")
         return xcom
-
