@@ -1,7 +1,8 @@
 """The champion steps of a turn: the promotion gate, the optional human approval, the record, keep_versions.
 
-The logic lives in `rekfeedback.core.champion`; these operators read and write the champion record
-(`<output_uri>/<dag_id>/dataset/champion.json`) and call Rekognition through the hook.
+The logic lives in `rekfeedback.core.champion` and `core.champion_approval`; the champion record
+(`<output_uri>/<dag_id>/dataset/champion.json`) is `hooks/champion_record.py`; these operators order the
+steps and call Rekognition through the hook.
 """
 
 from __future__ import annotations
@@ -18,44 +19,31 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from botocore.exceptions import ClientError
 
 from rekfeedback.core import champion as core
-from rekfeedback.core.paths import S3Uri, parse_s3_uri
-from rekfeedback.core.predictions import iter_jsonl
+from rekfeedback.core.champion_approval import APPROVE, REJECT, asset_extra, final_decision, promotion
+from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.core.templated import as_bool, as_dict, as_float, as_int
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
-from rekfeedback.hooks.s3_artifacts import S3Artifacts
+from rekfeedback.hooks.champion_record import ChampionRecord
 from rekfeedback.links.s3 import TurnReportLink
+from rekfeedback.operators.asset_events import add_asset_extra
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-APPROVE, REJECT = "Approve", "Reject"
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _RecordStore:
-    """Read and write the champion record (the operators below share it)."""
-
-    def __init__(self, s3: S3Hook, uri: str) -> None:
-        self.files, self.uri = S3Artifacts(s3), parse_s3_uri(uri, "champion_record_uri")
-
-    def read(self) -> dict | None:
-        return core.parse_record(self.files.read_bytes(self.uri, missing_ok=True), str(self.uri))
-
-    def write(self, record: dict) -> None:
-        self.files.write_text(self.uri, core.dumps_record(record), "application/json")
-
-
 class _ChampionOperator(AwsBaseOperator[RekognitionCustomLabelsHook]):
     aws_hook_class = RekognitionCustomLabelsHook
     ui_color = "#fff3bf"
 
-    def _store(self, uri: str) -> _RecordStore:
+    def _store(self, uri: str) -> ChampionRecord:
         s3 = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
                     config=self.botocore_config)
-        return _RecordStore(s3, uri)
+        return ChampionRecord(s3, uri)
 
 
 class ChampionGateOperator(_ChampionOperator):
@@ -115,8 +103,9 @@ class ChampionGateOperator(_ChampionOperator):
             else:
                 out.update(decision=core.NOT_TRAINED, reasons=["no challenger this turn (train is off)"])
         else:
-            test_sets = {"champion": self._test_set(comparison.get("base_version_arn")),
-                         "challenger": self._test_set(comparison["new_version_arn"])}
+            store = self._store(self.champion_record_uri)
+            test_sets = {"champion": store.test_set(self.hook, comparison.get("base_version_arn"), self.log),
+                         "challenger": store.test_set(self.hook, comparison["new_version_arn"], self.log)}
             verdict = core.gate(comparison, settings, champion_test_set=test_sets["champion"],
                                 challenger_test_set=test_sets["challenger"])
             keys = ("new_version_arn", "base_version_arn", "f1_before", "f1_after", "delta", "per_label")
@@ -146,22 +135,6 @@ class ChampionGateOperator(_ChampionOperator):
         loc = parse_s3_uri(uri, "report_uri")
         return TurnReportLink().format_link(bucket=loc.bucket, key=loc.key, region_name=self.hook.conn_region_name,
                                             aws_domain=BaseAwsLink.get_aws_domain(self.hook.conn_partition)) or None
-
-    def _test_set(self, arn: str | None) -> str | None:
-        """Fingerprint of the TEST images a version was evaluated on (None when it cannot be read)."""
-        if not arn:
-            return None
-        manifests = self.hook.testing_manifests(self.hook.describe_project_version(arn))
-        if not manifests:
-            self.log.warning("Version %s reports no testing manifest (TestingDataResult)", arn)
-            return None
-        files = self._store(self.champion_record_uri).files
-        refs = []
-        for obj in manifests:
-            loc = S3Uri(obj["Bucket"], obj["Name"])
-            refs.extend(line.get("source-ref", "") for line in iter_jsonl(files.iter_lines(loc), str(loc)))
-        return core.test_set_fingerprint(refs)
-
 
 class ChampionApprovalOperator(HITLOperator):
     """Ask a person to approve the promotion (Airflow's Required Actions); waits without a worker slot.
@@ -204,53 +177,24 @@ class ChampionRecordOperator(_ChampionOperator):
         self.champion_record_uri = champion_record_uri
         self.approval_timeout_action = approval_timeout_action
 
-    def _final(self, gate: dict) -> tuple[str, list[str]]:
-        decision, reasons = gate["decision"], list(gate["reasons"])
-        if not (decision == core.PROMOTED and gate.get("needs_approval")):
-            return decision, reasons
-        answer = as_dict(self.approval, "approval") or {}
-        chosen = answer.get("chosen_options") or []
-        who = (answer.get("responded_by_user") or {}).get("name") if isinstance(answer.get("responded_by_user"), dict) else None
-        if not answer:
-            return core.REJECTED, reasons + ["no approval answer: the champion stays"]
-        if who is None and str(self.approval_timeout_action) != "promote":
-            return core.REJECTED, reasons + ["approval timed out: the champion stays (approval_timeout_action keep)"]
-        if who is None:
-            return core.PROMOTED, reasons + ["approval timed out: promoted (approval_timeout_action promote)"]
-        if APPROVE in chosen:
-            return core.PROMOTED, reasons + [f"approved by {who}"]
-        return core.REJECTED, reasons + [f"rejected by {who}: the champion stays"]
-
     def execute(self, context: Context) -> dict:
         gate = as_dict(self.gate, "gate")
         if gate is None:
             raise ValueError("gate (the champion.gate task's result) is required")
-        decision, reasons = self._final(gate)
+        decision, reasons = final_decision(gate, as_dict(self.approval, "approval"), self.approval_timeout_action)
         store = self._store(self.champion_record_uri)
-        before = store.read()
         comparison = gate.get("comparison") or {}
-        record = core.record_turn(before, run=str(context["run_id"]), at=_now(), served_by=gate.get("served_by"),
+        record = core.record_turn(store.read(), run=str(context["run_id"]), at=_now(), served_by=gate.get("served_by"),
                                   seed_arn=gate.get("champion_arn"), decision=decision, reasons=reasons,
                                   comparison=comparison, new_verified_images=gate.get("new_verified_images") or 0,
                                   test_sets=gate.get("test_sets"))
         store.write(record)
         champion = record["champion"]
-        # Promoted by this run, also when this is a rerun of it (so a blue/green switch it did not finish is redone).
-        promoted = bool(comparison.get("new_version_arn")) and champion.get("promoted_by_run") == str(context["run_id"]) \
-            and champion["project_version_arn"] == comparison["new_version_arn"]
-        previous = record["history"][-1]["project_version_arn"] if promoted and record["history"] else None
+        promoted, previous = promotion(record, comparison, str(context["run_id"]))
         for reason in reasons:
             self.log.info("Champion: %s", reason)
         self.log.info("Champion %s (since %s): %s", champion["project_version_arn"], champion["since"], store.uri)
-        extra = {"project_version_arn": champion["project_version_arn"], "since": champion["since"],
-                 "promoted_by_run": champion["promoted_by_run"], "f1": champion["f1"],
-                 "per_label": champion["per_label"], "decision": decision, "record_uri": str(store.uri)}
-        outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
-        for outlet in (self.outlets or []) if outlet_events is not None else []:
-            try:
-                outlet_events[outlet].extra.update(extra)
-            except (KeyError, TypeError, AttributeError) as exc:  # an alias or a non-asset outlet
-                self.log.info("No asset event extra for outlet %r: %s", outlet, exc)
+        add_asset_extra(context, self.outlets, asset_extra(champion, decision, str(store.uri)), self.log)
         return {"decision": decision, "reasons": reasons, "promoted": promoted, "champion": champion,
                 "previous_champion": previous, "timeline": core.timeline(record),
                 "record_uri": str(store.uri)}

@@ -26,6 +26,7 @@ from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.hooks.manifest_files import ManifestFiles, lines_of
 from rekfeedback.links.presigned import ManifestFileLink
 from rekfeedback.links.s3 import S3OutputLink
+from rekfeedback.operators.asset_events import add_asset_extra
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -187,7 +188,11 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
 
         S3OutputLink.persist_uri(context, self, str(manifest_uri), self.hook.conn_region_name, self.hook.conn_partition)
         ManifestFileLink.persist(context, self, str(manifest_uri))
-        self._asset_events(context, summary)
+        add_asset_extra(context, self.outlets, {
+            "manifest_uri": summary["manifest_uri"], "cumulative_manifest_uri": summary["cumulative_manifest_uri"],
+            "manifest_lines": summary["manifest_lines"], "added": summary["images"]["added"],
+            "updated": summary["images"]["updated"], "rejects": summary["rejects"],
+            "answers_applied": summary["answers"]["applied"], "totals": summary["totals"]}, self.log)
         self.log.info("Manifest %s: %d lines (%d added, %d updated, %d kept), %d rejects, %d boxes dropped, "
                       "%d objects left unresolved; per label: %s",
                       manifest_uri, summary["manifest_lines"], summary["images"]["added"], summary["images"]["updated"],
@@ -196,27 +201,6 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
         for warning in summary["warnings"]:
             self.log.warning("%s", warning)
         return summary
-
-    def _asset_events(self, context, summary: dict) -> None:
-        """Attach counts to the asset events of this task's outlets (registered on success)."""
-        outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
-        if outlet_events is None:
-            return
-        extra = {
-            "manifest_uri": summary["manifest_uri"],
-            "cumulative_manifest_uri": summary["cumulative_manifest_uri"],
-            "manifest_lines": summary["manifest_lines"],
-            "added": summary["images"]["added"],
-            "updated": summary["images"]["updated"],
-            "rejects": summary["rejects"],
-            "answers_applied": summary["answers"]["applied"],
-            "totals": summary["totals"],
-        }
-        for outlet in self.outlets or []:
-            try:
-                outlet_events[outlet].extra.update(extra)
-            except (KeyError, TypeError, AttributeError) as exc:  # an alias or a non-asset outlet
-                self.log.info("No asset event extra for outlet %r: %s", outlet, exc)
 
 
 @contextlib.contextmanager

@@ -1,10 +1,10 @@
-"""What an approval answer does to the gate's verdict (ChampionRecordOperator._final), without a DAG run."""
+"""What an approval answer does to the gate's verdict (core.champion_approval.final_decision, used by ChampionRecordOperator)."""
 
 from __future__ import annotations
 
 import pytest
 
-from rekfeedback.operators.champion import ChampionRecordOperator
+from rekfeedback.core.champion_approval import final_decision
 
 GATE = {"decision": "promoted", "reasons": ["gate passed: better"], "needs_approval": True}
 PERSON = {"id": "1", "name": "Ada Reviewer"}
@@ -18,14 +18,12 @@ PERSON = {"id": "1", "name": "Ada Reviewer"}
     (None, "keep", "rejected", "no approval answer"),
 ])
 def test_the_answer_decides(answer, action, decision, words):
-    op = ChampionRecordOperator(task_id="record", gate=GATE, champion_record_uri="s3://b/champion.json",
-                                approval=answer, approval_timeout_action=action)
-    got, reasons = op._final(GATE)
+    got, reasons = final_decision(GATE, answer, action)
     assert got == decision
     assert reasons[0] == "gate passed: better" and words in reasons[-1]
 
 
 def test_no_approval_needed_keeps_the_gate_verdict():
-    op = ChampionRecordOperator(task_id="record", gate={}, champion_record_uri="s3://b/champion.json",
-                                approval={"chosen_options": ["Reject"], "responded_by_user": PERSON})
-    assert op._final({"decision": "kept", "reasons": ["keep the champion: worse"]}) == ("kept", ["keep the champion: worse"])
+    answer = {"chosen_options": ["Reject"], "responded_by_user": PERSON}
+    assert final_decision({"decision": "kept", "reasons": ["keep the champion: worse"]}, answer) == (
+        "kept", ["keep the champion: worse"])
