@@ -1,5 +1,5 @@
 """What training a version takes beyond single Rekognition calls: bringing the project's TRAIN and TEST datasets
-up to the merged manifest, one dataset change at a time, and reading a version's evaluation. The rules (the
+up to the merged manifest, one dataset change at a time, and reading and comparing versions' evaluations. The rules (the
 split, chunking) are in `core/training.py`; the calls are `RekognitionCustomLabelsHook`'s and `S3Artifacts`'."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import tempfile
 
 from airflow.sdk.exceptions import AirflowException
 
-from rekfeedback.core.evaluation import parse_summary
+from rekfeedback.core.evaluation import compare, parse_summary
 from rekfeedback.core.paths import S3Uri, parse_s3_uri
 from rekfeedback.core.training import manifest_chunks, split_manifest
-from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook
+from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
 
 KINDS = ("TRAIN", "TEST")
@@ -96,3 +96,28 @@ def read_evaluation(hook: RekognitionCustomLabelsHook, files: S3Artifacts, descr
         return parse_summary({}, result.get("F1Score")), None
     body = files.read_bytes(S3Uri(s3obj["Bucket"], s3obj["Name"]))
     return parse_summary(body, result.get("F1Score")), f"s3://{s3obj['Bucket']}/{s3obj['Name']}"
+
+
+def compare_versions(hook: RekognitionCustomLabelsHook, files: S3Artifacts, *, project_arn: str, new_version_arn: str,
+                     base_version_arn: str | None, margin: float, log: logging.Logger | logging.LoggerAdapter) -> dict:
+    """The trained version's evaluation against the base version's (core.evaluation.compare), with where it
+    came from; a clear error when the new version has none."""
+    arn = new_version_arn
+    desc = hook.describe_project_version(arn, project_arn)
+    if desc["Status"] != "TRAINING_COMPLETED":
+        raise AirflowException(f"Model version {arn} is {desc['Status']}: {desc.get('StatusMessage')}")
+    after, summary_uri = read_evaluation(hook, files, desc)
+    if after is None:
+        raise AirflowException(f"Model version {arn} completed training without an EvaluationResult")
+    before = None
+    if base_version_arn:
+        before, _ = read_evaluation(hook, files, hook.describe_project_version(base_version_arn))
+        if before is None:
+            log.warning("Base version %s has no evaluation; nothing to compare with", base_version_arn)
+    result = compare(before, after, margin)
+    result.update(new_version_arn=arn, version_name=parse_project_version_arn(arn).version_name,
+                  base_version_arn=base_version_arn, evaluation_summary_uri=summary_uri,
+                  testing_images=after.testing_images, training_images=after.training_images)
+    log.info("F1 %s -> %s (margin %s): %s", result["f1_before"], result["f1_after"], result["margin"],
+             "improved" if result["improved"] else "not improved")
+    return result

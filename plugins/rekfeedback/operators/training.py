@@ -19,11 +19,10 @@ from airflow.providers.common.compat.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from rekfeedback.core import arns, templated
-from rekfeedback.core.evaluation import compare
 from rekfeedback.core.paths import parse_s3_uri
 from rekfeedback.core.training import DEFAULT_MAX_CHUNK_BYTES, check_version_name, version_name_for_run
 from rekfeedback.hooks.rekognition import RekognitionCustomLabelsHook, parse_project_version_arn
-from rekfeedback.hooks.rekognition_training import next_dataset_change, read_evaluation
+from rekfeedback.hooks.rekognition_training import compare_versions, next_dataset_change
 from rekfeedback.hooks.s3_artifacts import S3Artifacts
 from rekfeedback.links.rekognition import RekognitionProjectVersionLink
 from rekfeedback.triggers.dataset import DatasetReadyTrigger
@@ -250,22 +249,6 @@ class RekognitionTrainProjectVersionOperator(AwsBaseOperator[RekognitionCustomLa
                                        "Fix the training data, then clear this task to train the next version.")
 
     def _evaluate(self, project_arn: str, arn: str) -> dict:
-        desc = self.hook.describe_project_version(arn, project_arn)
-        if desc["Status"] != "TRAINING_COMPLETED":
-            raise AirflowException(f"Model version {arn} is {desc['Status']}: {desc.get('StatusMessage')}")
-        after, summary_uri = read_evaluation(self.hook, S3Artifacts(self._s3()), desc)
-        if after is None:
-            raise AirflowException(f"Model version {arn} completed training without an EvaluationResult")
-        before = None
-        base = self._base_arn()
-        if base:
-            before, _ = read_evaluation(self.hook, S3Artifacts(self._s3()), self.hook.describe_project_version(base))
-            if before is None:
-                self.log.warning("Base version %s has no evaluation; nothing to compare with", base)
-        result = compare(before, after, _share(self.improvement_margin, "improvement_margin", 0.0))
-        result.update(new_version_arn=arn, version_name=parse_project_version_arn(arn).version_name,
-                      base_version_arn=base, evaluation_summary_uri=summary_uri,
-                      testing_images=after.testing_images, training_images=after.training_images)
-        self.log.info("F1 %s -> %s (margin %s): %s", result["f1_before"], result["f1_after"], result["margin"],
-                      "improved" if result["improved"] else "not improved")
-        return result
+        return compare_versions(self.hook, S3Artifacts(self._s3()), project_arn=project_arn, new_version_arn=arn,
+                                base_version_arn=self._base_arn(), log=self.log,
+                                margin=_share(self.improvement_margin, "improvement_margin", 0.0))
