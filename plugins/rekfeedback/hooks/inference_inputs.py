@@ -5,6 +5,7 @@ Everything through `LoopStore`; the rules are `core.predictions` and `core.paid`
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from airflow.sdk.exceptions import AirflowException
 
@@ -14,6 +15,21 @@ from rekfeedback.core import templated
 from rekfeedback.core.inference_engine import ImageTask
 from rekfeedback.core.paths import S3Uri, parse_s3_uri
 from rekfeedback.hooks.loop_store import LoopStore
+
+
+@dataclass
+class ShardPlan:
+    """What a shard does: `todo` is what is left to call; `done` holds the saved and reused lines."""
+
+    shard: list[ImageTask]
+    todo: list[ImageTask]
+    done: list[dict]
+    etags: dict[str, str | None]
+    saved_parts: int
+    skipped: int  # labelled in earlier turns, or known unusable and unchanged
+    reused: int
+    known_unusable: int
+    ledger_uri: S3Uri | None
 
 
 class ShardInputs(LoopStore):
@@ -79,6 +95,25 @@ class ShardInputs(LoopStore):
         plan = paid.plan(current, ledger, model)
         unusable = {line["source-ref"] for line in plan.unusable}
         return [t for t in todo if t.source_ref not in unusable], plan.reuse, len(unusable), own
+
+    def plan(self, *, shard_index: int, shard_count: int, input_prefix, input_manifest, extensions, exclude_manifests,
+             paid_predictions_uri, output: S3Uri, checkpoint: S3Uri, checkpoints: S3Uri, run_id: str, part: str,
+             model: str) -> ShardPlan:
+        listed, etags = self.images(input_prefix, input_manifest, extensions)
+        shard = [t for t in listed if preds.shard_of(t.source_ref, shard_count) == shard_index]
+        done, saved_parts = self.saved_lines(output, checkpoint, checkpoints)
+        # What an earlier try of this run predicted stays in this turn, even if that try's merge has
+        # since put it in the cumulative manifest: a rerun redoes its own turn from the saved lines.
+        excluded = self.labelled_before(exclude_manifests) - {line.get("source-ref") for line in done}
+        todo = [t for t in shard if t.source_ref not in excluded]
+        skipped = len(shard) - len(todo)
+        todo, reused, known_unusable, ledger_uri = self.use_ledger(paid_predictions_uri, todo, done, etags,
+                                                                   run_id=run_id, part=part, model=model)
+        self.log.info("Shard %d of %d: %d of %d images; %d already labelled (excluded); %d known unusable and "
+                      "unchanged (skipped); %d paid answers reused; %d to predict", shard_index, shard_count,
+                      len(shard), len(listed), skipped, known_unusable, len(reused), len(todo))
+        return ShardPlan(shard, todo, done + reused, etags, saved_parts, skipped + known_unusable, len(reused),
+                         known_unusable, ledger_uri)
 
     def put_lines(self, uri: S3Uri, lines: list[dict]) -> None:
         """Write prediction lines (a retry rewrites the same object)."""

@@ -191,31 +191,22 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         S3OutputLink.persist_uri(context, self, str(output), region, partition)
 
         inputs = ShardInputs(self.s3, self.log)
-        listed, etags = inputs.images(self.input_prefix, self.input_manifest, self.extensions)
-        shard = [t for t in listed if preds.shard_of(t.source_ref, shard_count) == shard_index]
-        done, saved_parts = inputs.saved_lines(output, checkpoint, checkpoints)
-        # What an earlier try of this run predicted stays in this turn, even if that try's merge has
-        # since put it in the cumulative manifest: a rerun redoes its own turn from the saved lines.
-        excluded = inputs.labelled_before(self.exclude_manifests) - {line.get("source-ref") for line in done}
-        todo = [t for t in shard if t.source_ref not in excluded]
-        skipped = len(shard) - len(todo)
-        todo, reused, known_unusable, ledger_uri = inputs.use_ledger(
-            self.paid_predictions_uri, todo, done, etags, run_id=(context or {}).get("run_id") or "adhoc", part=part,
-            model=arn)
-        self.log.info("Shard %d of %d: %d of %d images; %d already labelled (excluded); %d known unusable and "
-                      "unchanged (skipped); %d paid answers reused; %d to predict", shard_index, shard_count,
-                      len(shard), len(listed), skipped, known_unusable, len(reused), len(todo))
-        skipped += known_unusable
-        done.extend(reused)
-        done_refs = {line.get("source-ref") for line in done
-                     if classify_code((line.get("error") or {}).get("code")) == "fatal"}  # as the engine resumes
-        if any(t.source_ref not in done_refs for t in todo):
+        plan = inputs.plan(
+            shard_index=shard_index, shard_count=shard_count, input_prefix=self.input_prefix,
+            input_manifest=self.input_manifest, extensions=self.extensions, exclude_manifests=self.exclude_manifests,
+            paid_predictions_uri=self.paid_predictions_uri, output=output, checkpoint=checkpoint,
+            checkpoints=checkpoints, run_id=(context or {}).get("run_id") or "adhoc", part=part, model=arn)
+        done = plan.done
+        finished = {line.get("source-ref") for line in done
+                    if classify_code((line.get("error") or {}).get("code")) == "fatal"}  # as the engine resumes
+        if any(t.source_ref not in finished for t in plan.todo):
             self._check_model_running()  # only when something is left to call: a complete rerun needs no model
 
         calls = ShardCalls(
             s3=self.s3, rekognition=self.detect_hook, model=arn, options=settings.detect_options,
             keep_signals=templated.as_bool(self.keep_signals, "keep_signals", False), checkpoints=checkpoints,
-            saved_parts=saved_parts, done=done, put_lines=inputs.put_lines, ledger_uri=ledger_uri, etags=etags)
+            saved_parts=plan.saved_parts, done=done, put_lines=inputs.put_lines, ledger_uri=plan.ledger_uri,
+            etags=plan.etags)
         memory_prefix = (None if templated.is_blank(self.throughput_memory_uri)
                          else parse_s3_uri(self.throughput_memory_uri, "throughput_memory_uri"))
         limiter, shard_rates, memory = shard_limiter(
@@ -232,7 +223,7 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         )
         failure: TooManyFailures | None = None
         try:
-            result = engine.run(todo, done=done)
+            result = engine.run(plan.todo, done=done)
         except InferenceAborted as exc:
             calls.record_paid(calls.last_checkpoint)
             what = ("the model stopped running during the run" if exc.code == "ResourceNotReadyException"
@@ -248,8 +239,8 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         calls.record_paid(result.lines)
         remember_rate(inputs, self.log, memory, result.model_limit, model=arn, turn=self.output_prefix)
         xcom = shard_summary(
-            result.lines, settings=settings, output=str(output), images_total=len(shard), skipped=skipped,
-            reused=len(reused), known_unusable=known_unusable, calls=result.calls, throttles=result.throttles,
+            result.lines, settings=settings, output=str(output), images_total=len(plan.shard), skipped=plan.skipped,
+            reused=plan.reused, known_unusable=plan.known_unusable, calls=result.calls, throttles=result.throttles,
             resumed=result.resumed, checkpoint_puts=result.checkpoints, start_rate=start_rate,
             signals=calls.keep_signals, header_bytes=sum(result.header_bytes))
         self.log.info("Wrote %d prediction lines to %s: %s", len(result.lines), output, xcom)
