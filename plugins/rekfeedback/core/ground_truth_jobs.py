@@ -13,8 +13,8 @@ import re
 
 from rekfeedback.core import arns
 from rekfeedback.core.ground_truth import (
-    ADJUST_BOXES, BUILTIN_TASK, JOB_KINDS, LABEL_BOXES, LABEL_CLASSES, MAX_BOX_LABELS, VERIFY_BOXES, VERIFY_LABELS,
-    box_label_line, box_review_line, verification_lines)
+    ADJUST_BOXES, BUILTIN_TASK, CUSTOM_KINDS, JOB_KINDS, LABEL_ATTRIBUTE, LABEL_BOXES, LABEL_CLASSES, MAX_BOX_LABELS,
+    VERIFY_BOXES, VERIFY_LABELS, box_label_line, box_review_line, verification_lines)
 from rekfeedback.core.paths import run_key
 
 # Accounts owning the AWS PRE-/ACS- functions per region (aws-formats.md 3.7).
@@ -215,3 +215,45 @@ def require_custom_lambdas(p: dict) -> None:
         if not p.get(name):
             raise ValueError(f"{name} is required for image-level (classification) verification: "
                              "deploy infra/ground-truth.yaml and pass its output of that name")
+
+
+def labeling_job_request(p: dict, *, kind: str, name: str, manifest: str, categories: str, template: str, output: str,
+                         region: str, partition: str, tags: dict) -> dict:
+    """CreateLabelingJob's request for one planned job, from the operator's validated parameters `p`: our
+    Lambdas for the custom kinds, the built-in ones (by region) for the box tasks."""
+    if kind in CUSTOM_KINDS:
+        pre, acs = p["pre_annotation_lambda_arn"], p["annotation_consolidation_lambda_arn"]
+    else:
+        pre = builtin_lambda_arn(region, "PRE", kind, partition)
+        acs = builtin_lambda_arn(region, "ACS", kind, partition)
+    task = {
+        "WorkteamArn": p["workteam_arn"],
+        "UiConfig": {"UiTemplateS3Uri": template},
+        "PreHumanTaskLambdaArn": pre,
+        "TaskTitle": p["task_title"].strip(),
+        "TaskDescription": p["task_description"].strip(),
+        "NumberOfHumanWorkersPerDataObject": p["workers_per_object"],
+        "TaskTimeLimitInSeconds": p["task_time_limit_seconds"],
+        "TaskAvailabilityLifetimeInSeconds": p["task_availability_lifetime_seconds"],
+        "AnnotationConsolidationConfig": {"AnnotationConsolidationLambdaArn": acs},
+    }
+    if p["task_keywords"]:
+        task["TaskKeywords"] = list(p["task_keywords"])
+    if p["max_concurrent_tasks"]:
+        task["MaxConcurrentTaskCount"] = p["max_concurrent_tasks"]
+    output_config = {"S3OutputPath": output + "/"}
+    if p["kms_key_id"]:
+        output_config["KmsKeyId"] = p["kms_key_id"]
+    input_config: dict = {"DataSource": {"S3DataSource": {"ManifestS3Uri": manifest}}}
+    if p["content_classifiers"]:
+        input_config["DataAttributes"] = {"ContentClassifiers": list(p["content_classifiers"])}
+    return {
+        "LabelingJobName": name,
+        "LabelAttributeName": LABEL_ATTRIBUTE[kind],
+        "InputConfig": input_config,
+        "OutputConfig": output_config,
+        "RoleArn": p["role_arn"],
+        "LabelCategoryConfigS3Uri": categories,
+        "HumanTaskConfig": task,
+        "Tags": [{"Key": k, "Value": str(v)} for k, v in tags.items()],
+    }

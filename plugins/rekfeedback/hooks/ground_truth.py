@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.sdk.exceptions import AirflowFailException
 from botocore.exceptions import ClientError
 
 TERMINAL_STATES = ("Completed", "Failed", "Stopped")
@@ -41,6 +42,24 @@ class GroundTruthHook(AwsBaseHook):
             if err.response.get("Error", {}).get("Code") in _NOT_FOUND:
                 return None
             raise
+
+    def current_job(self, names: list[str], output: str, log) -> tuple[str, dict | None]:
+        """The job of one plan: the first of its attempt `names` that did not fail, and its description (None:
+        to create). Only failed attempts are passed over, so there is never a second live job for the same
+        items. A job of that name writing elsewhere is another loop's: never adopted."""
+        for name in names:
+            existing = self.describe_labeling_job(name)
+            written_to = ((existing or {}).get("OutputConfig") or {}).get("S3OutputPath", "").rstrip("/")
+            if existing is not None and written_to != output.rstrip("/"):
+                raise AirflowFailException(
+                    f"labeling job {name} exists but writes to {written_to or 'nowhere'}, not to this turn's "
+                    f"{output}; it belongs to another loop. Use another output_uri or dag_id.")
+            if existing is None or existing.get("LabelingJobStatus") != "Failed":
+                return name, existing
+            log.info("labeling job %s failed (%s): redoing it as the next attempt", name,
+                     existing.get("FailureReason") or "no FailureReason")
+        raise AirflowFailException(f"the job {names[0]} failed {len(names)} times; see the jobs' FailureReason, "
+                                   "fix the cause, and rerun the turn")
 
     def create_or_reuse_labeling_job(self, request: dict) -> tuple[dict, bool]:
         """Create the job described by `request` unless a job of that name exists.

@@ -6,7 +6,8 @@ import logging
 from collections.abc import Iterable
 
 
-def add_asset_extra(context, outlets: Iterable | None, extra: dict, log: logging.Logger | logging.LoggerAdapter) -> None:
+def add_asset_extra(context, outlets: Iterable | None, extra: dict,
+                    log: logging.Logger | logging.LoggerAdapter) -> None:
     outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
     if outlet_events is None:
         return

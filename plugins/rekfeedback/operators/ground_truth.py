@@ -141,69 +141,14 @@ class GroundTruthVerificationOperator(ReviewOperator[GroundTruthHook]):
     def _template(name: str) -> str:
         return resources.files("rekfeedback").joinpath("templates", name).read_text(encoding="utf-8")
 
-    def _request(self, job: dict, name: str, manifest: S3Uri, categories: S3Uri, template: S3Uri,
-                 output: S3Uri, region: str, partition: str, context: Context) -> dict:
-        kind = job["kind"]
-        if kind in gt.CUSTOM_KINDS:
-            pre, acs = self.pre_annotation_lambda_arn, self.annotation_consolidation_lambda_arn
-        else:
-            pre = gtjobs.builtin_lambda_arn(region, "PRE", kind, partition)
-            acs = gtjobs.builtin_lambda_arn(region, "ACS", kind, partition)
-        task = {
-            "WorkteamArn": self.workteam_arn,
-            "UiConfig": {"UiTemplateS3Uri": str(template)},
-            "PreHumanTaskLambdaArn": pre,
-            "TaskTitle": self.task_title.strip(),
-            "TaskDescription": self.task_description.strip(),
-            "NumberOfHumanWorkersPerDataObject": self.workers_per_object,
-            "TaskTimeLimitInSeconds": self.task_time_limit_seconds,
-            "TaskAvailabilityLifetimeInSeconds": self.task_availability_lifetime_seconds,
-            "AnnotationConsolidationConfig": {"AnnotationConsolidationLambdaArn": acs},
-        }
-        if self.task_keywords:
-            task["TaskKeywords"] = list(self.task_keywords)
-        if self.max_concurrent_tasks:
-            task["MaxConcurrentTaskCount"] = self.max_concurrent_tasks
-        output_config = {"S3OutputPath": str(output) + "/"}
-        if self.kms_key_id:
-            output_config["KmsKeyId"] = self.kms_key_id
-        input_config: dict = {"DataSource": {"S3DataSource": {"ManifestS3Uri": str(manifest)}}}
-        if self.content_classifiers:
-            input_config["DataAttributes"] = {"ContentClassifiers": list(self.content_classifiers)}
-        tags = {"rekfeedback:dag-id": self.dag_id, "rekfeedback:run-id": context["run_id"],
-                "rekfeedback:task-id": self.task_id, "rekfeedback:kind": kind, **(self.tags or {})}
-        return {
-            "LabelingJobName": name,
-            "LabelAttributeName": gt.LABEL_ATTRIBUTE[kind],
-            "InputConfig": input_config,
-            "OutputConfig": output_config,
-            "RoleArn": self.role_arn,
-            "LabelCategoryConfigS3Uri": str(categories),
-            "HumanTaskConfig": task,
-            "Tags": [{"Key": k, "Value": str(v)} for k, v in tags.items()],
-        }
-
     def _current_job(self, run_id: str, kind: str, part: int, output: S3Uri) -> tuple[str, dict | None]:
-        """The job of this plan: the first attempt name that did not fail, and its description (None: to create).
-
-        A failed job is redone when this task is cleared: the same items under the next attempt's
-        name. Only failed attempts are passed over, so there is never a second live job for the same items.
-        """
-        for attempt in range(1, MAX_JOB_ATTEMPTS + 1):
-            name = gtjobs.job_name(self.dag_id, run_id, kind, part, attempt, turn=str(output))
-            existing = self.hook.describe_labeling_job(name)
-            written_to = ((existing or {}).get("OutputConfig") or {}).get("S3OutputPath", "").rstrip("/")
-            if existing is not None and written_to != str(output).rstrip("/"):
-                # Never adopt another loop's job (its answers are not for these images).
-                raise AirflowFailException(
-                    f"{self.task_id}: labeling job {name} exists but writes to {written_to or 'nowhere'}, not to "
-                    f"this turn's {output}; it belongs to another loop. Use another output_uri or dag_id.")
-            if existing is None or existing.get("LabelingJobStatus") != "Failed":
-                return name, existing
-            self.log.info("labeling job %s failed (%s): redoing it as the next attempt", name,
-                          existing.get("FailureReason") or "no FailureReason")
-        raise AirflowFailException(f"{self.task_id}: the {kind} job of part {part} failed {MAX_JOB_ATTEMPTS} times; "
-                                   "see the jobs' FailureReason, fix the cause, and rerun the turn")
+        """A failed job is redone when this task is cleared: the same items under the next attempt's name."""
+        names = [gtjobs.job_name(self.dag_id, run_id, kind, part, attempt, turn=str(output))
+                 for attempt in range(1, MAX_JOB_ATTEMPTS + 1)]
+        try:
+            return self.hook.current_job(names, str(output), self.log)
+        except AirflowFailException as err:
+            raise AirflowFailException(f"{self.task_id}: {err}") from err
 
     # --- execute ------------------------------------------------------------------------------
 
@@ -243,8 +188,11 @@ class GroundTruthVerificationOperator(ReviewOperator[GroundTruthHook]):
                 self._put(s3, manifest, gt.manifest_text(plan["lines"], name))
                 self._put(s3, categories, json.dumps(gt.label_category_config(plan["labels"]), indent=2) + "\n")
                 self._put(s3, template, self._template(gt.TEMPLATE[plan["kind"]]))
-                request = self._request(plan, name, manifest, categories, template, output, region, partition,
-                                        context)
+                tags = {"rekfeedback:dag-id": self.dag_id, "rekfeedback:run-id": context["run_id"],
+                        "rekfeedback:task-id": self.task_id, "rekfeedback:kind": plan["kind"], **(self.tags or {})}
+                request = gtjobs.labeling_job_request(
+                    self._params(), kind=plan["kind"], name=name, manifest=str(manifest), categories=str(categories),
+                    template=str(template), output=str(output), region=region, partition=partition, tags=tags)
                 description, created = self.hook.create_or_reuse_labeling_job(request)
             else:
                 description, created = existing, False

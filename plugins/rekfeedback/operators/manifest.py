@@ -120,7 +120,8 @@ class ManifestMergeOperator(AwsBaseOperator[S3Hook]):
     def execute(self, context: Context) -> dict:
         turn = parse_s3_uri(self.output_prefix, "output_prefix")
         files = ManifestFiles(self.hook, self.log)
-        answers = templated.as_uri_list(self.answers_uris, "answers_uris") + templated.as_uri_list(self.auto_accepted_uris, "auto_accepted_uris")
+        answers = (templated.as_uri_list(self.answers_uris, "answers_uris")
+                   + templated.as_uri_list(self.auto_accepted_uris, "auto_accepted_uris"))
         unlabelled = templated.as_uri_list(self.unlabelled_uris, "unlabelled_uris")
         unresolved = templated.as_uri_list(self.unresolved_uris, "unresolved_uris")
         try:
