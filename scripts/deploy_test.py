@@ -239,7 +239,7 @@ def trigger_from_form(api: Api, arn: str, work: Path, known: set[str]) -> str:
     """The Trigger form in headless Chromium: no error with the Variables holding the settings, nor with only
     the ARN typed in; submitting it creates a run with that conf (the caller waits for it and checks it)."""
     sys.path.insert(0, str(ROOT))
-    from tests.deploy.trigger_form import SECTIONS, check_trigger_form
+    from tests.deployment.trigger_form import SECTIONS, check_trigger_form
 
     seen = check_trigger_form(api.base, api.token, DAG_ID, arn, work / "logs")
     for label, state in (("empty form", seen["empty"]), ("only the ARN typed in", seen["arn"])):
