@@ -12,11 +12,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pendulum
 
 from rekfeedback.core.paths import parse_s3_uri, turn_prefix
+
+from tests.fixtures.waits import until
 
 from .conftest import DAG_ID, DAGS, task_states, xcom
 from .test_dag_e2e import model_status, timed
@@ -37,11 +38,8 @@ bag.dags[sys.argv[2]].test(run_conf=json.loads(sys.argv[4]), logical_date=when, 
 
 def wait_until(condition, what: str, timeout: float):
     """Wait for an event the emulator or S3 shows (not a duration); False when it never came."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
+    if until(condition, timeout):
+        return True
     print(f"gave up waiting for {what}")
     return False
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -12,6 +11,8 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from rekfeedback_local import synthetic
+
+from tests.fixtures.waits import until
 
 from .helpers import FAST, client, project_with_datasets, train, unique
 
@@ -204,10 +205,9 @@ def test_a_call_in_flight_does_not_hold_up_the_others(emulator, rek, model, emul
 
     with ThreadPoolExecutor(3) as pool:
         held = [pool.submit(call, i) for i in range(3)]
-        deadline = time.monotonic() + 30
-        while sum(f.done() for f in held) < 1 or emulator.calls["Rekognition.DetectCustomLabels"] < 3:
-            assert time.monotonic() < deadline, "the calls never reached the emulator"
-            time.sleep(0.01)
+        assert until(lambda: sum(f.done() for f in held) >= 1
+                     and emulator.calls["Rekognition.DetectCustomLabels"] >= 3, timeout=30), \
+            "the calls never reached the emulator"
         assert sum(f.done() for f in held) == 1  # one let through, two still inside the emulator
         assert rek.describe_projects()["ProjectDescriptions"]  # the server answers others meanwhile
         emulator_knobs(detect_hold_after=0)  # let the held calls go: they end throttled, unpaid
