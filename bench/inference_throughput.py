@@ -208,13 +208,16 @@ def run_shards(endpoint: str, arn: str, images_file: str, k: int, turn: str, mem
            "images": sum(s["images"] for s in shards), "lost": sum(s["lost"] for s in shards),
            "calls": sum(s["calls"] for s in shards), "throttles": sum(s["throttles"] for s in shards),
            "checkpoints": sum(s["checkpoints"] for s in shards), "fairness": min(rates) / max(rates),
+           "split": min(s["images"] for s in shards) / max(s["images"] for s in shards),
+           "spread": (max(s["finished"] for s in shards) - min(s["finished"] for s in shards)),
            "header_bytes": shards[0]["header_bytes"]}
     out["ratio"] = out["answered"] / elapsed / CAPACITY
     what = "no capacity limit (the machine's ceiling)" if limit else "" if remember else "first turn (nothing remembered)"
     print(f"ours, {k} shard process(es){', ' + what if what else ''}: "
           f"{out['images']} images, {out['answered']} answered in {elapsed:.1f}s, {out['calls']} calls, "
           f"{out['throttles']} throttles; started at {', '.join(str(s['start_rate']) for s in shards)} calls/s; "
-          f"per shard images/s {', '.join(f'{r:.1f}' for r in rates)}; "
+          f"images per shard {', '.join(str(s['images']) for s in shards)}, images/s {', '.join(f'{r:.1f}' for r in rates)}, "
+          f"last finished {out['spread']:.1f}s after the first; "
           f"ratio {out['ratio']:.3f}, fairness {out['fairness']:.2f} (load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores)", flush=True)
     return out
@@ -352,7 +355,8 @@ def main() -> None:
               + " ".join(f"{k} shard(s) {r['ratio'] / min(1.0, cpu):.3f}" for k, r in runs.items()), flush=True)
         print(f"checkpoint_puts_per_1000_images={1000 * sum(r['checkpoints'] for r in ours) / images_done:.1f} "
               f"median_header_bytes={first['header_bytes']} "
-              + " ".join(f"fairness_{k}={r['fairness']:.3f}" for k, r in runs.items()), flush=True)
+              + " ".join(f"fairness_{k}={r['fairness']:.3f} split_{k}={r['split']:.3f}" for k, r in runs.items()),
+              flush=True)
         line = " ".join(f"capacity_ratio_{k}={r['ratio']:.3f}" for k, r in runs.items())
         print(f"{line} fairness_4={runs[4]['fairness'] if 4 in runs else float('nan'):.3f} "
               f"adaptive_ratio={adaptive:.3f} baseline_ratio={baseline:.3f} lost={sum(r['lost'] for r in ours)}",

@@ -114,7 +114,7 @@ def run(model, clients, clock, *, latency=0.25, dt=0.002, until=600.0):
             if c.start > clock.t or c.finished_at is not None:
                 continue
             if c.rates:
-                c.rates.tick(c.limiter)
+                c.rates.tick(c.limiter, c.images - c.done)
             # In flight counts towards the images: the engine queues no more than are left.
             while c.done + c.limiter.snapshot()["in_flight"] < c.images and c.limiter.try_acquire() == 0.0:
                 c.calls += 1

@@ -236,7 +236,7 @@ class InferenceEngine:
                     break
                 completed, in_flight = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
                 if self.shard_rates is not None:
-                    self.shard_rates.tick(self.limiter)
+                    self.shard_rates.tick(self.limiter, result.total - len(finished))
                 for fut in completed:
                     item = fut.result()
                     result.calls += item.calls

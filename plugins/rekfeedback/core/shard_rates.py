@@ -1,28 +1,35 @@
-"""Shards of one turn share one model evenly, and a turn starts at the rate an earlier turn found.
+"""Shards of one turn share one model by the work each has left, and a turn starts at the rate an
+earlier turn found.
 
 Each shard's limiter finds the model's limit by itself (`throughput.AdaptiveLimiter`), but limiters
 that see only their own calls split a shared model by accident of timing: the shard that ramped
 first keeps more, because every limiter cuts and probes in proportion to its own rate. So every
-`period` seconds a shard reads one small JSON record under the turn prefix (the rate hint), writes
-its own rate into it, and moves its rate (by `gain`) to the mean rate of the shards running:
-the rates converge to an even share while each limiter's cuts and probes keep the total at the
-model's capacity. A shard that finishes marks itself done and the others take over its rate at
-once, so the last shard running is not left at a fraction of the model.
+`period` seconds a shard reads one small JSON record under the turn prefix (the rate hint):
+
+- `total`, the model's budget in calls/s for all shards. A shard changes it only by what its own
+  limiter did since its last look (a cut on overload, a probe up), so each limiter's evidence counts
+  in full and moving rate between shards never changes the total;
+- one entry per shard: its rate, the images it has left, the calls/s the model answered it, the
+  background throttling it saw. A shard takes the share of the budget its work left is of all the
+  shards' work left, so the shards finish together; a shard that finishes leaves its rate in the
+  budget, and the others take it over at their next look.
 
 The hint is only a hint: read-modify-write without a lock, so two shards writing at the same
-moment may drop one update, which the next period repeats. An entry older than `stale_after`
-(a crashed or killed shard) does not count.
+moment may drop one update (a limiter's step is then lost, and its next windows find it again).
+An entry older than `stale_after` (a crashed or killed shard) does not count.
 
-At the end the total rate the shards ran at is remembered per model version and inference units
-(`remembered_rate` / `memory_record`), and the next turn's shards start from it (each its share)
-instead of probing up from a low rate.
+At the end the calls/s the model answered while all shards ran past slow start is remembered per
+model version and inference units (`remembered_rate` / `memory_record`), and the next turn's
+shards start from it (each its share) instead of probing up from a low rate.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import statistics
 import time
+from collections import deque
 from typing import Callable
 
 from rekfeedback.core.arns import parse_project_version_arn
@@ -51,26 +58,34 @@ class ShardRates:
         write: Callable[[str], None],
         period: float = 1.0,
         stale_after: float = 10.0,
-        gain: float = 1.0,
         failure_pause: float = 30.0,
         clock: Callable[[], float] = time.time,  # wall clock: shards in other processes share it
         log: logging.Logger | None = None,
     ):
-        if not 0 < gain <= 1:
-            raise ValueError("gain must be in (0, 1]")
         self.shard, self.shard_count = str(shard), max(1, int(shard_count))
         self._read, self._write = read, write
-        self.period, self.stale_after, self.gain = period, stale_after, gain
+        self.period, self.stale_after = period, stale_after
         self.failure_pause = failure_pause
         self.clock = clock
         self.log = log or logging.getLogger(__name__)
         self._last_sync: float | None = None
-        self._peers: dict[str, float] = {}  # rates of the shards running at the last sync
-        self._taken_over: set[str] = set()
+        self._assigned: float | None = None  # the rate this shard took at its last look
         self._failed = False
+        self._left: int | None = None  # images left, as this shard last wrote it in the hint
         self.syncs = 0
-        # Most calls/s the running shards' limits added up to: the model's, when all of them found it.
-        self.model_limit: float | None = None
+        # The model's limit, as the calls/s it answered while every shard ran past slow start (then the
+        # shards offer more than it serves, so what it serves is its capacity): the median of those
+        # looks. Not the largest of many noisy sums of the limiters' own estimates, which grew turn after
+        # turn (41 -> 48 -> 52 -> 74 calls/s for a model that sustains 44) so later turns started
+        # overloaded, nor their median (20% low with 8 shards). A turn starts there and doubles until
+        # the model throttles: the random throttling on top is found again in a window or two.
+        self._served_sums: deque[float] = deque(maxlen=256)
+        self._answered: tuple[float, int] | None = None  # (time, limiter.answered) at the last look
+
+    @property
+    def model_limit(self) -> float | None:
+        """The model's limit in calls/s as the shards found it together (None if never measured)."""
+        return statistics.median(self._served_sums) if self._served_sums else None
 
     # --- I/O, never fatal -------------------------------------------------------------------------
     def _load(self) -> dict | None:
@@ -114,7 +129,8 @@ class ShardRates:
             return max(default / 4, remembered / self.shard_count), True
         return default, True
 
-    def tick(self, limiter: AdaptiveLimiter) -> None:
+    def tick(self, limiter: AdaptiveLimiter, left: int | None = None) -> None:
+        """Look at the other shards (at most once per `period`); `left` = this shard's images not yet done."""
         now = self.clock()
         if self._last_sync is not None and now - self._last_sync < self.period:
             return
@@ -125,34 +141,54 @@ class ShardRates:
         self.syncs += 1
         shards = doc.setdefault("shards", {})
         peers = self._running(doc, now)
-        rate = limiter.rate
-        # Take over, in even parts, the rate of each shard that finished since the last sync.
-        for k in set(self._peers) - set(peers) - self._taken_over:
-            entry = shards.get(k) or {}
-            if entry.get("done"):
-                self._taken_over.add(k)
-                rate += float(entry.get("rate") or self._peers[k]) / (len(peers) + 1)
-        mean = None
-        if peers:
-            mean = (rate + sum(float(p["rate"]) for p in peers.values())) / (len(peers) + 1)
-            rate += self.gain * (mean - rate)
+        # The model's budget (calls/s for all shards) is one number in the hint. A shard changes it only
+        # by what its own limiter found since its last look (a cut on overload, a probe), and takes its
+        # share of it: moving rate between shards then never changes the total, and every limiter's
+        # evidence counts in full. (Averaging the shards' rates kept 1/n of each one's cuts and probes,
+        # so with 8 shards the model's rate adapted 8 times slower.) A shard that finishes leaves its
+        # rate in the budget for the others; a shard's first look brings its own rate in.
+        total = doc.get("total")
+        if not isinstance(total, (int, float)) or isinstance(total, bool) or not peers and not any(
+                isinstance(v, dict) and v.get("done") and now - float(v.get("at") or 0) <= self.stale_after
+                for v in shards.values()):
+            total = sum(float(p["rate"]) for p in peers.values()) + (0.0 if self._assigned is None
+                                                                     else self._assigned)
+        total = float(total) + limiter.rate - (self._assigned or 0.0)
+        # Each shard's share follows its share of the work left, so the shards finish together: the
+        # turn ends when the last one does, and the model is billed until then. With even shares random
+        # cuts put one shard seconds behind, and it ran its last images alone with too few in flight to
+        # use the model. The counts compared are all as written in the hint, this shard's own too (from
+        # its last look), so none is fresher than the others. Without counts, even shares.
+        lefts = [p.get("left") for p in peers.values()]
+        mine = self._left
+        weighted = mine is not None and all(isinstance(x, int) and not isinstance(x, bool) for x in lefts)
+        work = float(mine) + sum(lefts) if weighted else 0.0
+        share = (max(0.5, float(mine)) / max(0.5 * (len(peers) + 1), work) if weighted and work > 0
+                 else 1.0 / (len(peers) + 1))
+        rate = max(limiter.min_rate, total * share)
         seen = [float(p["background"]) for p in peers.values() if isinstance(p.get("background"), (int, float))]
         own = limiter.own_background()
-        limiter.set_rate(rate, even_share=mean, background=min(seen) if seen else None)
-        self._peers = {k: float(v["rate"]) for k, v in peers.items()}
-        limits = [float(p["limit"]) for p in peers.values() if isinstance(p.get("limit"), (int, float))]
-        if limiter.limit is not None and len(limits) == len(peers):
-            self.model_limit = max(self.model_limit or 0.0, limiter.limit + sum(limits))
+        limiter.set_rate(rate, even_share=rate if peers else None, background=min(seen) if seen else None)
+        self._assigned = limiter.rate
+        doc["total"] = round(max(total, limiter.rate), 3)
+        served = None
+        if self._answered is not None and now > self._answered[0]:
+            served = (limiter.answered - self._answered[1]) / (now - self._answered[0])
+        self._answered = (now, limiter.answered)
+        others = [p.get("served") for p in peers.values()]
+        if (served is not None and len(peers) + 1 >= self.shard_count and not limiter.in_slow_start
+                and all(isinstance(x, (int, float)) for x in others)):
+            self._served_sums.append(served + sum(others))
         shards[self.shard] = {"rate": round(limiter.rate, 3), "at": now, "done": False,
                               "background": None if own is None else round(own, 4),
-                              "limit": None if limiter.limit is None else round(limiter.limit, 3)}
+                              "served": None if served is None else round(served, 3)}
+        if left is not None:
+            shards[self.shard]["left"] = self._left = int(left)
         self._store(doc)
 
     def leave(self, limiter: AdaptiveLimiter) -> float | None:
         """Mark this shard done (the others take over its rate); return the model's limit in calls/s as
-        the shards found it together (None if they never all found it: nothing worth remembering)."""
-        if self.model_limit is None and limiter.limit is not None and not self._peers:
-            self.model_limit = limiter.limit  # alone on the model all along
+        the shards measured it together (None if never: nothing worth remembering)."""
         doc = self._load()
         if doc is not None:
             doc.setdefault("shards", {})[self.shard] = {"rate": round(limiter.rate, 3), "at": self.clock(),
@@ -190,5 +226,5 @@ def remembered_rate(text: str | bytes | None) -> float | None:
 
 
 def memory_record(rate: float, **facts) -> str:
-    """What the next turn reads: the total calls/s the shards offered, and facts for a human reader."""
+    """What the next turn reads: the calls/s the model answered the shards, and facts for a human reader."""
     return json.dumps({"rate": round(float(rate), 3), **facts}, sort_keys=True, indent=1)

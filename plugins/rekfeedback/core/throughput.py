@@ -113,6 +113,7 @@ class AdaptiveLimiter:
         self._win_throttled = 0
         self.calls = 0
         self.throttles = 0
+        self.answered = 0  # calls that came back 'ok'
         self.decreases = 0
 
     # --- state -------------------------------------------------------------------------------
@@ -219,6 +220,7 @@ class AdaptiveLimiter:
                 self._latency = latency if self._latency is None else 0.8 * self._latency + 0.2 * latency
             if outcome == "ok":
                 self._win_ok += 1
+                self.answered += 1
             elif outcome == "throttled":
                 self._win_throttled += 1
                 self.throttles += 1
@@ -265,7 +267,7 @@ class AdaptiveLimiter:
             base = self._even_share or self._rate
             step = (base * self.probe_gain + 0.5) * boost * min(4.0, elapsed / self.window)
             self._rate = min(self.max_rate, self._rate + step)
-        if self._even_share:
+        if self._even_share and not self._slow_start:
             # Between two looks at the other shards, stay near the even share: one shard's unlucky or
             # lucky windows must not undo the sharing (the share itself moves at every look).
             self._rate = max(self.min_rate, min(self._rate, self._even_share * (1 + self.share_band)),
