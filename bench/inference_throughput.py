@@ -1,6 +1,6 @@
-"""Benchmark: the inference engine in 1, 2 and 4 shard processes vs what users would write instead.
+"""Benchmark: the inference engine in 1, 2, 4 and 8 shard processes vs what users would write instead.
 
-    .venv/bin/python bench/inference_throughput.py [--n 600] [--shards 1,2,4] [--adaptive-n 80] [--baseline-n 60]
+    .venv/bin/python bench/inference_throughput.py [--n 600] [--shards 1,2,4,8] [--adaptive-n 80] [--baseline-n 60]
 
 One emulator in a subprocess (its request handling does not compete with the clients for a GIL),
 one set of synthetic images, one model: C = 40 calls/s (1 inference unit x capacity_per_unit 40),
@@ -11,8 +11,8 @@ Runs, in order, as a loop's turns would:
 - "ceiling": 1 shard with no capacity limit and no throttling on --ceiling-n images: what the two cores
   allow the clients and the emulator (on a busy machine, less than C; then the ratios measure the machine);
 - "first turn": 1 shard, nothing remembered, probing up from 10 calls/s (printed, not in the last line);
-  it remembers the rate it reached for this model version and inference units;
-- our engine with k = 1, 2, 4 shards, each shard a separate process (as Celery workers run them),
+  it remembers the calls/s the model answered it, for this model version and inference units;
+- our engine with k = 1, 2, 4 and 8 shards, each shard a separate process (as Celery workers run them),
   all started together, sharing the model through the rate hint under their turn prefix and
   starting from the remembered rate; the checkpoint cadence is the DAG's default (turn_config);
 - the original script's way: threads in batches of three with a barrier, whole-object download
@@ -21,9 +21,14 @@ Runs, in order, as a loop's turns would:
 - boto3 with retries={"mode": "adaptive", "max_attempts": 10} and a 32-thread pool (--adaptive-n images).
 
 ratio = images answered per second / C; for k shards, all answers over the time from the start
-to the last shard's end. fairness_k = slowest shard's images/s / fastest's. lost = images of our
-runs neither predicted nor recorded as failed. Default sizes finish in about three minutes on two
-busy cores; a larger --n weighs the ramp and the tail less.
+to the last shard's end. fairness_k = the slowest shard's images/s per image of its work / the
+fastest's (the shards' shares follow the work each has left, so a shard with more images gets more
+of the model and all finish together; per image of work this is first finish / last finish). The
+plain images/s ratio is printed too (images_per_s_k), with split_k = fewest / most images a shard got
+from the hash split (the plain ratio cannot be above it when the shards finish together). lost =
+images of our runs neither predicted nor recorded as failed. Default sizes finish in about three
+minutes on two busy cores; a larger --n weighs the ramp and the tail less. --trace prints each
+shard's limiter every half second.
 
 Last line: capacity_ratio_1=... capacity_ratio_2=... capacity_ratio_4=... fairness_4=...
 adaptive_ratio=... baseline_ratio=... lost=...
@@ -163,12 +168,22 @@ def shard_worker() -> None:
     limiter, _ = start_limiter(rates, remembered, count, initial_rate=job["initial_rate"], max_rate=10_000.0,
                                max_concurrency=32)
     start_rate = limiter.rate
+    trace, tracing = [], threading.Event()
+
+    def sample():  # --trace: the shard's limiter every half second
+        t0 = time.time()
+        while not tracing.wait(0.5):
+            trace.append((round(time.time() - t0, 1), round(limiter.rate, 1), limiter.answered, limiter.throttles,
+                          limiter.concurrency_limit, limiter.snapshot()["in_flight"], limiter.in_slow_start))
+    if job["trace"]:
+        threading.Thread(target=sample, daemon=True).start()
     engine = InferenceEngine(
         probe=probe, detect=detect, model=job["arn"], limiter=limiter, shard_rates=rates, max_workers=32,
         checkpoint=lambda lines: store.put_text(checkpoint, preds.dumps_jsonl(lines), "application/x-ndjson"),
         checkpoint_every=int(defaults["checkpoint_images"]), checkpoint_interval=float(defaults["checkpoint_seconds"]),
         progress_interval=3600.0, max_failed_share=1.0)
     result = engine.run(tasks)
+    tracing.set()
     finished = time.time()
     if result.model_limit:
         store.put_text(memory, memory_record(result.model_limit))
@@ -177,11 +192,11 @@ def shard_worker() -> None:
                       "lost": len({t.source_ref for t in tasks} - recorded), "calls": result.calls,
                       "throttles": result.throttles, "checkpoints": getattr(result, "checkpoints", 0),
                       "start_rate": round(start_rate, 1),
-                      "finished": finished, "header_bytes": result.median_header_bytes}), flush=True)
+                      "finished": finished, "header_bytes": result.median_header_bytes, "trace": trace}), flush=True)
 
 
 def run_shards(endpoint: str, arn: str, images_file: str, k: int, turn: str, memory: str, remember: bool,
-               limit: int | None = None) -> dict:
+               limit: int | None = None, trace: bool = False) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
     procs = [subprocess.Popen([sys.executable, __file__, "--shard-worker"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, env=env) for _ in range(k)]
@@ -189,7 +204,8 @@ def run_shards(endpoint: str, arn: str, images_file: str, k: int, turn: str, mem
         for i, proc in enumerate(procs):
             proc.stdin.write(json.dumps({"endpoint": endpoint, "arn": arn, "images": images_file, "shard": i,
                                          "shards": k, "turn": turn, "memory": memory, "remember": remember,
-                                         "limit": limit, "initial_rate": 1000.0 if limit else 10.0}) + "\n")
+                                         "limit": limit, "initial_rate": 1000.0 if limit else 10.0,
+                                         "trace": trace}) + "\n")
             proc.stdin.flush()
         for proc in procs:
             if proc.stdout.readline().strip() != "ready":
@@ -203,11 +219,20 @@ def run_shards(endpoint: str, arn: str, images_file: str, k: int, turn: str, mem
         for proc in procs:
             proc.wait(timeout=120)
     elapsed = max(s["finished"] for s in shards) - started
+    for step in range(max(len(s["trace"]) for s in shards)):  # --trace: rate/concurrency/in flight, s = slow start
+        live = [s["trace"][step] for s in shards if step < len(s["trace"])]
+        print("  t=%.1f total_rate=%.1f answered=%d throttles=%d | %s" % (
+            live[0][0], sum(r[1] for r in live), sum(r[2] for r in live), sum(r[3] for r in live),
+            " ".join(f"{r[1]}/{r[4]}/{r[5]}{'s' if r[6] else ''}" for r in live)), flush=True)
     rates = [s["answered"] / (s["finished"] - started) for s in shards]
+    # Per image of its work: a shard with more images takes more of the model (the shares follow the
+    # work left, so that all finish together); compared per image, that is first finish / last finish.
+    per_work = [r / max(1, s["images"]) for r, s in zip(rates, shards)]
     out = {"k": k, "elapsed": elapsed, "answered": sum(s["answered"] for s in shards),
            "images": sum(s["images"] for s in shards), "lost": sum(s["lost"] for s in shards),
            "calls": sum(s["calls"] for s in shards), "throttles": sum(s["throttles"] for s in shards),
-           "checkpoints": sum(s["checkpoints"] for s in shards), "fairness": min(rates) / max(rates),
+           "checkpoints": sum(s["checkpoints"] for s in shards), "fairness": min(per_work) / max(per_work),
+           "raw_fairness": min(rates) / max(rates),
            "split": min(s["images"] for s in shards) / max(s["images"] for s in shards),
            "spread": (max(s["finished"] for s in shards) - min(s["finished"] for s in shards)),
            "header_bytes": shards[0]["header_bytes"]}
@@ -294,11 +319,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=600, help="pool images (default 600; a few corrupt are added)")
     parser.add_argument("--capacity", type=float, default=CAPACITY,
                         help="the model's calls/s (default 40; lower on a machine that cannot make C/0.9 calls/s)")
-    parser.add_argument("--shards", default="1,2,4", help="shard counts to run (default 1,2,4; e.g. 1,2,4,8)")
+    parser.add_argument("--shards", default="1,2,4,8", help="shard counts to run (default 1,2,4,8)")
     parser.add_argument("--adaptive-n", type=int, default=80, help="images for boto3 adaptive (default 80)")
     parser.add_argument("--baseline-n", type=int, default=60, help="images for the original script (default 60)")
     parser.add_argument("--ceiling-n", type=int, default=200, help="images for the no-limit run (default 200)")
     parser.add_argument("--cold", action="store_true", help="do not prime the emulator's per-image analysis cache")
+    parser.add_argument("--trace", action="store_true", help="print each shard's limiter every half second")
     parser.add_argument("--serve-emulator", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--shard-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -340,7 +366,8 @@ def main() -> None:
         first = run_shards(endpoint, arn, f.name, 1, f"s3://{data['bucket']}/bench/turn-first", memory, False)
         for k in [int(x) for x in args.shards.split(",")]:
             time.sleep(1.1)  # let the model's one-second window drain
-            runs[k] = run_shards(endpoint, arn, f.name, k, f"s3://{data['bucket']}/bench/turn-{k}", memory, True)
+            runs[k] = run_shards(endpoint, arn, f.name, k, f"s3://{data['bucket']}/bench/turn-{k}", memory, True,
+                                 trace=args.trace)
         os.unlink(f.name)
         time.sleep(1.1)
         adaptive = run_adaptive_boto3(endpoint, arn, images[: args.adaptive_n])
@@ -355,7 +382,8 @@ def main() -> None:
               + " ".join(f"{k} shard(s) {r['ratio'] / min(1.0, cpu):.3f}" for k, r in runs.items()), flush=True)
         print(f"checkpoint_puts_per_1000_images={1000 * sum(r['checkpoints'] for r in ours) / images_done:.1f} "
               f"median_header_bytes={first['header_bytes']} "
-              + " ".join(f"fairness_{k}={r['fairness']:.3f} split_{k}={r['split']:.3f}" for k, r in runs.items()),
+              + " ".join(f"fairness_{k}={r['fairness']:.3f} images_per_s_{k}={r['raw_fairness']:.3f} "
+                         f"split_{k}={r['split']:.3f}" for k, r in runs.items()),
               flush=True)
         line = " ".join(f"capacity_ratio_{k}={r['ratio']:.3f}" for k, r in runs.items())
         print(f"{line} fairness_4={runs[4]['fairness'] if 4 in runs else float('nan'):.3f} "

@@ -69,7 +69,6 @@ class ShardRates:
         self.clock = clock
         self.log = log or logging.getLogger(__name__)
         self._last_sync: float | None = None
-        self._assigned: float | None = None  # the rate this shard took at its last look
         self._failed = False
         self._left: int | None = None  # images left, as this shard last wrote it in the hint
         self.syncs = 0
@@ -124,8 +123,9 @@ class ShardRates:
         if peers:
             return sum(float(p["rate"]) for p in peers.values()) / len(peers), False
         if remembered:
-            # Still doubling from there until the first throttle: a remembered rate may be low (fewer
-            # shards ran then, or the workers were short of CPU), and one overloaded window costs little.
+            # Still growing from there until the first throttle (by FROM_MEMORY_GROWTH a window): a
+            # remembered rate may be low (the workers were short of CPU), and it is what the model
+            # answered, below what it takes to keep it busy with random throttling on top.
             return max(default / 4, remembered / self.shard_count), True
         return default, True
 
@@ -145,31 +145,33 @@ class ShardRates:
         # by what its own limiter found since its last look (a cut on overload, a probe), and takes its
         # share of it: moving rate between shards then never changes the total, and every limiter's
         # evidence counts in full. (Averaging the shards' rates kept 1/n of each one's cuts and probes,
-        # so with 8 shards the model's rate adapted 8 times slower.) A shard that finishes leaves its
-        # rate in the budget for the others; a shard's first look brings its own rate in.
+        # so with 8 shards the model's rate adapted 8 times slower.) The budget counts this shard at the
+        # rate its entry in the same object says, so an update lost to another shard's write (shards
+        # starting together all write at once) loses nothing: the next look adds what is missing. A
+        # shard that finishes leaves its rate in the budget for the others to take over.
         total = doc.get("total")
+        mine = shards.get(self.shard)
+        counted = float(mine["rate"]) if isinstance(mine, dict) and isinstance(mine.get("rate"), (int, float)) else 0.0
         if not isinstance(total, (int, float)) or isinstance(total, bool) or not peers and not any(
                 isinstance(v, dict) and v.get("done") and now - float(v.get("at") or 0) <= self.stale_after
-                for v in shards.values()):
-            total = sum(float(p["rate"]) for p in peers.values()) + (0.0 if self._assigned is None
-                                                                     else self._assigned)
-        total = float(total) + limiter.rate - (self._assigned or 0.0)
+                for k, v in shards.items() if k != self.shard):
+            total, counted = sum(float(p["rate"]) for p in peers.values()), 0.0
+        total = float(total) + limiter.rate - counted
         # Each shard's share follows its share of the work left, so the shards finish together: the
         # turn ends when the last one does, and the model is billed until then. With even shares random
         # cuts put one shard seconds behind, and it ran its last images alone with too few in flight to
         # use the model. The counts compared are all as written in the hint, this shard's own too (from
         # its last look), so none is fresher than the others. Without counts, even shares.
         lefts = [p.get("left") for p in peers.values()]
-        mine = self._left
-        weighted = mine is not None and all(isinstance(x, int) and not isinstance(x, bool) for x in lefts)
-        work = float(mine) + sum(lefts) if weighted else 0.0
-        share = (max(0.5, float(mine)) / max(0.5 * (len(peers) + 1), work) if weighted and work > 0
+        own_left = self._left
+        weighted = own_left is not None and all(isinstance(x, int) and not isinstance(x, bool) for x in lefts)
+        work = float(own_left) + sum(lefts) if weighted else 0.0
+        share = (max(0.5, float(own_left)) / max(0.5 * (len(peers) + 1), work) if weighted and work > 0
                  else 1.0 / (len(peers) + 1))
         rate = max(limiter.min_rate, total * share)
         seen = [float(p["background"]) for p in peers.values() if isinstance(p.get("background"), (int, float))]
         own = limiter.own_background()
         limiter.set_rate(rate, even_share=rate if peers else None, background=min(seen) if seen else None)
-        self._assigned = limiter.rate
         doc["total"] = round(max(total, limiter.rate), 3)
         served = None
         if self._answered is not None and now > self._answered[0]:
@@ -197,6 +199,12 @@ class ShardRates:
         return self.model_limit
 
 
+# Slow start's growth per window from a remembered rate: doubling from a rate near the model's limit
+# overshot it threefold before the shards' first windows judged (8 shards offered 135 calls/s to a
+# 44 calls/s model); half again per window still reaches a limit twice the memory in two windows.
+FROM_MEMORY_GROWTH = 1.5
+
+
 def start_limiter(rates: ShardRates | None, remembered: float | None, shard_count: int, *, initial_rate: float,
                   max_rate: float, max_concurrency: int) -> tuple[AdaptiveLimiter, str]:
     """A shard's limiter, started at the running shards' rate or its share of a remembered rate; and why."""
@@ -207,7 +215,8 @@ def start_limiter(rates: ShardRates | None, remembered: float | None, shard_coun
     why = ("the running shards' rate" if not slow_start else "probing up from low" if not remembered
            else "its share of the rate remembered for this model and inference units")
     limiter = AdaptiveLimiter(initial_rate=min(max_rate, max(0.5, rate)), slow_start=slow_start, max_rate=max_rate,
-                              max_concurrency=max_concurrency)
+                              max_concurrency=max_concurrency,
+                              slow_start_growth=FROM_MEMORY_GROWTH if remembered and slow_start else 2.0)
     return limiter, why
 
 

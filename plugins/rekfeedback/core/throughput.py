@@ -4,7 +4,8 @@ A Rekognition Custom Labels model serves a fixed number of transactions per seco
 unit, and nobody tells the client that number. `AdaptiveLimiter` paces calls with a token bucket
 whose rate it adapts per measurement window (AIMD with slow start):
 
-- it starts low and doubles each clean window until the first overload signal (slow start);
+- it starts low and doubles each clean window until the first overload signal (slow start; from a
+  rate remembered for the model it grows by `slow_start_growth` instead, by half per window);
 - a window whose throttled share exceeds `tolerance` above the background share (the lowest share
   of the recent windows: random throttling that happens at any load), by more than chance would
   explain in a window that size, is an overload: the rate drops to the rate that sustains what
@@ -79,6 +80,7 @@ class AdaptiveLimiter:
         share_band: float = 0.2,
         demand_share: float = 0.7,
         slow_start: bool = True,
+        slow_start_growth: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ):
         if not 0 < min_rate <= initial_rate <= max_rate:
@@ -101,6 +103,7 @@ class AdaptiveLimiter:
         self._in_flight = 0
         self._latency: float | None = None
         self._slow_start = bool(slow_start)
+        self.slow_start_growth = max(1.0, float(slow_start_growth))
         self.max_acceleration = max(1, int(max_acceleration))
         self.share_band, self.demand_share = share_band, demand_share
         self._clean_windows = 0  # consecutive windows without overload since the last cut
@@ -258,7 +261,7 @@ class AdaptiveLimiter:
         elif call_rate < self.demand_share * self._rate:
             pass  # fewer calls than allowed (the last images, or waits): no evidence the model takes more
         elif self._slow_start:
-            self._rate = min(self.max_rate, self._rate * 2)
+            self._rate = min(self.max_rate, self._rate * self.slow_start_growth)
         else:
             # Probe per second, not per window (a slower shard has longer windows and must not fall
             # behind), doubling the step with each further clean window up to max_acceleration.
