@@ -76,7 +76,7 @@ class Model:
         return served
 
 
-def make_clients(n, clock, images, *, shared=True, initial_rate=10.0, store=None, starts=None, period=2.0,
+def make_clients(n, clock, images, *, shared=True, initial_rate=10.0, store=None, starts=None, period=1.0,
                  remembered=None, **limiter_kw):
     store = store if store is not None else Store()
     clients = []

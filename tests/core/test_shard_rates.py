@@ -90,14 +90,58 @@ def test_comparing_counts_of_the_same_age_keeps_the_total():
     assert sum(limiter.rate for limiter in limiters) == pytest.approx(40, rel=0.05)
 
 
+def test_an_update_lost_when_shards_start_together_is_made_good_at_the_next_look():
+    clock = FakeClock()
+    store = Store()
+    stale = iter([None])  # b read the hint before a's first write landed, and wrote over it
+    a = ShardRates(shard=0, shard_count=2, read=store.read, write=store.write, clock=clock)
+    b = ShardRates(shard=1, shard_count=2, read=lambda: next(stale, store.text), write=store.write, clock=clock)
+    la, lb = (AdaptiveLimiter(initial_rate=20, clock=clock) for _ in range(2))
+    a.tick(la)
+    b.tick(lb)
+    assert set(json.loads(store.text)["shards"]) == {"1"}  # a's update is lost: the budget misses its 20
+    clock.t = 1.0
+    a.tick(la)  # its own entry is missing, so the budget has not counted it: it adds its rate again
+    b.tick(lb)
+    assert json.loads(store.text)["total"] == pytest.approx(40)
+    assert la.rate == pytest.approx(20) and lb.rate == pytest.approx(20)
+
+
+def test_a_cut_by_one_shard_lowers_the_budget_by_all_of_it():
+    # Averaging the shards' rates kept 1/n of a cut; the budget keeps all of it.
+    clock = FakeClock()
+    store = Store()
+    shards = [ShardRates(shard=i, shard_count=8, read=store.read, write=store.write, clock=clock) for i in range(8)]
+    limiters = [AdaptiveLimiter(initial_rate=5, clock=clock) for _ in range(8)]
+    for t in (0.0, 1.0):
+        clock.t = t
+        for rates, limiter in zip(shards, limiters):
+            rates.tick(limiter, left=50)
+    limiters[0].set_rate(1.0)  # shard 0's limiter saw the model overloaded and cut 4 calls/s
+    clock.t = 2.0
+    for rates, limiter in zip(shards, limiters):
+        rates.tick(limiter, left=50)
+    assert json.loads(store.text)["total"] == pytest.approx(36)
+    assert sum(limiter.rate for limiter in limiters) == pytest.approx(36, rel=0.02)
+
+
 @pytest.mark.parametrize("remembered", [None, 30.0, 44.0])
 def test_shards_finish_together_so_the_last_one_is_not_left_alone_on_the_model(remembered):
     # 600 images on 8 shards: with even rates, random cuts put one shard seconds behind, and it ran its
     # last images alone with too few in flight to use the model (0.84 of capacity from a low memory).
-    ratio, _, clients, _ = simulate(8, shared=True, images=600, remembered=remembered, period=1.0)
+    ratio, _, clients, _ = simulate(8, shared=True, images=600, remembered=remembered)
     finished = sorted(c.finished_at for c in clients)
     assert ratio >= 0.9
     assert finished[-1] - finished[0] <= 2.0
+
+
+def test_shards_that_run_one_after_another_each_measure_the_model():
+    # Fewer worker slots than shards: the second shard starts when the first has finished.
+    clock = FakeClock()
+    clients, _ = make_clients(2, clock, 400, starts=[0.0, 30.0])
+    run(Model(CAPACITY, random_throttle=0.10, seed=3), clients, clock)
+    assert clients[0].finished_at < clients[1].start
+    assert all(0.9 * 40 <= c.rates.model_limit <= 1.05 * 40 for c in clients)
 
 
 def test_the_remembered_limit_does_not_creep_up_turn_after_turn():
@@ -105,7 +149,7 @@ def test_the_remembered_limit_does_not_creep_up_turn_after_turn():
     # for this model on the emulator); later turns then started overloaded.
     remembered = None
     for seed in (1, 2, 3, 4):
-        _, _, clients, _ = simulate(4, shared=True, images=600, remembered=remembered, period=1.0, seed=seed)
+        _, _, clients, _ = simulate(4, shared=True, images=600, remembered=remembered, seed=seed)
         remembered = max(c.rates.model_limit for c in clients)
         assert 0.85 * 40 <= remembered <= 1.05 * 40
 

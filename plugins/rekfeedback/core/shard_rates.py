@@ -72,12 +72,12 @@ class ShardRates:
         self._failed = False
         self._left: int | None = None  # images left, as this shard last wrote it in the hint
         self.syncs = 0
-        # The model's limit, as the calls/s it answered while every shard ran past slow start (then the
+        # The model's limit, as the calls/s it answered the shards running, past slow start (then the
         # shards offer more than it serves, so what it serves is its capacity): the median of those
         # looks. Not the largest of many noisy sums of the limiters' own estimates, which grew turn after
         # turn (41 -> 48 -> 52 -> 74 calls/s for a model that sustains 44) so later turns started
-        # overloaded, nor their median (20% low with 8 shards). A turn starts there and doubles until
-        # the model throttles: the random throttling on top is found again in a window or two.
+        # overloaded, nor their median (20% low with 8 shards). A turn starts there and grows until the
+        # model throttles: the random throttling on top is found again in a window or two.
         self._served_sums: deque[float] = deque(maxlen=256)
         self._answered: tuple[float, int] | None = None  # (time, limiter.answered) at the last look
 
@@ -178,7 +178,9 @@ class ShardRates:
             served = (limiter.answered - self._answered[1]) / (now - self._answered[0])
         self._answered = (now, limiter.answered)
         others = [p.get("served") for p in peers.values()]
-        if (served is not None and len(peers) + 1 >= self.shard_count and not limiter.in_slow_start
+        # Every shard running counts (shards that run one after another on few worker slots each find
+        # the model alone); a shard still in slow start does not yet offer more than the model serves.
+        if (served is not None and not limiter.in_slow_start
                 and all(isinstance(x, (int, float)) for x in others)):
             self._served_sums.append(served + sum(others))
         shards[self.shard] = {"rate": round(limiter.rate, 3), "at": now, "done": False,
