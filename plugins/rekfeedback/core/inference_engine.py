@@ -158,7 +158,7 @@ class InferenceEngine:
         self.log = log or logging.getLogger(__name__)
         self.clock, self.sleep = clock, sleep
         self.rng = rng or random.Random()
-        self.shard_rates = shard_rates  # other shards on the same model: share it evenly
+        self.shard_rates = shard_rates  # other shards on the same model: one budget, shared by work left
         self._stop = threading.Event()
         # Header reads only as far ahead as the limiter will let calls start: all `max_workers`
         # threads reading at once (every shard at the same moment, at the start) delays the first

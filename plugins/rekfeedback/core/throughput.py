@@ -15,9 +15,9 @@ whose rate it adapts per measurement window (AIMD with slow start):
   further clean window (capacity freed by a finished shard or added by auto-scaling is taken
   within seconds, not minutes).
 
-Several shards on one model each run a limiter; `core.shard_rates` lets them read and set each
-other's rates (`set_rate`) so they share the model evenly. `initial_rate` may come from a rate
-remembered from an earlier turn (`slow_start=False` then skips the doubling from low).
+Several shards on one model each run a limiter; `core.shard_rates` keeps one budget for the model
+and sets each shard's rate to its share of it (`set_rate`). `initial_rate` may come from the running
+shards (`slow_start=False`: no probing from low) or from a rate remembered from an earlier turn.
 
 Judging windows rather than single responses matters: the service also throttles at random (a few
 per cent of calls regardless of load), and reacting to each of those would collapse the rate.
@@ -157,9 +157,9 @@ class AdaptiveLimiter:
     def set_rate(self, rate: float, even_share: float | None = None, background: float | None = None) -> None:
         """Move the rate (a shared decision); the adaptation goes on from there.
 
-        `even_share`, the mean rate of the shards on the same model, sizes the upward probe: equal
-        steps for all shards and cuts in proportion to each one's rate make their rates converge
-        (AIMD), where steps in proportion to each one's own rate would keep any imbalance.
+        `even_share`, the share of the model the shards gave this one, sizes the upward probe, and
+        until the next look the rate stays within `share_band` of it (after slow start), so one
+        shard's lucky or unlucky windows do not undo the sharing.
         """
         with self._cond:
             self._rate = max(self.min_rate, min(self.max_rate, float(rate)))
@@ -271,7 +271,7 @@ class AdaptiveLimiter:
             step = (base * self.probe_gain + 0.5) * boost * min(4.0, elapsed / self.window)
             self._rate = min(self.max_rate, self._rate + step)
         if self._even_share and not self._slow_start:
-            # Between two looks at the other shards, stay near the even share: one shard's unlucky or
+            # Between two looks at the other shards, stay near this shard's share: one shard's unlucky or
             # lucky windows must not undo the sharing (the share itself moves at every look).
             self._rate = max(self.min_rate, min(self._rate, self._even_share * (1 + self.share_band)),
                              self._even_share * (1 - self.share_band))

@@ -71,11 +71,12 @@ class RekognitionCustomLabelsInferenceOperator(AwsBaseOperator[RekognitionCustom
         found there for the same model and object ETag are reused without a call, images recorded there
         as unusable are skipped until their ETag changes, and this shard's paid lines are added to it,
         also when the task fails. None: no ledger. (templated)
-    :param throughput_memory_uri: S3 prefix where the calls/s the shards reached together is remembered
+    :param throughput_memory_uri: S3 prefix where the calls/s the model answered the shards is remembered
         per model version and inference units (core.shard_rates); a later turn's shards start from it
         instead of probing up from ``initial_rate``. None: nothing remembered. (templated)
-    :param share_model: shards of one turn share the model evenly through a small rate hint at
-        ``<output_prefix>/inference/rate-hint.json`` (read and written about once a second per shard).
+    :param share_model: shards of one turn share one budget for the model, by the work each has left,
+        through a small rate hint at ``<output_prefix>/inference/rate-hint.json`` (read and written
+        about once a second per shard).
     :param progress_interval: seconds between progress log lines.
     :param extensions: object name extensions taken from ``input_prefix``. (templated)
     """
