@@ -12,7 +12,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from rekfeedback.core.shard_rates import FROM_MEMORY_GROWTH, ShardRates
+from rekfeedback.core.shard_rates import ShardRates, start_limiter
 from rekfeedback.core.throughput import AdaptiveLimiter
 
 
@@ -83,10 +83,8 @@ def make_clients(n, clock, images, *, shared=True, initial_rate=10.0, store=None
     for i in range(n):
         rates = ShardRates(shard=i, shard_count=n, read=store.read, write=store.write, period=period,
                            clock=clock) if shared else None
-        rate, slow = rates.start_rate(initial_rate, remembered) if rates else (initial_rate, True)
-        growth = FROM_MEMORY_GROWTH if remembered and slow else 2.0  # as shard_rates.start_limiter does
-        limiter = AdaptiveLimiter(initial_rate=rate, slow_start=slow, max_concurrency=64, clock=clock,
-                                  slow_start_growth=growth, **limiter_kw)
+        limiter, _ = start_limiter(rates, remembered, n, initial_rate=initial_rate, max_rate=10_000.0,
+                                   max_concurrency=64, clock=clock, **limiter_kw)
         clients.append(Client(limiter, images, rates, start=(starts or [0.0] * n)[i]))
     return clients, store
 

@@ -46,6 +46,10 @@ def _parse(text: str | bytes | None) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class ShardRates:
     """One shard's view of the turn's shared rate hint. `tick` often, `leave` once at the end."""
 
@@ -71,7 +75,6 @@ class ShardRates:
         self._last_sync: float | None = None
         self._failed = False
         self._left: int | None = None  # images left, as this shard last wrote it in the hint
-        self.syncs = 0
         # The model's limit, as the calls/s it answered the shards running, past slow start (then the
         # shards offer more than it serves, so what it serves is its capacity): the median of those
         # looks. Not the largest of many noisy sums of the limiters' own estimates, which grew turn after
@@ -111,7 +114,7 @@ class ShardRates:
         shards = doc.get("shards") if isinstance(doc.get("shards"), dict) else {}
         return {k: v for k, v in shards.items()
                 if k != self.shard and isinstance(v, dict) and not v.get("done")
-                and isinstance(v.get("rate"), (int, float)) and isinstance(v.get("at"), (int, float))
+                and _number(v.get("rate")) and _number(v.get("at"))
                 and now - v["at"] <= self.stale_after}
 
     # --- the shard's life -----------------------------------------------------------------------
@@ -138,8 +141,9 @@ class ShardRates:
         doc = self._load()
         if doc is None:
             return
-        self.syncs += 1
-        shards = doc.setdefault("shards", {})
+        if not isinstance(doc.get("shards"), dict):
+            doc["shards"] = {}  # a foreign object: rewritten
+        shards = doc["shards"]
         peers = self._running(doc, now)
         # The model's budget (calls/s for all shards) is one number in the hint. A shard changes it only
         # by what its own limiter found since its last look (a cut on overload, a probe), and takes its
@@ -149,14 +153,7 @@ class ShardRates:
         # rate its entry in the same object says, so an update lost to another shard's write (shards
         # starting together all write at once) loses nothing: the next look adds what is missing. A
         # shard that finishes leaves its rate in the budget for the others to take over.
-        total = doc.get("total")
-        mine = shards.get(self.shard)
-        counted = float(mine["rate"]) if isinstance(mine, dict) and isinstance(mine.get("rate"), (int, float)) else 0.0
-        if not isinstance(total, (int, float)) or isinstance(total, bool) or not peers and not any(
-                isinstance(v, dict) and v.get("done") and now - float(v.get("at") or 0) <= self.stale_after
-                for k, v in shards.items() if k != self.shard):
-            total, counted = sum(float(p["rate"]) for p in peers.values()), 0.0
-        total = float(total) + limiter.rate - counted
+        total = self._budget(doc, peers, now) + limiter.rate
         # Each shard's share follows its share of the work left, so the shards finish together: the
         # turn ends when the last one does, and the model is billed until then. With even shares random
         # cuts put one shard seconds behind, and it ran its last images alone with too few in flight to
@@ -164,12 +161,12 @@ class ShardRates:
         # its last look), so none is fresher than the others. Without counts, even shares.
         lefts = [p.get("left") for p in peers.values()]
         own_left = self._left
-        weighted = own_left is not None and all(isinstance(x, int) and not isinstance(x, bool) for x in lefts)
+        weighted = own_left is not None and all(_number(x) for x in lefts)
         work = float(own_left) + sum(lefts) if weighted else 0.0
         share = (max(0.5, float(own_left)) / max(0.5 * (len(peers) + 1), work) if weighted and work > 0
                  else 1.0 / (len(peers) + 1))
         rate = max(limiter.min_rate, total * share)
-        seen = [float(p["background"]) for p in peers.values() if isinstance(p.get("background"), (int, float))]
+        seen = [float(p["background"]) for p in peers.values() if _number(p.get("background"))]
         own = limiter.own_background()
         limiter.set_rate(rate, even_share=rate if peers else None, background=min(seen) if seen else None)
         doc["total"] = round(max(total, limiter.rate), 3)
@@ -181,7 +178,7 @@ class ShardRates:
         # Every shard running counts (shards that run one after another on few worker slots each find
         # the model alone); a shard still in slow start does not yet offer more than the model serves.
         if (served is not None and not limiter.in_slow_start
-                and all(isinstance(x, (int, float)) for x in others)):
+                and all(_number(x) for x in others)):
             self._served_sums.append(served + sum(others))
         shards[self.shard] = {"rate": round(limiter.rate, 3), "at": now, "done": False,
                               "background": None if own is None else round(own, 4),
@@ -189,6 +186,19 @@ class ShardRates:
         if left is not None:
             shards[self.shard]["left"] = self._left = int(left)
         self._store(doc)
+
+    def _budget(self, doc: dict, peers: dict[str, dict], now: float) -> float:
+        """The model's budget without this shard, as the hint counts it: its `total` less this shard's
+        entry; or, when nobody running or just finished wrote it (a new turn, a rerun), the running
+        shards' rates."""
+        shards = doc["shards"]
+        mine = shards.get(self.shard)
+        recent_done = any(isinstance(v, dict) and v.get("done") and _number(v.get("at"))
+                          and now - v["at"] <= self.stale_after for k, v in shards.items() if k != self.shard)
+        if not _number(doc.get("total")) or not (peers or recent_done):
+            return sum(float(p["rate"]) for p in peers.values())
+        return float(doc["total"]) - (float(mine["rate"]) if isinstance(mine, dict) and _number(mine.get("rate"))
+                                      else 0.0)
 
     def leave(self, limiter: AdaptiveLimiter) -> float | None:
         """Mark this shard done (the others take over its rate); return the model's limit in calls/s as
@@ -208,7 +218,7 @@ FROM_MEMORY_GROWTH = 1.5
 
 
 def start_limiter(rates: ShardRates | None, remembered: float | None, shard_count: int, *, initial_rate: float,
-                  max_rate: float, max_concurrency: int) -> tuple[AdaptiveLimiter, str]:
+                  max_rate: float, max_concurrency: int, **limiter_options) -> tuple[AdaptiveLimiter, str]:
     """A shard's limiter, started at the running shards' rate or its share of a remembered rate; and why."""
     if rates is not None:
         rate, slow_start = rates.start_rate(initial_rate, remembered)
@@ -218,7 +228,8 @@ def start_limiter(rates: ShardRates | None, remembered: float | None, shard_coun
            else "its share of the rate remembered for this model and inference units")
     limiter = AdaptiveLimiter(initial_rate=min(max_rate, max(0.5, rate)), slow_start=slow_start, max_rate=max_rate,
                               max_concurrency=max_concurrency,
-                              slow_start_growth=FROM_MEMORY_GROWTH if remembered and slow_start else 2.0)
+                              slow_start_growth=FROM_MEMORY_GROWTH if remembered and slow_start else 2.0,
+                              **limiter_options)
     return limiter, why
 
 

@@ -4,8 +4,7 @@ A Rekognition Custom Labels model serves a fixed number of transactions per seco
 unit, and nobody tells the client that number. `AdaptiveLimiter` paces calls with a token bucket
 whose rate it adapts per measurement window (AIMD with slow start):
 
-- it starts low and doubles each clean window until the first overload signal (slow start; from a
-  rate remembered for the model it grows by `slow_start_growth` instead, by half per window);
+- it starts low and grows by `slow_start_growth` each clean window until the first overload (slow start);
 - a window whose throttled share exceeds `tolerance` above the background share (the lowest share
   of the recent windows: random throttling that happens at any load), by more than chance would
   explain in a window that size, is an overload: the rate drops to the rate that sustains what
